@@ -1,0 +1,30 @@
+"""The `bus` command: one module per command group, composed here."""
+
+from __future__ import annotations
+
+import typer
+
+from bus.cli import audit, broker, connector, federation, keys, policy, provision, publish, router, tail
+
+app = typer.Typer(
+    name="bus",
+    help="European Ports Alliance intelligence bus: signed Avro alerts on Apache Kafka.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+app.add_typer(broker.app, name="broker", help="Run a local Apache Kafka broker (KRaft).")
+app.add_typer(policy.app, name="policy", help="Explain and test routing policies.")
+app.add_typer(federation.app, name="federation", help="Manage the signed federation directory.")
+app.add_typer(router.app, name="router", help="Run the policy router.")
+app.add_typer(audit.app, name="audit", help="Inspect the hash-chained audit trail.")
+app.add_typer(connector.app, name="connector", help="Run connectors.")
+keys.register(app)
+publish.register(app)
+tail.register(app)
+provision.register(app)
+
+
+def main() -> None:
+    app()
