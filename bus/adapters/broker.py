@@ -1,0 +1,310 @@
+"""A local, single-node Apache Kafka broker (KRaft) run from the official jars.
+
+No Docker: the jars come from Maven Central through `kafka-pom.xml` next to
+this file (`mvn dependency:copy-dependencies`), are cached once per machine,
+and the broker runs as `java -cp 'libs/*' kafka.Kafka server.properties`.
+Everything the broker writes (data, logs, pid) lives under one directory.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bus.core.errors import BusError
+
+POM = Path(__file__).with_name("kafka-pom.xml")
+KAFKA_VERSION = "4.1.0"
+DEFAULT_HEAP = "512m"
+ADMIN_USER = "admin"
+
+
+class BrokerError(BusError):
+    """The local broker could not be fetched, started or stopped."""
+
+
+def jar_cache_dir() -> Path:
+    base = os.environ.get("BUS_KAFKA_CACHE") or Path.home() / ".cache" / "epa-bus"
+    return Path(base) / f"kafka-{KAFKA_VERSION}" / "libs"
+
+
+def ensure_jars(echo=print) -> Path:
+    """Fetch the Kafka jars with Maven on first use; return the libs directory."""
+    libs = jar_cache_dir()
+    marker = libs / ".complete"
+    if marker.exists():
+        return libs
+    if shutil.which("mvn") is None:
+        raise BrokerError("Maven (mvn) is needed once to fetch the Apache Kafka jars")
+    if shutil.which("java") is None:
+        raise BrokerError("Java 17+ is needed to run the Apache Kafka broker")
+    echo(f"fetching Apache Kafka {KAFKA_VERSION} jars from Maven Central into {libs} ...")
+    libs.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        "mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
+        f"-DoutputDirectory={libs}", "-DincludeScope=runtime",
+        f"-Dkafka.version={KAFKA_VERSION}",
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BrokerError(f"mvn failed ({result.returncode}):\n{result.stdout}{result.stderr}")
+    marker.write_text(KAFKA_VERSION)
+    return libs
+
+
+def port_is_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LocalBroker:
+    """One KRaft node acting as both broker and controller, on loopback."""
+
+    directory: Path
+    port: int = 9092
+    secure: bool = False
+    heap: str = DEFAULT_HEAP
+    host: str = "127.0.0.1"
+    controller_port: int = field(default=0)
+
+    def __post_init__(self) -> None:
+        self.directory = Path(self.directory).resolve()
+        if not self.controller_port:
+            self.controller_port = self.port + 1
+
+    # paths -----------------------------------------------------------------
+    @property
+    def data_dir(self) -> Path:
+        return self.directory / "data"
+
+    @property
+    def log_file(self) -> Path:
+        return self.directory / "logs" / "server.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.directory / "broker.pid"
+
+    @property
+    def admin_password_file(self) -> Path:
+        return self.directory / "admin.password"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    # configuration ---------------------------------------------------------
+    def _server_properties(self) -> str:
+        proto = "SASL_PLAINTEXT" if self.secure else "PLAINTEXT"
+        lines = [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.bootstrap.servers={self.host}:{self.controller_port}",
+            f"listeners=CLIENT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}",
+            f"advertised.listeners=CLIENT://{self.host}:{self.port}",
+            "controller.listener.names=CONTROLLER",
+            f"listener.security.protocol.map=CLIENT:{proto},CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name=CLIENT",
+            f"log.dirs={self.data_dir}",
+            "num.partitions=6",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=6",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "transaction.state.log.num.partitions=6",
+            "min.insync.replicas=1",
+            "default.replication.factor=1",
+            "group.initial.rebalance.delay.ms=0",
+            "auto.create.topics.enable=false",
+            "log.retention.hours=168",
+            "transaction.max.timeout.ms=900000",
+        ]
+        if self.secure:
+            password = self.admin_password()
+            jaas = (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required "
+                f'username="{ADMIN_USER}" password="{password}";'
+            )
+            lines += [
+                "sasl.enabled.mechanisms=SCRAM-SHA-512",
+                "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+                f"listener.name.client.scram-sha-512.sasl.jaas.config={jaas}",
+                "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                "allow.everyone.if.no.acl.found=false",
+                # The controller listener is loopback-only PLAINTEXT: its peer is this node.
+                f"super.users=User:{ADMIN_USER};User:ANONYMOUS",
+            ]
+        return "\n".join(lines) + "\n"
+
+    def _log4j_properties(self) -> str:
+        return "\n".join([
+            "status = warn",
+            "appender.file.type = RollingFile",
+            "appender.file.name = file",
+            f"appender.file.fileName = {self.log_file}",
+            f"appender.file.filePattern = {self.log_file}.%i",
+            "appender.file.layout.type = PatternLayout",
+            "appender.file.layout.pattern = [%d] %p %m (%c)%n",
+            "appender.file.policies.type = Policies",
+            "appender.file.policies.size.type = SizeBasedTriggeringPolicy",
+            "appender.file.policies.size.size = 20MB",
+            "appender.file.strategy.type = DefaultRolloverStrategy",
+            "appender.file.strategy.max = 3",
+            "rootLogger.level = INFO",
+            "rootLogger.appenderRef.file.ref = file",
+            "logger.kafka.name = kafka",
+            "logger.kafka.level = INFO",
+            "logger.state.name = state.change.logger",
+            "logger.state.level = WARN",
+            "",
+        ])
+
+    def admin_password(self) -> str:
+        """The SCRAM admin password, created once per broker directory (0600)."""
+        if self.admin_password_file.exists():
+            return self.admin_password_file.read_text().strip()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        password = secrets.token_urlsafe(24)
+        fd = os.open(self.admin_password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(password + "\n")
+        return password
+
+    def _java(self, libs: Path, main: str, *args: str, heap: str = "256m") -> list[str]:
+        return [
+            "java", f"-Xmx{heap}", f"-Xms{min_heap(heap)}", "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.directory / 'log4j2.properties'}",
+            "-cp", f"{libs}/*", main, *args,
+        ]
+
+    # lifecycle -------------------------------------------------------------
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return pid
+        return pid
+
+    def is_running(self) -> bool:
+        return self.pid() is not None
+
+    def start(self, timeout: float = 90.0, echo=print) -> None:
+        """Format storage on first start, launch the JVM, wait until it answers."""
+        if self.is_running():
+            echo(f"broker already running (pid {self.pid()}) at {self.bootstrap}")
+            return
+        if port_is_open(self.host, self.port):
+            raise BrokerError(f"port {self.port} is already in use by another process")
+        libs = ensure_jars(echo)
+        (self.directory / "logs").mkdir(parents=True, exist_ok=True)
+        props = self.directory / "server.properties"
+        props.write_text(self._server_properties())
+        (self.directory / "log4j2.properties").write_text(self._log4j_properties())
+        if not (self.data_dir / "meta.properties").exists():
+            self._format(libs, props)
+        stdout = open(self.directory / "logs" / "stdout.log", "ab")  # noqa: SIM115
+        proc = subprocess.Popen(
+            self._java(libs, "kafka.Kafka", str(props), heap=self.heap),
+            stdout=stdout, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=self.directory, start_new_session=True,
+        )
+        stdout.close()
+        self.pid_file.write_text(f"{proc.pid}\n")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise BrokerError(
+                    f"broker exited with code {proc.returncode}; see {self.log_file} and "
+                    f"{self.directory / 'logs' / 'stdout.log'}"
+                )
+            if port_is_open(self.host, self.port) and self._log_says_started():
+                return
+            time.sleep(0.3)
+        self.stop()
+        raise BrokerError(f"broker did not start within {timeout:.0f}s; see {self.log_file}")
+
+    def _log_says_started(self) -> bool:
+        try:
+            with open(self.log_file, "rb") as fh:
+                return b"Kafka Server started" in fh.read()
+        except OSError:
+            return False
+
+    def _format(self, libs: Path, props: Path) -> None:
+        cluster_id = base64_uuid()
+        args = ["format", "--standalone", "-t", cluster_id, "-c", str(props)]
+        if self.secure:
+            args += ["--add-scram", f"SCRAM-SHA-512=[name={ADMIN_USER},password={self.admin_password()}]"]
+        result = subprocess.run(
+            self._java(libs, "kafka.tools.StorageTool", *args), capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            raise BrokerError(f"formatting storage failed:\n{result.stdout}{result.stderr}")
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """SIGTERM (clean shutdown), SIGKILL if it lingers; True if a broker was stopped."""
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not _alive(pid):
+                break
+            time.sleep(0.2)
+        else:
+            os.kill(pid, signal.SIGKILL)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        # Reap it if it is our child; otherwise just probe.
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def min_heap(heap: str) -> str:
+    return "128m" if heap.endswith("m") and int(heap[:-1]) > 128 else heap
+
+
+def base64_uuid() -> str:
+    """Kafka cluster ids are URL-safe base64 UUIDs without padding."""
+    import base64
+
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")

@@ -1,0 +1,135 @@
+"""Thin factories over kafka-python: every client gets the same security settings.
+
+This is the only module (with the services that compose it) that imports
+kafka; the core never does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, NoBrokersAvailable, TopicAlreadyExistsError
+
+from bus.config import KafkaSettings
+from bus.core.errors import BusError
+from bus.core.models import AlertType
+
+ALERT_TOPICS = tuple(f"alerts.{t.value}" for t in AlertType)
+AUDIT_TOPIC = "audit"
+DLQ_TOPIC = "dlq.rejected"
+REPLAY_TOPIC = "router.seen"
+
+
+class KafkaUnavailable(BusError):
+    """No broker answered at the configured bootstrap address."""
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int = 6
+    replication: int = 1
+    config: tuple[tuple[str, str], ...] = ()
+
+
+def default_topics(partitions: int = 6, replication: int = 1) -> list[TopicSpec]:
+    """Topics the bus needs regardless of partners (feeds come from the policy)."""
+    min_isr = str(min(2, replication))
+    common = (("min.insync.replicas", min_isr),)
+    return [
+        *(TopicSpec(t, partitions, replication, common) for t in ALERT_TOPICS),
+        # One partition: the audit trail is a single hash chain.
+        TopicSpec(AUDIT_TOPIC, 1, replication, (*common, ("retention.ms", "-1"))),
+        TopicSpec(DLQ_TOPIC, partitions, replication, (*common, ("retention.ms", "2592000000"))),
+        TopicSpec(
+            REPLAY_TOPIC, partitions, replication,
+            (*common, ("cleanup.policy", "compact,delete"), ("retention.ms", "1209600000")),
+        ),
+    ]
+
+
+def feed_topic_spec(topic: str, partitions: int = 6, replication: int = 1) -> TopicSpec:
+    return TopicSpec(topic, partitions, replication, (("min.insync.replicas", str(min(2, replication))),))
+
+
+def _wrap_unavailable(settings: KafkaSettings, exc: Exception) -> KafkaUnavailable:
+    return KafkaUnavailable(
+        f"cannot reach Kafka at {settings.describe()}: {exc}. Start a local broker with "
+        "`bus broker start` or point --bootstrap / BUS_BOOTSTRAP at a running cluster."
+    )
+
+
+def admin(settings: KafkaSettings, **extra: Any) -> KafkaAdminClient:
+    try:
+        return KafkaAdminClient(**settings.client_kwargs(), request_timeout_ms=15000, **extra)
+    except NoBrokersAvailable as exc:
+        raise _wrap_unavailable(settings, exc) from exc
+
+
+def producer(settings: KafkaSettings, **extra: Any) -> KafkaProducer:
+    options: dict[str, Any] = {
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 5,
+        "batch_size": 64 * 1024,
+        "max_in_flight_requests_per_connection": 5,
+        "retries": 2147483647,
+        "delivery_timeout_ms": 60000,
+    }
+    options.update(extra)
+    try:
+        return KafkaProducer(**settings.client_kwargs(), **options)
+    except NoBrokersAvailable as exc:
+        raise _wrap_unavailable(settings, exc) from exc
+
+
+def consumer(settings: KafkaSettings, *topics: str, **extra: Any) -> KafkaConsumer:
+    options: dict[str, Any] = {
+        "isolation_level": "read_committed",
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+    }
+    options.update(extra)
+    try:
+        return KafkaConsumer(*topics, **settings.client_kwargs(), **options)
+    except NoBrokersAvailable as exc:
+        raise _wrap_unavailable(settings, exc) from exc
+
+
+def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> list[str]:
+    """Create missing topics; return the names created. Existing ones are left alone."""
+    specs = list(specs)
+    client = admin(settings)
+    try:
+        existing = set(client.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        created: list[str] = []
+        for spec in missing:
+            try:
+                client.create_topics(
+                    [NewTopic(spec.name, spec.partitions, spec.replication, topic_configs=dict(spec.config))]
+                )
+                created.append(spec.name)
+            except TopicAlreadyExistsError:
+                pass
+        if missing:
+            _wait_for_topics(client, [s.name for s in missing])
+        return created
+    except KafkaError as exc:
+        raise BusError(f"could not create topics on {settings.describe()}: {exc}") from exc
+    finally:
+        client.close()
+
+
+def _wait_for_topics(client: KafkaAdminClient, names: list[str], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        described = client.describe_topics(names)
+        if all(t.get("partitions") and not t.get("error_code") for t in described):
+            return
+        time.sleep(0.2)

@@ -1,0 +1,67 @@
+"""Key files on disk: `<MEMBER>.key` (PKCS#8 PEM, 0600) and `<MEMBER>.pub` (PEM)."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+
+from bus.core.errors import KeyFileError
+from bus.core.keyring import Keyring
+from bus.core.keys import PublicKey, SigningKey
+
+MEMBER_RE = re.compile(r"^[A-Z0-9]+(-[A-Z0-9]+)*$")
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Create the file with 0600 from the start: no window where others can read it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.chmod(path, 0o600)
+
+
+def generate_keypair(member: str, out_dir: Path, *, overwrite: bool = False) -> tuple[Path, Path, SigningKey]:
+    if not MEMBER_RE.match(member):
+        raise KeyFileError(
+            f"member id {member!r} must be upper-case letters/digits separated by '-', e.g. NL-CUSTOMS"
+        )
+    key_path, pub_path = out_dir / f"{member}.key", out_dir / f"{member}.pub"
+    if key_path.exists() and not overwrite:
+        raise KeyFileError(f"{key_path} already exists; refusing to overwrite a private key")
+    signer = SigningKey.generate(member)
+    write_private(key_path, signer.to_pem())
+    pub_path.write_bytes(signer.public.to_pem())
+    return key_path, pub_path, signer
+
+
+def load_signing_key(path: Path, member: str) -> SigningKey:
+    try:
+        data = path.read_bytes()
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise KeyFileError(f"cannot read key file {path}: {exc.strerror or exc}") from exc
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KeyFileError(
+            f"{path}: private key is readable by group/others (mode {stat.S_IMODE(mode):o}); "
+            f"run `chmod 600 {path}`"
+        )
+    return SigningKey.from_pem(member, data, source=str(path))
+
+
+def load_keyring(directory: Path) -> Keyring:
+    """Every `<MEMBER>.pub` in a folder; the file name says whose key it is."""
+    if not directory.is_dir():
+        raise KeyFileError(f"keys directory {directory} does not exist")
+    ring = Keyring()
+    for pub in sorted(directory.glob("*.pub")):
+        member = pub.name.split(".")[0]
+        try:
+            ring.add(member, PublicKey.from_pem(pub.read_bytes(), source=str(pub)))
+        except OSError as exc:
+            raise KeyFileError(f"cannot read {pub}: {exc}") from exc
+    if not ring.keys:
+        raise KeyFileError(f"no *.pub files in {directory}")
+    return ring

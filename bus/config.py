@@ -1,0 +1,80 @@
+"""Connection settings shared by every client in the project.
+
+Precedence: command-line flags > environment (`BUS_*`) > a YAML config file
+(`--config` or `BUS_CONFIG`) > defaults. Secrets (SASL password) are
+`SecretStr` so they never end up in logs or reprs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bus.core.errors import BusError
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+
+SecurityProtocol = Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"]
+
+
+class KafkaSettings(BaseSettings):
+    """How to reach and authenticate to the Kafka cluster."""
+
+    model_config = SettingsConfigDict(env_prefix="BUS_", extra="ignore")
+
+    bootstrap: str = DEFAULT_BOOTSTRAP
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: str = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    client_id: str = "epa-bus"
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments common to kafka-python producers, consumers and admin."""
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap.split(","),
+            "security_protocol": self.security_protocol,
+            "client_id": self.client_id,
+        }
+        if self.security_protocol.startswith("SASL"):
+            if not self.sasl_username or self.sasl_password is None:
+                raise BusError(
+                    f"security protocol {self.security_protocol} needs a SASL username and "
+                    "password (--sasl-username/--sasl-password or BUS_SASL_USERNAME/"
+                    "BUS_SASL_PASSWORD)"
+                )
+            kwargs["sasl_mechanism"] = self.sasl_mechanism
+            kwargs["sasl_plain_username"] = self.sasl_username
+            kwargs["sasl_plain_password"] = self.sasl_password.get_secret_value()
+        if self.security_protocol in ("SSL", "SASL_SSL") and self.ssl_cafile:
+            kwargs["ssl_cafile"] = str(self.ssl_cafile)
+            kwargs["ssl_check_hostname"] = True
+        return kwargs
+
+    def describe(self) -> str:
+        """One line for logs and CLI output; never includes the password."""
+        who = f" as {self.sasl_username}" if self.sasl_username else ""
+        return f"{self.bootstrap} ({self.security_protocol}{who})"
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> KafkaSettings:
+    """Build settings from a YAML file, the environment and explicit overrides (flags)."""
+    file_values: dict[str, Any] = {}
+    path = config_file or (Path(os.environ["BUS_CONFIG"]) if os.environ.get("BUS_CONFIG") else None)
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise BusError(f"cannot read config file {path}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise BusError(f"config file {path}: expected a mapping at the top level")
+        file_values = dict(loaded.get("kafka", loaded))
+    env_values = KafkaSettings().model_dump(exclude_unset=True)
+    flags = {k: v for k, v in overrides.items() if v is not None}
+    return KafkaSettings.model_validate({**file_values, **env_values, **flags})
