@@ -1,9 +1,110 @@
-"""`bus tail` command."""
+"""`bus tail`: print a topic's records with their verification result."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.markup import escape
+
+from bus.cli._common import KafkaSettings, handle_errors, kafka_options, out
+from bus.core.models import AlertType
+from bus.services.reader import FeedReader, FeedRecord
+
+COLUMNS = "{status:<22} {time:<20} {type:<21} {producer:<20} {tlp:<12} {key:<16} {summary}"
+
+
+def record_dict(rec: FeedRecord) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "topic": rec.topic, "partition": rec.partition, "offset": rec.offset,
+        "key": rec.key.decode(errors="replace") if rec.key is not None else None,
+        "verified": rec.ok,
+    }
+    if rec.verified is not None:
+        v = rec.verified
+        base.update(key_id=v.key_id, alert=v.alert.model_dump(mode="json"))
+    if rec.error is not None:
+        base.update(reason=str(rec.error.reason), error=rec.error.detail)
+    return base
+
+
+def row(rec: FeedRecord) -> str:
+    if rec.verified is not None:
+        h = rec.verified.alert.header
+        status = "[green]✔ verified[/]"
+        fields = {
+            "time": h.created.strftime("%Y-%m-%d %H:%M:%S"), "type": h.alert_type.value,
+            "producer": h.producer, "tlp": f"TLP:{h.tlp.value}",
+            "summary": escape(h.summary[:80]),
+        }
+    else:
+        assert rec.error is not None
+        status = f"[red]✘ {rec.error.reason}[/]"
+        when = datetime.fromtimestamp(rec.timestamp_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        fields = {"time": when, "type": "?", "producer": "?", "tlp": "", "summary": escape(rec.error.detail[:80])}
+    key = (rec.key or b"").decode(errors="replace")[:16]
+    # pad the markup-free width of the status column by hand
+    plain = status.split("]", 1)[1].rsplit("[", 1)[0]
+    return status + " " * max(1, 23 - len(plain)) + COLUMNS.split(" ", 1)[1].format(key=escape(key), **fields)
+
+
+@kafka_options
+@handle_errors
+def tail(
+    topic: Annotated[str, typer.Argument(help="e.g. alerts.suspicious-container or feed.europol")],
+    keys: Annotated[
+        Path | None, typer.Option("--keys", envvar="BUS_KEYS", help="Folder of <MEMBER>.pub files.")
+    ] = None,
+    federation: Annotated[
+        Path | None, typer.Option("--federation", envvar="BUS_FEDERATION", help="Signed federation directory.")
+    ] = None,
+    authority_pub: Annotated[
+        Path | None, typer.Option("--authority-pub", envvar="BUS_AUTHORITY_PUB", help="Federation authority key.")
+    ] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-F", help="Keep waiting for new records.")] = False,
+    from_beginning: Annotated[bool, typer.Option("--from-beginning", help="Start at the oldest record.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines for machines.")] = False,
+    alert_type: Annotated[AlertType | None, typer.Option("--type", help="Only this alert type.")] = None,
+    since: Annotated[
+        datetime | None, typer.Option("--since", help="Only records written at or after this time (UTC).")
+    ] = None,
+    *,
+    settings: KafkaSettings,
+) -> None:
+    """Verify and print each record (readable table, or JSON lines with --json)."""
+    from bus.cli._resolver import resolver_from
+
+    resolver = resolver_from(keys, federation, authority_pub)
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    start_at_beginning = from_beginning or since is not None or not follow
+    if not as_json:
+        out.print(
+            "[bold]" + COLUMNS.format(status="STATUS", time="CREATED (UTC)", type="TYPE",
+                                      producer="PRODUCER", tlp="TLP", key="KEY", summary="SUMMARY") + "[/]",
+            highlight=False,
+        )
+    count = bad = 0
+    with FeedReader(settings, [topic], resolver, from_beginning=start_at_beginning,
+                    follow=follow, since=since) as reader:
+        try:
+            for rec in reader.records():
+                if alert_type and rec.verified and rec.verified.alert.alert_type != alert_type:
+                    continue
+                count += 1
+                bad += not rec.ok
+                if as_json:
+                    print(json.dumps(record_dict(rec)), flush=True)
+                else:
+                    out.print(row(rec), highlight=False, soft_wrap=True)
+        except KeyboardInterrupt:
+            pass
+    if not as_json:
+        out.print(f"[dim]{count} record(s), {bad} failed verification[/]")
 
 
 def register(app: typer.Typer) -> None:
-    """Attach this module's top-level command(s) to the root app."""
+    app.command("tail")(tail)

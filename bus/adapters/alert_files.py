@@ -1,0 +1,81 @@
+"""Read alerts from .json (one object or an array) and .jsonl files.
+
+Every problem is reported with its file, line (for JSON Lines) and field, and
+all alerts are validated before anything is published.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bus.core.errors import AlertValidationError, BusError
+from bus.core.models import BaseAlert, parse_alert
+
+MAX_FILE_BYTES = 64 * 1024 * 1024
+
+
+class AlertFileError(BusError):
+    def __init__(self, path: Path, problems: list[str]):
+        self.path = path
+        self.problems = problems
+        super().__init__(f"{path}: " + ("\n  ".join(["", *problems]) if len(problems) > 1 else problems[0]))
+
+
+@dataclass(frozen=True)
+class LocatedItem:
+    where: str  # "line 3" or "item 2" or "" for a single object
+    data: Any
+
+
+def read_items(path: Path) -> list[LocatedItem]:
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise AlertFileError(path, [f"file is larger than {MAX_FILE_BYTES} bytes"])
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise AlertFileError(path, [f"cannot read: {exc.strerror or exc}"]) from exc
+    except UnicodeDecodeError as exc:
+        raise AlertFileError(path, [f"not UTF-8 text: {exc}"]) from exc
+    if path.suffix == ".jsonl":
+        items, problems = [], []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                items.append(LocatedItem(f"line {number}", json.loads(line)))
+            except json.JSONDecodeError as exc:
+                problems.append(f"line {number}: invalid JSON ({exc.msg} at column {exc.colno})")
+        if problems:
+            raise AlertFileError(path, problems)
+        return items
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise AlertFileError(path, [f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"]) from exc
+    if isinstance(data, list):
+        return [LocatedItem(f"item {i}", item) for i, item in enumerate(data)]
+    return [LocatedItem("", data)]
+
+
+def load_alerts(path: Path, *, alert_type: str | None, producer: str | None) -> list[BaseAlert]:
+    """Parse and validate every alert in the file; raise with all problems at once."""
+    alerts: list[BaseAlert] = []
+    problems: list[str] = []
+    items = read_items(path)
+    if not items:
+        raise AlertFileError(path, ["no alerts in file"])
+    for item in items:
+        prefix = f"{item.where}: " if item.where else ""
+        if not isinstance(item.data, dict):
+            problems.append(f"{prefix}expected a JSON object, got {type(item.data).__name__}")
+            continue
+        try:
+            alerts.append(parse_alert(item.data, alert_type=alert_type, producer=producer))
+        except AlertValidationError as exc:
+            problems += [f"{prefix}{loc}: {msg}" for loc, msg in exc.errors]
+    if problems:
+        raise AlertFileError(path, problems)
+    return alerts
