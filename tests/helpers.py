@@ -1,0 +1,72 @@
+"""Small shared helpers for tests: example alerts, keys, reading topics."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from bus.config import KafkaSettings
+from bus.core.keyring import Keyring
+from bus.core.keys import SigningKey
+from bus.core.models import BaseAlert, parse_alert
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples" / "alerts"
+BUS = [sys.executable, "-m", "bus"]
+
+
+def example(name: str, producer: str = "NL-CUSTOMS", **header: Any) -> BaseAlert:
+    """A fresh copy of an example alert (new message id unless given)."""
+    data = json.loads((EXAMPLES / f"{name}.json").read_text())
+    data["header"] = {k: v for k, v in data["header"].items() if k not in ("message_id", "created", "producer")}
+    data["header"].update(header)
+    return parse_alert(data, producer=producer)
+
+
+def keyring_for(*signers: SigningKey) -> Keyring:
+    ring = Keyring()
+    for s in signers:
+        ring.add(s.member, s.public)
+    return ring
+
+
+def run_bus(*args: str, settings: KafkaSettings | None = None, env: dict[str, str] | None = None,
+            timeout: float = 120, check: bool = False) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})}
+    if settings is not None:
+        full_env["BUS_BOOTSTRAP"] = settings.bootstrap
+    result = subprocess.run([*BUS, *args], capture_output=True, text=True, env=full_env,
+                            timeout=timeout, cwd=REPO)
+    if check and result.returncode != 0:
+        raise AssertionError(f"bus {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def read_all(settings: KafkaSettings, topic: str, timeout: float = 10.0) -> list[Any]:
+    """Every committed record currently on a topic (read_committed)."""
+    import time
+
+    from kafka import TopicPartition
+
+    from bus.adapters import kafka as kafka_adapter
+
+    consumer = kafka_adapter.consumer(settings, group_id=None)
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        ends = consumer.end_offsets(parts)
+        out: list[Any] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for msgs in consumer.poll(timeout_ms=300).values():
+                out.extend(msgs)
+            if all(consumer.position(tp) >= ends[tp] for tp in parts):
+                break
+        return sorted(out, key=lambda m: (m.partition, m.offset))
+    finally:
+        consumer.close()
