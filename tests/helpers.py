@@ -46,27 +46,8 @@ def run_bus(*args: str, settings: KafkaSettings | None = None, env: dict[str, st
     return result
 
 
-def read_all(settings: KafkaSettings, topic: str, timeout: float = 10.0) -> list[Any]:
-    """Every committed record currently on a topic (read_committed)."""
-    import time
+def read_all(settings: KafkaSettings, topic: str) -> list[Any]:
+    """Every committed record currently on a topic (read_committed), in partition/offset order."""
+    from bus.adapters.kafka import read_to_end
 
-    from kafka import TopicPartition
-
-    from bus.adapters import kafka as kafka_adapter
-
-    consumer = kafka_adapter.consumer(settings, group_id=None)
-    try:
-        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        ends = consumer.end_offsets(parts)
-        out: list[Any] = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for msgs in consumer.poll(timeout_ms=300).values():
-                out.extend(msgs)
-            if all(consumer.position(tp) >= ends[tp] for tp in parts):
-                break
-        return sorted(out, key=lambda m: (m.partition, m.offset))
-    finally:
-        consumer.close()
+    return sorted(read_to_end(settings, topic), key=lambda m: (m.partition, m.offset))

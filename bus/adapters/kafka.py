@@ -7,11 +7,11 @@ kafka; the core never does.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, NoBrokersAvailable, TopicAlreadyExistsError
 
@@ -133,3 +133,31 @@ def _wait_for_topics(client: KafkaAdminClient, names: list[str], timeout: float 
         if all(t.get("partitions") and not t.get("error_code") for t in described):
             return
         time.sleep(0.2)
+
+
+def read_to_end(settings: KafkaSettings, topic: str, last: int | None = None,
+                idle_timeout: float = 5.0) -> Iterator[Any]:
+    """Every committed record of a topic up to its end as of now (`last`: only the last N
+    offsets of each partition). For state recovery, audits and tests; not for live feeds."""
+    client = consumer(settings, group_id=None, enable_auto_commit=False)
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(client.partitions_for_topic(topic) or [])]
+        if not parts:
+            return
+        client.assign(parts)
+        ends = client.end_offsets(parts)
+        for tp in parts:
+            client.seek(tp, 0 if last is None else max(0, ends[tp] - last))
+        remaining = {tp for tp in parts if ends[tp] > 0}
+        idle_since = time.monotonic()
+        while remaining:
+            batch = client.poll(timeout_ms=300)
+            for messages in batch.values():
+                yield from messages
+            if batch:
+                idle_since = time.monotonic()
+            remaining = {tp for tp in remaining if client.position(tp) < ends[tp]}
+            if not batch and time.monotonic() - idle_since > idle_timeout:
+                return  # only aborted records or markers left before the end
+    finally:
+        client.close()

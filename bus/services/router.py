@@ -170,36 +170,10 @@ class Router:
                  directory_version=getattr(resolver, "version", None))
 
     # state ---------------------------------------------------------------------
-    def _read_topic(self, topic: str, start_from_end: int | None = None):  # type: ignore[no-untyped-def]
-        """Every committed record of a topic up to its current end (for state recovery)."""
-        consumer = kafka_adapter.consumer(self.settings, group_id=None, enable_auto_commit=False)
-        try:
-            parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-            if not parts:
-                return
-            consumer.assign(parts)
-            ends = consumer.end_offsets(parts)
-            for tp in parts:
-                begin = 0 if start_from_end is None else max(0, ends[tp] - start_from_end)
-                consumer.seek(tp, begin)
-            remaining = {tp for tp in parts if ends[tp] > 0}
-            idle_since = time.monotonic()
-            while remaining:
-                batch = consumer.poll(timeout_ms=500)
-                for messages in batch.values():
-                    yield from messages
-                if batch:
-                    idle_since = time.monotonic()
-                remaining = {tp for tp in remaining if consumer.position(tp) < ends[tp]}
-                if not batch and time.monotonic() - idle_since > 5:
-                    break  # only aborted/marker records left
-        finally:
-            consumer.close()
-
     def _load_seen(self) -> dict[str, int]:
         horizon = int((self.clock() - self.options.replay_window).timestamp() * 1000)
         seen: dict[str, int] = {}
-        for msg in self._read_topic(REPLAY_TOPIC):
+        for msg in kafka_adapter.read_to_end(self.settings, REPLAY_TOPIC):
             if msg.value is None:
                 seen.pop(msg.key.decode(), None)
                 continue
@@ -211,7 +185,7 @@ class Router:
     def _load_chain_head(self) -> AuditChain:
         for window in (64, None):
             last = None
-            for msg in self._read_topic(AUDIT_TOPIC, start_from_end=window):
+            for msg in kafka_adapter.read_to_end(self.settings, AUDIT_TOPIC, last=window):
                 last = msg
             if last is not None:
                 return AuditChain.after(json.loads(last.value))

@@ -1,0 +1,175 @@
+"""Avro Single Object Encoding (SOE) with a schema set indexed by fingerprint.
+
+A value is `C3 01` + the 8-byte little-endian CRC-64-AVRO fingerprint of the
+writer schema's Parsing Canonical Form + the Avro binary body. The fingerprint
+lets a reader pick the exact writer schema without a schema registry: every
+member ships the same `schemas/avro` folder. Layout: docs/wire-format.md.
+
+Schema files: `<alert-type>.avsc` is the current schema of that alert type
+(used to encode and as reader schema); `<alert-type>.<anything>.avsc` (e.g.
+`suspicious-container.v0.avsc`) is an older writer schema that is still
+decoded and resolved to the current one. Other files (e.g. the shared
+`AlertHeader`) are only loaded when a schema references them.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastavro import schemaless_reader, schemaless_writer
+from fastavro.schema import fingerprint as avro_fingerprint
+from fastavro.schema import load_schema, to_parsing_canonical_form
+
+from bus.core.errors import BusError, SchemaError
+
+MAGIC = b"\xc3\x01"
+FINGERPRINT_SIZE = 8
+HEADER_SIZE = len(MAGIC) + FINGERPRINT_SIZE
+
+SCHEMAS_ENV = "BUS_SCHEMAS_DIR"
+DEFAULT_DIR = Path(__file__).resolve().parents[2] / "schemas" / "avro"
+
+_ALERT_FILE = re.compile(r"(?P<type>[a-z][a-z0-9]*(?:-[a-z0-9]+)*)(?P<version>\.[^/]+)?\.avsc")
+
+
+def crc64_fingerprint(schema: Any) -> bytes:
+    """CRC-64-AVRO of the Parsing Canonical Form, as the 8 bytes SOE carries.
+
+    fastavro returns the hex of the little-endian bytes (like Java's
+    `SchemaNormalization.fingerprint64` written little-endian), which is what
+    the Avro spec puts on the wire; tests pin this against the spec's vector.
+    """
+    return bytes.fromhex(avro_fingerprint(to_parsing_canonical_form(schema), "CRC-64-AVRO"))
+
+
+@dataclass(frozen=True)
+class _Writer:
+    alert_type: str
+    path: Path
+    schema: Any
+    fingerprint: bytes
+    current: bool
+
+
+class SchemaSet:
+    """All alert schemas of one folder, parsed once and indexed by fingerprint."""
+
+    def __init__(self, directory: Path | str | None = None) -> None:
+        self.directory = Path(directory) if directory is not None else default_directory()
+        if not self.directory.is_dir():
+            raise BusError(f"schema folder {self.directory} does not exist")
+        self._current: dict[str, _Writer] = {}
+        self._by_fingerprint: dict[bytes, _Writer] = {}
+        files = sorted(self.directory.glob("*.avsc"))
+        current = [f for f in files if (m := _ALERT_FILE.fullmatch(f.name)) and not m["version"]]
+        for path in current:
+            self._add(path, path.name.removesuffix(".avsc"), current=True)
+        for path in files:
+            m = _ALERT_FILE.fullmatch(path.name)
+            if m and m["version"] and m["type"] in self._current:
+                self._add(path, m["type"], current=False)
+        if not self._current:
+            raise BusError(f"no <alert-type>.avsc schemas in {self.directory}")
+
+    def _add(self, path: Path, alert_type: str, *, current: bool) -> None:
+        try:
+            schema = load_schema(str(path))
+        except Exception as exc:
+            raise BusError(f"cannot load Avro schema {path}: {exc}") from exc
+        writer = _Writer(alert_type, path, schema, crc64_fingerprint(schema), current)
+        clash = self._by_fingerprint.get(writer.fingerprint)
+        if clash is not None:
+            if clash.alert_type != alert_type:
+                raise BusError(f"{path.name} and {clash.path.name} have the same fingerprint")
+            return  # an old copy identical to the current schema adds nothing
+        self._by_fingerprint[writer.fingerprint] = writer
+        if current:
+            self._current[alert_type] = writer
+
+    @classmethod
+    def default(cls) -> SchemaSet:
+        """The shared set for `$BUS_SCHEMAS_DIR` or `<repo>/schemas/avro` (loaded once)."""
+        return _cached(str(default_directory().resolve()))
+
+    @property
+    def alert_types(self) -> frozenset[str]:
+        return frozenset(self._current)
+
+    def schema(self, alert_type: str) -> Any:
+        """The current parsed schema of an alert type."""
+        return self._writer(alert_type).schema
+
+    def fingerprint(self, alert_type: str) -> bytes:
+        """The 8 fingerprint bytes of the current schema of an alert type."""
+        return self._writer(alert_type).fingerprint
+
+    def fingerprints(self) -> dict[bytes, tuple[str, str]]:
+        """Every known fingerprint -> (alert type, schema file name)."""
+        return {fp: (w.alert_type, w.path.name) for fp, w in self._by_fingerprint.items()}
+
+    def _writer(self, alert_type: str) -> _Writer:
+        try:
+            return self._current[alert_type]
+        except KeyError:
+            raise SchemaError(f"no schema for alert type {alert_type!r}") from None
+
+    def encode(self, alert_type: str, record: dict[str, Any]) -> bytes:
+        """SOE bytes of `record` under the current schema of `alert_type`."""
+        writer = self._writer(alert_type)
+        buf = io.BytesIO()
+        buf.write(MAGIC)
+        buf.write(writer.fingerprint)
+        try:
+            # strict: a field the schema lacks would otherwise be dropped silently
+            schemaless_writer(buf, writer.schema, record, strict_allow_default=True)
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+            raise SchemaError(f"{alert_type} record does not fit its schema: {exc}") from exc
+        return buf.getvalue()
+
+    def decode(self, data: bytes) -> tuple[str, dict[str, Any]]:
+        """(alert type, record in the shape of the current schema) from SOE bytes."""
+        if len(data) < HEADER_SIZE:
+            raise SchemaError(
+                f"value is {len(data)} bytes, shorter than the {HEADER_SIZE}-byte SOE header"
+            )
+        if data[:2] != MAGIC:
+            raise SchemaError(
+                f"not Avro single-object encoding: starts with {bytes(data[:2]).hex()}, "
+                f"expected {MAGIC.hex()}"
+            )
+        fp = bytes(data[2:HEADER_SIZE])
+        writer = self._by_fingerprint.get(fp)
+        if writer is None:
+            raise SchemaError(f"unknown schema fingerprint {fp.hex()}")
+        reader = None if writer.current else self._current[writer.alert_type].schema
+        buf = io.BytesIO(data)
+        buf.seek(HEADER_SIZE)
+        try:
+            record = schemaless_reader(buf, writer.schema, reader)
+        except Exception as exc:  # untrusted bytes: any decoder failure is a bad body
+            raise SchemaError(
+                f"{writer.alert_type} body does not decode ({type(exc).__name__}: {exc})"
+            ) from None
+        if buf.tell() != len(data):
+            raise SchemaError(
+                f"{len(data) - buf.tell()} trailing bytes after the {writer.alert_type} record"
+            )
+        if not isinstance(record, dict):
+            raise SchemaError(f"{writer.path.name} is not a record schema")
+        return writer.alert_type, record
+
+
+def default_directory() -> Path:
+    env = os.environ.get(SCHEMAS_ENV)
+    return Path(env) if env else DEFAULT_DIR
+
+
+@functools.lru_cache(maxsize=8)
+def _cached(directory: str) -> SchemaSet:
+    return SchemaSet(directory)

@@ -1,0 +1,142 @@
+"""CloudEvents 1.0 Kafka protocol binding, binary content mode.
+
+The event attributes travel as `ce_*` headers so that generic CloudEvents
+tooling can route and filter without decoding Avro; the value is the Avro
+Single Object Encoding of the alert. Headers are kafka-python's
+`list[tuple[str, bytes]]`.
+
+Parsing is strict on purpose: every header value has exactly one accepted
+spelling, so the signed bytes and their meaning cannot drift apart.
+Missing or repeated headers are `SignatureError` (the signed set is
+ambiguous); present but malformed or unsupported values are `SchemaError`
+(the record is not in this wire format).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bus.core.errors import BusError, SchemaError
+from bus.core.signing import Headers, covered_values
+
+SPECVERSION = "1.0"
+CONTENT_TYPE = "application/avro"
+SOURCE_PREFIX = "urn:epa:member:"
+TYPE_PREFIX = "eu.epa.alert."
+TYPE_SUFFIX = ".v1"
+KEY_ID_HEADER = "bus_keyid"
+
+MEMBER_RE = re.compile(r"[A-Z0-9]+(?:-[A-Z0-9]+)*")
+ALERT_TYPE_RE = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
+KEY_ID_RE = re.compile(r"[0-9a-f]{32}")
+TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+
+
+@dataclass(frozen=True)
+class CloudEventMeta:
+    """The envelope as claimed by the headers (authentic only once verified)."""
+
+    id: str
+    producer: str
+    alert_type: str
+    time: datetime
+    key_id: str
+
+    @property
+    def source(self) -> str:
+        return SOURCE_PREFIX + self.producer
+
+    @property
+    def type(self) -> str:
+        return ce_type(self.alert_type)
+
+
+def ce_type(alert_type: str) -> str:
+    return f"{TYPE_PREFIX}{alert_type}{TYPE_SUFFIX}"
+
+
+def format_time(when: datetime) -> str:
+    """RFC 3339, UTC, milliseconds, `Z`: the only spelling `ce_time` accepts."""
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise BusError(f"time {when.isoformat()} has no time zone")
+    utc = when.astimezone(UTC)
+    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
+
+
+def build_headers(
+    *, message_id: uuid.UUID | str, producer: str, alert_type: str, time: datetime, key_id: str
+) -> list[tuple[str, bytes]]:
+    """The CloudEvents headers plus `bus_keyid`, in signing order (no signature yet)."""
+    if not MEMBER_RE.fullmatch(producer):
+        raise BusError(f"producer {producer!r} is not a member id")
+    if not ALERT_TYPE_RE.fullmatch(alert_type):
+        raise BusError(f"alert type {alert_type!r} is not a valid type name")
+    if not KEY_ID_RE.fullmatch(key_id):
+        raise BusError(f"key id {key_id!r} is not 32 lowercase hex digits")
+    values = {
+        "ce_specversion": SPECVERSION,
+        "ce_id": str(uuid.UUID(str(message_id))),
+        "ce_source": SOURCE_PREFIX + producer,
+        "ce_type": ce_type(alert_type),
+        "ce_time": format_time(time),
+        "content-type": CONTENT_TYPE,
+        KEY_ID_HEADER: key_id,
+    }
+    return [(name, value.encode("ascii")) for name, value in values.items()]
+
+
+def _text(name: str, raw: bytes) -> str:
+    try:
+        return raw.decode("ascii")
+    except UnicodeDecodeError:
+        raise SchemaError(f"header {name} is not ASCII") from None
+
+
+def parse_headers(headers: Headers) -> CloudEventMeta:
+    """Validate the envelope headers and return what they claim."""
+    raw = covered_values(headers)
+    values = {name: _text(name, value) for name, value in raw.items()}
+
+    if values["ce_specversion"] != SPECVERSION:
+        raise SchemaError(f"unsupported ce_specversion {values['ce_specversion']!r}")
+    if values["content-type"] != CONTENT_TYPE:
+        raise SchemaError(f"unsupported content-type {values['content-type']!r}")
+
+    ce_id = values["ce_id"]
+    try:
+        canonical = str(uuid.UUID(ce_id))
+    except ValueError:
+        canonical = None
+    if canonical != ce_id:
+        raise SchemaError(f"ce_id {ce_id!r} is not a lowercase hyphenated UUID")
+
+    source = values["ce_source"]
+    producer = source.removeprefix(SOURCE_PREFIX)
+    if not source.startswith(SOURCE_PREFIX) or not MEMBER_RE.fullmatch(producer):
+        raise SchemaError(f"ce_source {source!r} is not {SOURCE_PREFIX}<MEMBER-ID>")
+
+    type_ = values["ce_type"]
+    alert_type = type_.removeprefix(TYPE_PREFIX).removesuffix(TYPE_SUFFIX)
+    if (
+        not type_.startswith(TYPE_PREFIX)
+        or not type_.endswith(TYPE_SUFFIX)
+        or not ALERT_TYPE_RE.fullmatch(alert_type)
+    ):
+        raise SchemaError(f"ce_type {type_!r} is not {TYPE_PREFIX}<alert-type>{TYPE_SUFFIX}")
+
+    text = values["ce_time"]
+    try:
+        if not TIME_RE.fullmatch(text):
+            raise ValueError
+        time = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise SchemaError(f"ce_time {text!r} is not YYYY-MM-DDTHH:MM:SS.mmmZ") from None
+
+    key_id = values[KEY_ID_HEADER]
+    if not KEY_ID_RE.fullmatch(key_id):
+        raise SchemaError(f"{KEY_ID_HEADER} {key_id!r} is not 32 lowercase hex digits")
+
+    return CloudEventMeta(id=ce_id, producer=producer, alert_type=alert_type, time=time, key_id=key_id)
