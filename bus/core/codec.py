@@ -8,7 +8,8 @@ member ships the same `schemas/avro` folder. Layout: docs/wire-format.md.
 Schema files: `<alert-type>.avsc` is the current schema of that alert type
 (used to encode and as reader schema); `<alert-type>.<anything>.avsc` (e.g.
 `suspicious-container.v0.avsc`) is an older writer schema that is still
-decoded and resolved to the current one. Other files (e.g. the shared
+decoded and resolved to the current one; it must inline its named types, as
+references resolve to the current files. Other files (e.g. the shared
 `AlertHeader`) are only loaded when a schema references them.
 """
 

@@ -139,4 +139,6 @@ def parse_headers(headers: Headers) -> CloudEventMeta:
     if not KEY_ID_RE.fullmatch(key_id):
         raise SchemaError(f"{KEY_ID_HEADER} {key_id!r} is not 32 lowercase hex digits")
 
-    return CloudEventMeta(id=ce_id, producer=producer, alert_type=alert_type, time=time, key_id=key_id)
+    return CloudEventMeta(
+        id=ce_id, producer=producer, alert_type=alert_type, time=time, key_id=key_id
+    )
