@@ -202,6 +202,20 @@ class Member(BaseModel):
         return next((k for k in self.keys if k.key_id == key_id), None)
 
 
+class _IndexCache:
+    """Holder for the key index; always equal, so caching never changes model equality."""
+
+    __slots__ = ("entry",)
+
+    def __init__(self) -> None:
+        self.entry: tuple[tuple[Member, ...], dict[str, tuple[Member, MemberKey]]] | None = None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _IndexCache)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 class FederationDirectory(BaseModel):
     """The content the authority signs; also the federation's `KeyResolver`."""
 
@@ -213,7 +227,7 @@ class FederationDirectory(BaseModel):
     issued_at: UtcDatetime
     members: tuple[Member, ...] = ()
 
-    _index: dict[str, tuple[Member, MemberKey]] = PrivateAttr(default_factory=dict)
+    _cache: _IndexCache = PrivateAttr(default_factory=lambda: _IndexCache())
 
     @model_validator(mode="after")
     def _unique_ids(self) -> FederationDirectory:
@@ -232,15 +246,24 @@ class FederationDirectory(BaseModel):
                 owners[key.key_id] = member.id
         return self
 
-    def model_post_init(self, __context: Any) -> None:
-        self._index = {k.key_id: (m, k) for m in self.members for k in m.keys}
+    def _keys(self) -> dict[str, tuple[Member, MemberKey]]:
+        """key id -> (member, key), rebuilt if `members` is not the tuple it was built from.
+
+        `model_copy(update=...)` copies private attributes without re-validation, so a
+        cache tied to object identity is the only safe one.
+        """
+        entry = self._cache.entry  # one read: safe if another thread replaces it meanwhile
+        if entry is None or entry[0] is not self.members:
+            entry = (self.members, {k.key_id: (m, k) for m in self.members for k in m.keys})
+            self._cache.entry = entry
+        return entry[1]
 
     # lookups -------------------------------------------------------------------------
     def member(self, member_id: str) -> Member | None:
         return next((m for m in self.members if m.id == member_id), None)
 
     def find_key(self, key_id: str) -> tuple[Member, MemberKey] | None:
-        return self._index.get(key_id)
+        return self._keys().get(key_id)
 
     # KeyResolver ---------------------------------------------------------------------
     def resolve(self, key_id: str, producer: str, alert_type: str, created: datetime) -> PublicKey:
@@ -250,7 +273,7 @@ class FederationDirectory(BaseModel):
         valid at `created` (not-yet-valid, revoked, expired).
         """
         _require_aware(created, "created")
-        found = self._index.get(key_id)
+        found = self._keys().get(key_id)
         if found is None:
             raise UnknownKeyError(
                 f"key id {key_id!r} belongs to no member of federation directory "
