@@ -1,6 +1,7 @@
 # Two entry points for a fresh machine: `make demo` and `make test`.
 # Everything they need (venv, packages, Kafka jars) is installed on the way.
 PY      ?= python3.11
+DEMO_ARGS ?=
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
@@ -18,7 +19,7 @@ setup: $(STAMP)
 	$(BIN)/python -c "from bus.adapters.broker import ensure_jars; ensure_jars()"
 
 demo: setup
-	$(BIN)/python -m bus.demo --dir $(DEMO)
+	$(BIN)/python -m bus.demo --dir $(DEMO) $(DEMO_ARGS)
 
 demo-stop:
 	-$(BIN)/bus broker stop --dir $(DEMO)/broker

@@ -34,6 +34,7 @@ class KafkaSettings(BaseSettings):
     sasl_password: SecretStr | None = None
     ssl_cafile: Path | None = None
     client_id: str = "epa-bus"
+    bootstrap_timeout_ms: int = 10000
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments common to kafka-python producers, consumers and admin."""
@@ -41,6 +42,7 @@ class KafkaSettings(BaseSettings):
             "bootstrap_servers": self.bootstrap.split(","),
             "security_protocol": self.security_protocol,
             "client_id": self.client_id,
+            "bootstrap_timeout_ms": self.bootstrap_timeout_ms,
         }
         if self.security_protocol.startswith("SASL"):
             if not self.sasl_username or self.sasl_password is None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, NoBrokersAvailable, TopicAlreadyExistsError
+from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from bus.config import KafkaSettings
 from bus.core.errors import BusError
@@ -67,7 +67,7 @@ def _wrap_unavailable(settings: KafkaSettings, exc: Exception) -> KafkaUnavailab
 def admin(settings: KafkaSettings, **extra: Any) -> KafkaAdminClient:
     try:
         return KafkaAdminClient(**settings.client_kwargs(), request_timeout_ms=15000, **extra)
-    except NoBrokersAvailable as exc:
+    except KafkaTimeoutError as exc:
         raise _wrap_unavailable(settings, exc) from exc
 
 
@@ -84,7 +84,7 @@ def producer(settings: KafkaSettings, **extra: Any) -> KafkaProducer:
     options.update(extra)
     try:
         return KafkaProducer(**settings.client_kwargs(), **options)
-    except NoBrokersAvailable as exc:
+    except KafkaTimeoutError as exc:
         raise _wrap_unavailable(settings, exc) from exc
 
 
@@ -97,7 +97,7 @@ def consumer(settings: KafkaSettings, *topics: str, **extra: Any) -> KafkaConsum
     options.update(extra)
     try:
         return KafkaConsumer(*topics, **settings.client_kwargs(), **options)
-    except NoBrokersAvailable as exc:
+    except KafkaTimeoutError as exc:
         raise _wrap_unavailable(settings, exc) from exc
 
 

@@ -56,7 +56,7 @@ _KAFKA_PARAMS: dict[str, Any] = {
 
 def kafka_options(func: F) -> F:
     """Give a command the standard connection flags and pass it `settings: KafkaSettings`."""
-    sig = inspect.signature(func)
+    sig = inspect.signature(func, eval_str=True)
     params = [p for p in sig.parameters.values() if p.name != "settings"]
     extra = [
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ann)

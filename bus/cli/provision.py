@@ -1,9 +1,102 @@
-"""`bus provision` command."""
+"""`bus provision`: topics, SCRAM users and ACLs from the federation directory and policy."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.table import Table
+
+from bus.cli._common import KafkaSettings, err, handle_errors, kafka_options, out
+
+
+@kafka_options
+@handle_errors
+def provision(
+    federation: Annotated[
+        Path, typer.Option("--federation", envvar="BUS_FEDERATION", help="Signed federation directory.")
+    ],
+    authority_pub: Annotated[
+        Path, typer.Option("--authority-pub", envvar="BUS_AUTHORITY_PUB",
+                           help="Federation authority public key (the directory is verified).")
+    ],
+    policy: Annotated[Path, typer.Option("--policy", envvar="BUS_POLICY", help="Policy YAML file.")],
+    secrets: Annotated[
+        Path | None, typer.Option("--secrets", envvar="BUS_SECRETS",
+                                  help="YAML `users: {name: password}` (0600); BUS_SECRET_<USER> wins.")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan, change nothing.")] = False,
+    generate_missing: Annotated[
+        bool, typer.Option("--generate-missing", help="Generate passwords for users without one "
+                                                      "into the secrets file (never printed).")
+    ] = False,
+    rotate_passwords: Annotated[
+        bool, typer.Option("--rotate-passwords", help="Re-set every user's SCRAM credential from "
+                                                      "the secrets (after you changed them).")
+    ] = False,
+    partitions: Annotated[int, typer.Option("--partitions", min=1, help="Partitions per topic.")] = 6,
+    replication: Annotated[int, typer.Option("--replication", min=1, help="Replication factor.")] = 1,
+    directory_state: Annotated[
+        Path | None, typer.Option("--directory-state", help="Remember the accepted directory version "
+                                                            "here and refuse rollbacks.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The plan as JSON.")] = False,
+    *,
+    settings: KafkaSettings,
+) -> None:
+    """Make the cluster enforce partner isolation: idempotent, a second run changes nothing."""
+    from bus.adapters.federation_file import load_verified_directory
+    from bus.adapters.policy_file import load_policy
+    from bus.adapters.secrets_file import SecretsFile
+    from bus.logging import quiet
+    from bus.services.provision import provision as run_provision
+
+    quiet()
+    directory = load_verified_directory(federation, authority_pub, directory_state)
+    loaded_policy = load_policy(policy)
+    report = run_provision(
+        settings, directory, loaded_policy, SecretsFile(secrets),
+        partitions=partitions, replication=replication, dry_run=dry_run,
+        rotate_passwords=rotate_passwords, generate_missing=generate_missing,
+    )
+    plan = report.plan
+    if as_json:
+        print(json.dumps({
+            "applied": report.applied,
+            "changes": [{"action": str(c.kind), "subject": c.subject, "detail": c.detail}
+                        for c in plan.changes],
+            "warnings": list(plan.warnings),
+            "generated_passwords_for": report.generated if report.applied else [],
+        }, indent=2))
+        return
+    for warning in plan.warnings:
+        err.print(f"[yellow]note:[/] {warning}", highlight=False)
+    target = f"{settings.describe()} (directory {directory.federation_id} v{directory.version}, " \
+             f"policy {loaded_policy.revision})"
+    if plan.empty:
+        out.print(f"[green]no changes[/]: {target} already matches the plan "
+                  f"({len(report.desired.topics)} topics, {len(report.desired.users)} users, "
+                  f"{len(report.desired.acls)} ACLs)", highlight=False)
+        return
+    title = "planned changes (dry run, nothing applied)" if dry_run else "applied changes"
+    table = Table(title=title, title_justify="left")
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("action")
+    table.add_column("subject", style="bold")
+    table.add_column("detail")
+    for i, change in enumerate(plan.changes, 1):
+        table.add_row(str(i), str(change.kind), change.subject, change.detail)
+    out.print(table)
+    for user, source in sorted(report.password_sources.items()):
+        if user in report.generated:
+            source = f"generated into {secrets}" if report.applied else "to be generated"
+        out.print(f"  password for {user}: {source}", highlight=False)
+    verb = "would apply" if dry_run else "applied"
+    out.print(f"{verb} {len(plan.changes)} change(s) to {target}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
     """Attach this module's top-level command(s) to the root app."""
+    app.command("provision")(provision)

@@ -38,7 +38,7 @@ def publish(
         receipts = publisher.publish_many(alerts)
     for r in receipts:
         if as_json:
-            out.print_json(json.dumps(r.as_dict()))
+            print(json.dumps(r.as_dict()), flush=True)
         else:
             out.print(f"{r.message_id}  {r.topic}  partition={r.partition}  offset={r.offset}", highlight=False)
     err.print(f"published {len(receipts)} alert(s) as {member} (key {signer.key_id}) to {settings.bootstrap}")

@@ -112,7 +112,7 @@ def member_keys(tmp_path_factory) -> Path:
 
 
 def end_offsets(settings, topic: str) -> int:
-    return len(read_all(settings, topic, timeout=5))
+    return len(read_all(settings, topic))
 
 
 def test_cli_publish_then_tail_json_shows_verified(kafka, member_keys, tmp_path):
@@ -160,7 +160,10 @@ def bad_files(tmp_path: Path) -> list[tuple[str, Path, str, str]]:
     cases.append(("bad country", write("country.json", json.dumps(country)), "suspicious-container", "countries"))
     big = json.loads(json.dumps(good))
     big["header"]["summary"] = "x" * 100_000
-    cases.append(("oversized", write("big.json", json.dumps(big)), "suspicious-container", "summary"))
+    cases.append(("oversized alert", write("big.json", json.dumps(big)), "suspicious-container", "at most"))
+    long = json.loads(json.dumps(good))
+    long["header"]["summary"] = "x" * 600
+    cases.append(("over-long field", write("long.json", json.dumps(long)), "suspicious-container", "summary"))
     lines = write("mixed.jsonl", json.dumps(good) + "\n" + json.dumps(digit) + "\n")
     cases.append(("one bad line in a batch", lines, "suspicious-container", "line 2"))
     return cases

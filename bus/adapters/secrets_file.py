@@ -1,0 +1,143 @@
+"""SCRAM passwords for provisioning: a 0600 YAML file, overridable from the environment.
+
+File format: `users: {svc-router: "...", nl-customs: "..."}`. An environment variable
+`BUS_SECRET_<USER>` (upper case, '-' -> '_', e.g. `BUS_SECRET_NL_CUSTOMS`) wins over the
+file, so a vault or CI can inject passwords without a file. Passwords are handled as
+`SecretStr` and are never printed or logged; generated ones go only into the file, which
+must not be readable by group or others and must not be tracked by git.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import stat
+import subprocess
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import yaml
+from pydantic import SecretStr
+
+from bus.core.errors import BusError
+
+ENV_PREFIX = "BUS_SECRET_"
+PASSWORD_BYTES = 32
+
+
+class SecretsError(BusError):
+    """The secrets file is unsafe, unreadable or malformed (the message never holds a secret)."""
+
+
+def env_name(user: str) -> str:
+    return ENV_PREFIX + re.sub(r"[^A-Z0-9]", "_", user.upper())
+
+
+def generate_password() -> str:
+    """256 bits from the OS CSPRNG, URL-safe (no quoting trouble in YAML or JAAS)."""
+    return secrets.token_urlsafe(PASSWORD_BYTES)
+
+
+def _check_private(path: Path) -> None:
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise SecretsError(
+            f"{path} is accessible by group or others (mode {stat.S_IMODE(mode):04o}); "
+            f"run `chmod 600 {path}`"
+        )
+
+
+def _git_tracked_risk(path: Path) -> str | None:
+    """Why writing secrets to `path` could end up in a repository, or None if it cannot."""
+    directory = path.resolve().parent
+    if not any((p / ".git").exists() for p in (directory, *directory.parents)):
+        return None
+    try:
+        result = subprocess.run(["git", "check-ignore", "-q", str(path.resolve())],
+                                cwd=directory, capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return f"{path} is inside a git work tree and git could not confirm it is ignored"
+    if result.returncode == 0:
+        return None
+    return (f"{path} is inside a git work tree and not ignored; keep secrets outside the "
+            "repository or add the file to .gitignore")
+
+
+class SecretsFile:
+    """Passwords per user from `BUS_SECRET_<USER>` or the file (either may be absent)."""
+
+    def __init__(self, path: Path | None, env: Mapping[str, str] | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        self.env = os.environ if env is None else env
+        self._users = self._read()
+
+    def _read(self) -> dict[str, str]:
+        if self.path is None or not self.path.exists():
+            return {}
+        _check_private(self.path)
+        try:
+            data = yaml.safe_load(self.path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            # YAML errors quote the offending line, which may hold a password: say less.
+            raise SecretsError(f"cannot read secrets file {self.path}: "
+                               f"{type(exc).__name__}") from None
+        users = data.get("users", {}) if isinstance(data, dict) else None
+        if not isinstance(users, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and v for k, v in users.items()
+        ):
+            raise SecretsError(f"{self.path}: expected `users:` mapping user names to "
+                               "non-empty password strings")
+        return dict(users)
+
+    def password(self, user: str) -> SecretStr | None:
+        value = self.env.get(env_name(user)) or self._users.get(user)
+        return SecretStr(value) if value else None
+
+    def source(self, user: str) -> str:
+        """Where a user's password comes from (for reports; never the value)."""
+        if self.env.get(env_name(user)):
+            return f"${env_name(user)}"
+        if user in self._users:
+            return str(self.path)
+        return "missing"
+
+    def missing(self, users: Iterable[str]) -> list[str]:
+        return [u for u in users if self.password(u) is None]
+
+    def generate(self, users: Iterable[str]) -> list[str]:
+        """Store fresh random passwords for `users` in the file (0600); return their names."""
+        users = list(users)
+        if not users:
+            return []
+        if self.path is None:
+            raise SecretsError("--generate-missing needs --secrets FILE to store the passwords in")
+        risk = _git_tracked_risk(self.path)
+        if risk:
+            raise SecretsError(risk)
+        if self.path.exists():
+            _check_private(self.path)
+        updated = {**self._users, **{u: generate_password() for u in users}}
+        self._write(updated)
+        self._users = updated
+        return users
+
+    def _write(self, users: dict[str, str]) -> None:
+        assert self.path is not None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        body = ("# SCRAM passwords written by `bus provision --generate-missing`.\n"
+                "# Keep this file private (0600) and out of version control.\n"
+                + yaml.safe_dump({"users": dict(sorted(users.items()))}, sort_keys=False))
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(body)
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+__all__ = ["ENV_PREFIX", "SecretsError", "SecretsFile", "env_name", "generate_password"]

@@ -1,0 +1,168 @@
+"""`make demo`: the whole flow on the embedded default (a local broker).
+
+broker -> federation (authority + member keys) -> router -> three members
+publish the example alerts (and one forgery) -> two partners' feeds, verified,
+differ because of the policy -> the audit chain verifies. Every step uses the
+real `bus` command, so the output doubles as a tour of the CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.rule import Rule
+
+REPO = Path(__file__).resolve().parents[1]
+console = Console()
+
+# (member, example file) published in the demo
+PUBLICATIONS = [
+    ("NL-CUSTOMS", "examples/alerts/suspicious-container.json"),
+    ("NL-CUSTOMS", "examples/alerts/batch.jsonl"),
+    ("BE-FEDPOL", "examples/alerts/corruption-indicator.json"),
+    ("PORT-ANTWERP-BRUGES", "examples/alerts/suspicious-container.json"),
+    ("BE-FEDPOL", "examples/alerts/operation-notice.json"),
+]
+FEEDS = ["feed.europol", "feed.port-antwerp-bruges"]
+
+
+def step(title: str) -> None:
+    console.print(Rule(f"[bold cyan]{title}"))
+
+
+def bus(*args: str, env: dict[str, str], check: bool = True, quiet: bool = False) -> subprocess.CompletedProcess[str]:
+    console.print(f"[dim]$ bus {' '.join(args)}[/]", highlight=False)
+    result = subprocess.run([sys.executable, "-m", "bus", *args], env=env, text=True,
+                            capture_output=True, cwd=REPO)
+    if not quiet:
+        sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    if check and result.returncode != 0:
+        raise SystemExit(f"demo step failed: bus {' '.join(args)} (exit {result.returncode})")
+    return result
+
+
+def forged_alert(fed_dir: Path, out: Path) -> Path:
+    """An alert claiming to come from NL-CUSTOMS, signed by a key the directory does not know."""
+    from bus.adapters.keystore import generate_keypair
+
+    generate_keypair("NL-CUSTOMS", out / "forger", overwrite=True)
+    return out / "forger" / "NL-CUSTOMS.key"
+
+
+def wait_for_audit(env: dict[str, str], expected: int, timeout: float = 90.0) -> int:
+    from bus.adapters.kafka import read_to_end
+    from bus.config import KafkaSettings
+
+    settings = KafkaSettings(bootstrap=env["BUS_BOOTSTRAP"])
+    deadline = time.monotonic() + timeout
+    count = 0
+    while time.monotonic() < deadline:
+        count = sum(1 for _ in read_to_end(settings, "audit", idle_timeout=1.0))
+        if count >= expected:
+            return count
+        time.sleep(1.0)
+    return count
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dir", type=Path, default=Path("var/demo"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("BUS_DEMO_PORT", "9092")))
+    parser.add_argument("--keep", action="store_true", help="leave the broker running afterwards")
+    args = parser.parse_args(argv)
+
+    from bus.adapters.broker import LocalBroker, free_port, port_is_open
+
+    work = (REPO / args.dir).resolve() if not args.dir.is_absolute() else args.dir
+    broker = LocalBroker(work / "broker", port=args.port)
+    broker.stop()
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    port = args.port
+    if port_is_open("127.0.0.1", port):
+        port = free_port()
+        console.print(f"[yellow]port {args.port} is busy; using {port}[/]")
+    env = {**os.environ, "BUS_BOOTSTRAP": f"127.0.0.1:{port}", "NO_COLOR": os.environ.get("NO_COLOR", ""),
+           "COLUMNS": os.environ.get("COLUMNS", "160")}
+    fed = work / "federation"
+    router: subprocess.Popen[bytes] | None = None
+    try:
+        step("1. Start a local Apache Kafka broker (KRaft, official jars, no Docker)")
+        bus("broker", "start", "--dir", str(work / "broker"), "--port", str(port), env=env)
+
+        step("2. Create the federation: authority key, member keys, signed directory")
+        bus("federation", "demo", "--out", str(fed), env=env, quiet=True)
+        bus("federation", "verify", "--file", str(fed / "federation.yaml"),
+            "--authority-pub", str(fed / "authority.pub"), env=env)
+        trust = ["--federation", str(fed / "federation.yaml"), "--authority-pub", str(fed / "authority.pub")]
+
+        step("3. Start the policy router (policies/default.yaml)")
+        bus("policy", "validate", "--policy", "policies/default.yaml", env=env)
+        console.print(f"[dim]$ bus router run --policy policies/default.yaml {' '.join(trust)}  "
+                      f"(logs: {work / 'router.log'})[/]")
+        with open(work / "router.log", "wb") as log:
+            router = subprocess.Popen(
+                [sys.executable, "-m", "bus", "router", "run", "--policy", "policies/default.yaml",
+                 *trust, "--state-dir", str(work / "router")],
+                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+            )
+
+        step("4. Members publish signed alerts")
+        published = 0
+        for member, path in PUBLICATIONS:
+            result = bus("publish", "--file", path, "--member", member,
+                         "--key", str(fed / "keys" / f"{member}.key"), env=env)
+            published += sum(1 for line in result.stdout.splitlines() if line.strip())
+        console.print("[bold]A forger signs an alert as NL-CUSTOMS with a key the federation does not know:[/]")
+        forged_key = forged_alert(fed, work)
+        bus("publish", "--file", "examples/alerts/suspicious-container.json", "--member", "NL-CUSTOMS",
+            "--key", str(forged_key), env=env)
+        published += 1
+
+        step("5. The router decides; every decision is audited")
+        seen = wait_for_audit(env, published)
+        if seen < published:
+            console.print(f"[red]only {seen} of {published} alerts were routed; see {work / 'router.log'}[/]")
+            return 1
+        bus("audit", "tail", env=env)
+
+        for feed in FEEDS:
+            step(f"6. A liaison officer tails {feed} (verified end to end)")
+            bus("tail", feed, "--from-beginning", *trust, env=env)
+
+        step("7. Rejected records are kept, with their reason, on dlq.rejected")
+        dlq = bus("tail", "dlq.rejected", "--from-beginning", "--json", *trust, env=env, quiet=True)
+        for line in dlq.stdout.splitlines():
+            rec = json.loads(line)
+            console.print(f"  offset {rec['offset']}: {rec.get('reason', 'verified')} — {rec.get('error', '')}",
+                          highlight=False)
+
+        step("8. Verify the audit hash chain")
+        bus("audit", "verify", env=env)
+        console.print("[bold green]demo complete[/]")
+        return 0
+    finally:
+        if router is not None and router.poll() is None:
+            router.send_signal(signal.SIGTERM)
+            try:
+                router.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                router.kill()
+        if args.keep:
+            console.print(f"broker left running at 127.0.0.1:{port}; stop it with `make demo-stop`")
+        else:
+            broker.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,22 @@
+"""A folder of files turned into published alerts, with no loss and no duplicates.
+
+Shared by the directory-drop and EDIFACT connectors: they only say how a file
+becomes alerts (`FileHandler`); this package watches the folder, publishes in
+batches, checkpoints what Kafka acknowledged, resumes after a crash without
+re-publishing, and moves each file to done/ or failed/ with an error report.
+"""
+
+from connectors.sdk.inbox.handler import FileHandler, FileInfo, FileRejected, Row
+from connectors.sdk.inbox.pipeline import InboxPipeline, Outcome, Result
+from connectors.sdk.inbox.settings import InboxSettings
+
+__all__ = [
+    "FileHandler",
+    "FileInfo",
+    "FileRejected",
+    "InboxPipeline",
+    "InboxSettings",
+    "Outcome",
+    "Result",
+    "Row",
+]
