@@ -91,7 +91,10 @@ def provision(
     out.print(table)
     for user, source in sorted(report.password_sources.items()):
         if user in report.generated:
-            source = f"generated into {secrets}" if report.applied else "to be generated"
+            if report.applied:
+                source = f"generated into {secrets}"
+            else:
+                source = "to be generated" if generate_missing else "MISSING"
         out.print(f"  password for {user}: {source}", highlight=False)
     verb = "would apply" if dry_run else "applied"
     out.print(f"{verb} {len(plan.changes)} change(s) to {target}", highlight=False)

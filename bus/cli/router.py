@@ -43,7 +43,9 @@ def run(
         Path, typer.Option("--state-dir", envvar="BUS_ROUTER_STATE", help="Remembers the directory version.")
     ] = Path("var/router"),
     group: Annotated[str, typer.Option("--group", help="Consumer group.")] = "bus-router",
-    transactional_id: Annotated[str, typer.Option("--transactional-id", help="Kafka transactional id.")] = "bus-router-1",
+    transactional_id: Annotated[
+        str, typer.Option("--transactional-id", help="Kafka transactional id.")
+    ] = "bus-router-1",
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Records per transaction.")] = 500,
     max_age: Annotated[str, typer.Option("--max-age", help="Reject alerts created longer ago.")] = "7d",
     max_skew: Annotated[str, typer.Option("--max-skew", help="Tolerated clock skew into the future.")] = "5m",

@@ -187,7 +187,7 @@ class ProvisionReport:
     desired: ap.DesiredState
     applied: bool
     generated: list[str] = field(default_factory=list)
-    """Users whose passwords were generated (names only)."""
+    """Users without a password: generated when applied (names only, never values)."""
     password_sources: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -231,16 +231,16 @@ def provision(
                        rotate_passwords=rotate_passwords, protected_principals=protected)
         need = plan.users_needing_password()
         missing = secrets.missing(need)
+        report = ProvisionReport(plan, desired, applied=False, generated=list(missing),
+                                 password_sources={u: secrets.source(u) for u in need})
+        if dry_run or plan.empty:
+            return report
         if missing and not generate_missing:
             hints = ", ".join(f"{u} (${env_name(u)})" for u in missing)
             raise ProvisionError(
                 f"no password for {hints}: add them to the secrets file, set the environment "
                 "variables, or pass --generate-missing"
             )
-        report = ProvisionReport(plan, desired, applied=False, generated=list(missing),
-                                 password_sources={u: secrets.source(u) for u in need})
-        if dry_run or plan.empty:
-            return report
         secrets.generate(missing)
         report.password_sources = {u: secrets.source(u) for u in need}
         _apply_topics(client, plan)

@@ -73,7 +73,8 @@ def tampered_variants(record):
     flipped = bytearray(record.value)
     flipped[len(flipped) // 2] ^= 0x01
     yield "value", record.key, record.headers, bytes(flipped)
-    yield "duplicated header", record.key, [*record.headers, ("ce_source", dict(record.headers)["ce_source"])], record.value
+    duplicate = ("ce_source", dict(record.headers)["ce_source"])
+    yield "duplicated header", record.key, [*record.headers, duplicate], record.value
     yield "missing header", record.key, [(k, v) for k, v in record.headers if k != "ce_time"], record.value
     yield "missing signature", record.key, [(k, v) for k, v in record.headers if k != "bus_sig"], record.value
 
