@@ -23,7 +23,8 @@ from bus.config import KafkaSettings
 from bus.core.errors import AlertValidationError, BusError
 from bus.core.keys import SigningKey
 from bus.core.models import BaseAlert
-from bus.services.publisher import Publisher, Receipt
+from bus.core.sealing import seal
+from bus.services.publisher import MAX_RECORD_BYTES, Publisher, Receipt
 from connectors.sdk.config import PublishSettings
 from connectors.sdk.metrics import ConnectorMetrics
 from connectors.sdk.retry import Backoff
@@ -114,6 +115,17 @@ class ReliablePublisher:
             return False
         self._mark_ok()
         return True
+
+    def sealing_problems(self, alert: BaseAlert) -> list[str]:
+        """Problems only sealing reveals (encoded size, producer), as "field: message"."""
+        if alert.header.producer != self.signer.member:
+            return [f"header.producer: {alert.header.producer} is not this connector's member "
+                    f"{self.signer.member}"]
+        record = seal(alert, self.signer)
+        size = len(record.value) + len(record.key) + sum(len(k) + len(v) for k, v in record.headers)
+        if size > MAX_RECORD_BYTES:
+            return [f"alert: encoded size {size} bytes exceeds {MAX_RECORD_BYTES}"]
+        return []
 
     def publish(self, alerts: Sequence[BaseAlert], *, attempts: int | None = None) -> list[Receipt]:
         """Every alert acknowledged, in order, or KafkaDown (or AlertValidationError, not retried)."""

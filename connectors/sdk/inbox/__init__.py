@@ -6,6 +6,7 @@ batches, checkpoints what Kafka acknowledged, resumes after a crash without
 re-publishing, and moves each file to done/ or failed/ with an error report.
 """
 
+from connectors.sdk.inbox.connector import InboxConnector
 from connectors.sdk.inbox.handler import FileHandler, FileInfo, FileRejected, Row
 from connectors.sdk.inbox.pipeline import InboxPipeline, Outcome, Result
 from connectors.sdk.inbox.settings import InboxSettings
@@ -14,6 +15,7 @@ __all__ = [
     "FileHandler",
     "FileInfo",
     "FileRejected",
+    "InboxConnector",
     "InboxPipeline",
     "InboxSettings",
     "Outcome",
