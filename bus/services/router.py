@@ -86,6 +86,7 @@ class Router:
         self.schemas = SchemaSet.default()
         self.stats = RouterStats()
         self.policy, self.resolver = load()
+        self._feeds = {p.id: p.feed for p in self.policy.partners}
         self._stop = threading.Event()
         self._reload_requested = threading.Event()
         self._seen: dict[str, int] = {}
@@ -110,6 +111,9 @@ class Router:
         self.chain = self._load_chain_head()
         self._consumer = kafka_adapter.consumer(
             self.settings, group_id=opts.group_id, max_poll_records=opts.batch_size,
+            # Static membership: a restarted router takes its partitions back at once
+            # instead of waiting for the dead instance's session to expire.
+            group_instance_id=opts.transactional_id,
         )
         self._consumer.subscribe(pattern=ALERTS_PATTERN)
         log.info("router started", bootstrap=self.settings.describe(), group=opts.group_id,
@@ -142,8 +146,8 @@ class Router:
                 if self._reload_requested.is_set() or time.monotonic() >= next_reload_check:
                     self._maybe_reload(force=self._reload_requested.is_set())
                     next_reload_check = time.monotonic() + self.options.reload_interval
-                if self.process_once():
-                    last_work = time.monotonic()
+                if self.process_once() or not self._consumer.assignment():
+                    last_work = time.monotonic()  # joining the group is not idleness
                 elif max_idle is not None and time.monotonic() - last_work > max_idle:
                     break
         finally:
@@ -166,6 +170,7 @@ class Router:
                 kafka_adapter.feed_topic_spec(t, self.options.partitions, self.options.replication)
                 for t in sorted(new_feeds)])
         self.policy, self.resolver = policy, resolver
+        self._feeds = {p.id: p.feed for p in policy.partners}
         log.info("reloaded", policy_version=policy.version,
                  directory_version=getattr(resolver, "version", None))
 
@@ -213,7 +218,7 @@ class Router:
                 headers = [(k, bytes(v) if v is not None else b"") for k, v in (msg.headers or [])]
                 value = msg.value if msg.value is not None else b""
                 result = route(
-                    msg.key, value, headers, resolver=self.resolver, policy=self.policy,
+                    msg.key, value, headers, resolver=self.resolver, policy=self.policy, feed_topics=self._feeds,
                     freshness=self.freshness,
                     seen=lambda mid: mid in self._seen or mid in pending_seen,
                     now=now, schemas=self.schemas,

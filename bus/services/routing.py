@@ -7,7 +7,7 @@ signature/schema/key (unseal) -> freshness (future, stale, expired) -> replay
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -74,12 +74,16 @@ def route(
     *,
     resolver: KeyResolver,
     policy: Policy,
+    feed_topics: Mapping[str, str],
     freshness: FreshnessPolicy,
     seen: Callable[[str], bool],
     now: datetime,
     schemas: SchemaSet,
 ) -> RoutingResult:
-    """Decide what happens to one record. `seen(message_id)` answers the replay question."""
+    """Decide what happens to one record.
+
+    `feed_topics` maps partner id to feed topic; `seen(message_id)` answers the replay question.
+    """
     try:
         verified = unseal(key, value, headers, resolver, schemas)
     except VerificationError as exc:
@@ -105,5 +109,5 @@ def route(
             detail=f"message id {header.message_id} was already routed", **base,
         )
     decision = evaluate(policy, verified.alert)
-    feeds = tuple(policy.feed_topic(p) for p in decision.recipients)
+    feeds = tuple(feed_topics[p] for p in decision.recipients)
     return RoutingResult(True, decision=decision, feeds=feeds, **base)
