@@ -134,7 +134,7 @@ def routed(kafka, world):
     for label, name, producer, overrides, _ in CASES:
         alerts[label] = example(name, producer=producer, **{**NEUTRAL, **overrides})
     by_producer: dict[str, list] = {}
-    for label, alert in alerts.items():
+    for alert in alerts.values():
         by_producer.setdefault(alert.header.producer, []).append(alert)
     kafka_adapter.ensure_topics(kafka, kafka_adapter.default_topics())
     for producer, batch in by_producer.items():
@@ -188,9 +188,10 @@ def test_forwarded_records_are_byte_identical_and_verify_end_to_end(kafka, world
     lines = [json.loads(line) for line in tail.stdout.splitlines()]
     mine = [r for r in lines if r.get("alert", {}).get("header", {}).get("message_id") == str(alert.header.message_id)]
     assert len(mine) == 1 and mine[0]["verified"] is True
-    original = [m for m in read_all(kafka, "alerts.corruption-indicator")
-                if dict(m.headers)["ce_id"].decode() == str(alert.header.message_id)][0]
-    forwarded = [m for m in read_all(kafka, feed) if dict(m.headers)["ce_id"].decode() == str(alert.header.message_id)][0]
+    original = next(m for m in read_all(kafka, "alerts.corruption-indicator")
+                if dict(m.headers)["ce_id"].decode() == str(alert.header.message_id))
+    mid = str(alert.header.message_id)
+    forwarded = next(m for m in read_all(kafka, feed) if dict(m.headers)["ce_id"].decode() == mid)
     assert (forwarded.key, forwarded.value, forwarded.headers) == (original.key, original.value, original.headers)
 
 
@@ -211,7 +212,8 @@ def test_rejects_go_to_the_dead_letter_topic_with_a_reason(kafka, routed):
     assert reasons[("stale", ce_id(hostile["stale"]))] == 1
     assert reasons[("bad-schema", ce_id(hostile["junk"]))] == 1
     # the original bytes are kept
-    junk = [m for m in read_all(kafka, "dlq.rejected") if dict(m.headers).get("ce_id") == ce_id(hostile["junk"]).encode()]
+    junk_id = ce_id(hostile["junk"]).encode()
+    junk = [m for m in read_all(kafka, "dlq.rejected") if dict(m.headers).get("ce_id") == junk_id]
     assert junk[0].value == hostile["junk"].value
     # and the first copy of the replayed alert was routed once
     [first] = [e for e in audit_by_id(kafka)[ce_id(hostile["replay-first"])] if e["outcome"] == "routed"]
@@ -300,13 +302,13 @@ def test_router_stops_gracefully_on_sigterm(kafka, world, tmp_path):
             started = "router started" in line
         assert started, "".join(lines)
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
+        _out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0
     assert "router stopped" in err
-    assert json.loads([line for line in err.splitlines() if "router stopped" in line][0])["event"] == "router stopped"
+    assert json.loads(next(line for line in err.splitlines() if "router stopped" in line))["event"] == "router stopped"
 
 
 def test_policy_explain_cli_names_the_deciding_rule(world, tmp_path):
