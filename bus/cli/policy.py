@@ -12,8 +12,9 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from bus.cli._common import err, handle_errors, out
+from bus.cli._common import err, fail, handle_errors, out
 from bus.core.models import BaseAlert
 from bus.core.policy import Decision, Policy, check_case
 
@@ -39,7 +40,7 @@ def validate(policy: PolicyOpt) -> None:
     out.print(
         f"[green]valid[/]: {policy} version {p.revision}: {len(p.partners)} partners, "
         f"{len(p.rules)} rules",
-        highlight=False,
+        highlight=False, soft_wrap=True,
     )
 
 
@@ -65,7 +66,7 @@ def _table(policy: Policy, alert: BaseAlert, decision: Decision) -> Table:
             kinds[pid],
             "[green]yes[/]" if d.delivered else "[red]no[/]",
             d.rule_id if d.delivered else d.code.value,
-            d.detail,
+            Text(d.detail),  # rule descriptions are operator text, not rich markup
         )
     return table
 
@@ -84,11 +85,16 @@ def explain(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """For every partner: delivered or not, and which rule or restriction decided it."""
-    from bus.adapters.alert_files import load_alerts, read_items
+    from bus.adapters.alert_files import AlertFileError, load_alerts, read_items
     from bus.core.policy import evaluate
 
     p = _load(policy)
-    alerts = load_alerts(alert_file, alert_type=None, producer=producer)
+    try:
+        alerts = load_alerts(alert_file, alert_type=None, producer=producer)
+    except AlertFileError as exc:
+        if producer is None and "header.producer: required" in str(exc):
+            fail(f"{exc}\nhint: the producer decides producer-excluded; pass --producer MEMBER")
+        raise
     decisions = [(a, evaluate(p, a)) for a in alerts]
     if as_json:
         docs = [
@@ -101,7 +107,7 @@ def explain(
         return
     for a, d in decisions:
         out.print(_table(p, a, d))
-        out.print(f"recipients: {', '.join(d.recipients) or '(none)'}", highlight=False)
+        out.print(f"recipients: {', '.join(d.recipients) or '(none)'}", highlight=False, soft_wrap=True)
 
 
 @app.command("test")
@@ -123,24 +129,24 @@ def test_cases(
         c = loaded.case
         result = check_case(p, c.name, loaded.alert, c.expect, c.expect_reasons)
         if result.passed:
-            out.print(f"[green]PASS[/] {c.name}", highlight=False)
+            out.print(f"[green]PASS[/] {c.name}", highlight=False, soft_wrap=True)
             continue
         failed += 1
         where = f" ({cases_file}, line {loaded.line})" if loaded.line else ""
-        out.print(f"[red]FAIL[/] {c.name}{where}", highlight=False)
-        out.print(f"     expected: {', '.join(result.expected) or '(none)'}", highlight=False)
-        out.print(f"     actual:   {', '.join(result.actual) or '(none)'}", highlight=False)
+        out.print(f"[red]FAIL[/] {c.name}{where}", highlight=False, soft_wrap=True)
+        out.print(f"     expected: {', '.join(result.expected) or '(none)'}", highlight=False, soft_wrap=True)
+        out.print(f"     actual:   {', '.join(result.actual) or '(none)'}", highlight=False, soft_wrap=True)
         per = result.decision.per_partner
         for pid in result.missing:
             out.print(f"     - {pid} not delivered: {per[pid].reason} ({per[pid].detail})",
-                      highlight=False)
+                      highlight=False, soft_wrap=True)
         for pid in result.unexpected:
             out.print(f"     + {pid} delivered: {per[pid].reason} ({per[pid].detail})",
-                      highlight=False)
+                      highlight=False, soft_wrap=True)
         for pid, (want, got) in result.wrong_reasons.items():
-            out.print(f"     ! {pid}: expected reason {want}, got {got}", highlight=False)
+            out.print(f"     ! {pid}: expected reason {want}, got {got}", highlight=False, soft_wrap=True)
     summary = f"{len(cases) - failed} passed, {failed} failed (policy {p.revision})"
     if failed:
-        err.print(f"[red]{summary}[/]", highlight=False)
+        err.print(f"[red]{summary}[/]", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
-    out.print(f"[green]{summary}[/]", highlight=False)
+    out.print(f"[green]{summary}[/]", highlight=False, soft_wrap=True)

@@ -245,7 +245,7 @@ class EmpactSelector(_Model):
             known = sorted({code for c in codes.cycles.values() for code in c.priorities})
             raise _fail(
                 "empact",
-                f"unknown EMPACT priority code {self.code!r} in every cycle; "
+                f"unknown EMPACT priority code {self.code!r} (in no cycle); "
                 f"known codes: {', '.join(known)}",
             )
         return self
@@ -541,6 +541,13 @@ class _Compiled:
             _compile_partner(p, policy.rules) for p in sorted(policy.partners, key=lambda p: p.id)
         )
         self.version = policy.revision
+
+    def __eq__(self, other: object) -> bool:
+        # A pure function of the policy's fields, which pydantic compares first: two equal
+        # policies must stay equal although each holds its own compiled form.
+        return isinstance(other, _Compiled) and other.version == self.version
+
+    __hash__ = None  # type: ignore[assignment]
 
     def evaluate(self, h: AlertHeader) -> Decision:
         cache: list[frozenset[str]] = []
