@@ -32,7 +32,7 @@ PUBLICATIONS = [
     ("PORT-ANTWERP-BRUGES", "examples/alerts/suspicious-container.json"),
     ("BE-FEDPOL", "examples/alerts/operation-notice.json"),
 ]
-FEEDS = ["feed.europol", "feed.port-antwerp-bruges"]
+FEEDS = ["feed.europol", "feed.be-customs"]
 
 
 def step(title: str) -> None:

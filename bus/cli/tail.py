@@ -14,7 +14,7 @@ from bus.cli._common import KafkaSettings, handle_errors, kafka_options, out
 from bus.core.models import AlertType
 from bus.services.reader import FeedReader, FeedRecord
 
-COLUMNS = "{status:<22} {time:<20} {type:<21} {producer:<20} {tlp:<12} {key:<16} {summary}"
+COLUMNS = "{status:<22} {time:<20} {type:<21} {producer:<20} {tlp:<17} {key:<16} {summary}"
 
 
 def record_dict(rec: FeedRecord) -> dict[str, Any]:
