@@ -42,6 +42,11 @@ class ConnectorMetrics:
             "bus_connector_ready", "1 when the connector can accept work (Kafka reachable).",
             ["connector"], registry=self.registry,
         )
+        # Series exist from the start (at 0), so dashboards and rate() work before the first event.
+        self.latency.labels(connector)
+        self.ready.labels(connector).set(0)
+        for kind in ("connect", "publish", "offsets"):
+            self.kafka_errors.labels(connector, kind)
 
     def counter(self, name: str, documentation: str, labels: list[str]) -> Counter:
         """A connector-specific counter on the same registry (gets the `connector` label)."""

@@ -68,7 +68,8 @@ class ReliablePublisher:
         *,
         factory: PublisherFactory = Publisher,
     ) -> None:
-        self.kafka = kafka
+        # kafka-python's own bootstrap wait is 30 s unless told otherwise
+        self.kafka = kafka.model_copy(update={"bootstrap_timeout_ms": int(options.connect_timeout_s * 1000)})
         self.signer = signer
         self.options = options
         self.metrics = metrics
@@ -86,7 +87,6 @@ class ReliablePublisher:
     def producer_options(self) -> dict[str, int]:
         ack_ms = int(self.options.ack_timeout_s * 1000)
         return {
-            "bootstrap_timeout_ms": int(self.options.connect_timeout_s * 1000),
             "max_block_ms": int(self.options.max_block_s * 1000),
             "request_timeout_ms": max(1000, min(30000, ack_ms - 100)),
             "delivery_timeout_ms": max(1200, ack_ms),

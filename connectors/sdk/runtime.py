@@ -110,6 +110,12 @@ class Runtime:
         idle = self.services.seconds_since_beat()
         return self._running.is_set() and idle < LIVENESS_TIMEOUT_S, {"last_progress_s": round(idle, 1)}
 
+    def is_running(self) -> bool:
+        return self._running.is_set()
+
+    def is_ready(self) -> bool:
+        return self._ready()[0]
+
     def _ready(self) -> tuple[bool, dict[str, Any]]:
         publisher = self.services.publisher
         ok, details = self.connector.readiness()
@@ -122,7 +128,10 @@ class Runtime:
         publisher = self.services.publisher
         retry = max(0.2, self.services.settings.publish.retry.initial_backoff_s)
         while not self.stop_event.is_set():
-            publisher.check()
+            try:
+                publisher.check()
+            except Exception:  # never let the watcher die silently: readiness would freeze
+                self.log.exception("kafka check failed")
             if self.stop_event.wait(KAFKA_CHECK_INTERVAL_S if publisher.kafka_ok else retry):
                 return
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
-from kafka.errors import KafkaError
+from kafka.errors import AuthorizationError, KafkaError
 
 from bus.core.errors import BusError
 from bus.core.models import BaseAlert
@@ -168,10 +168,7 @@ class InboxPipeline:
                                         scan_from=end_offsets(kafka, topics, timeout))
                 self.checkpoints.save(checkpoint)
             else:
-                wanted = {str(a.header.message_id) for a in alerts[checkpoint.acked:]}
-                already = published_ids(kafka, checkpoint.scan_from, topics, wanted, timeout)
-                self.services.log.info("resuming file", file=info.path.name, acked=checkpoint.acked,
-                                       of=len(alerts), found_on_topic=len(already))
+                already = self._already_published(info, alerts, checkpoint, topics)
         except (KafkaError, BusError) as exc:
             self.services.metrics.kafka_error("offsets")
             self.services.log.warning("kafka unavailable; file deferred", file=info.path.name, error=str(exc))
@@ -201,6 +198,24 @@ class InboxPipeline:
                 if self.settings.throttle_s:
                     self.services.stop.wait(self.settings.throttle_s)
         return result
+
+    def _already_published(self, info: FileInfo, alerts: list[BaseAlert], checkpoint: Checkpoint,
+                            topics: list[str]) -> set[str]:
+        """Ids past the checkpoint that reached Kafka anyway (crash between ack and checkpoint)."""
+        kafka = self.services.settings.kafka
+        wanted = {str(a.header.message_id) for a in alerts[checkpoint.acked:]}
+        try:
+            already = published_ids(kafka, checkpoint.scan_from, topics, wanted,
+                                    self.services.settings.publish.connect_timeout_s)
+        except AuthorizationError as exc:
+            # Members may WRITE but not READ the shared alert topics. At most the batch in
+            # flight at the crash is re-sent; its stable ids make the router drop it as a replay.
+            self.services.log.warning("cannot read the alert topics to confirm the last batch; "
+                                      "resuming from the checkpoint", file=info.path.name, error=str(exc))
+            return set()
+        self.services.log.info("resuming file", file=info.path.name, acked=checkpoint.acked,
+                               of=len(alerts), found_on_topic=len(already))
+        return already
 
     def _finish(self, info: FileInfo, outcome: Outcome, verdict: str, problems: list[str]) -> Result:
         folder = self.settings.done if outcome is Outcome.DONE else self.settings.failed

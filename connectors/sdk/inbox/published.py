@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from kafka import TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 
 from bus.adapters import kafka as kafka_adapter
 from bus.config import KafkaSettings
@@ -18,14 +18,18 @@ from connectors.sdk.inbox.checkpoint import Offsets
 ID_HEADER = "ce_id"
 
 
+def _consumer(settings: KafkaSettings, timeout_s: float) -> KafkaConsumer:
+    quick = settings.model_copy(update={"bootstrap_timeout_ms": int(timeout_s * 1000)})
+    return kafka_adapter.consumer(quick, group_id=None, request_timeout_ms=max(int(timeout_s * 1000), 5000))
+
+
 def _partitions(client: object, topic: str) -> list[TopicPartition]:
     found = client.partitions_for_topic(topic) or set()  # type: ignore[attr-defined]
     return [TopicPartition(topic, p) for p in sorted(found)]
 
 
 def end_offsets(settings: KafkaSettings, topics: Iterable[str], timeout_s: float = 10.0) -> Offsets:
-    client = kafka_adapter.consumer(settings, group_id=None, bootstrap_timeout_ms=int(timeout_s * 1000),
-                                    request_timeout_ms=max(int(timeout_s * 1000), 5000))
+    client = _consumer(settings, timeout_s)
     try:
         parts = [tp for topic in sorted(set(topics)) for tp in _partitions(client, topic)]
         ends = client.end_offsets(parts) if parts else {}
@@ -42,8 +46,7 @@ def published_ids(settings: KafkaSettings, scan_from: Offsets, topics: Iterable[
     """The subset of `wanted` message ids found on `topics` from `scan_from` to the current end."""
     if not wanted:
         return set()
-    client = kafka_adapter.consumer(settings, group_id=None, bootstrap_timeout_ms=int(timeout_s * 1000),
-                                    request_timeout_ms=max(int(timeout_s * 1000), 5000))
+    client = _consumer(settings, timeout_s)
     found: set[str] = set()
     try:
         parts = [tp for topic in sorted(set(topics)) for tp in _partitions(client, topic)]

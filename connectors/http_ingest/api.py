@@ -1,0 +1,174 @@
+"""The ingest API's logic, independent of the HTTP server that carries it.
+
+Nothing is published unless every alert of the request is valid, and 202 is
+only sent once Kafka acknowledged every alert of the request.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from bus.core.errors import AlertValidationError, BusError
+from bus.core.models import AlertType, BaseAlert, parse_alert
+from bus.services.publisher import Receipt as KafkaReceipt
+from connectors.http_ingest.auth import TokenTable
+from connectors.http_ingest.config import IngestSettings, SystemToken
+from connectors.http_ingest.schemas import BatchReceipt, FieldError, Problem, Receipt, ValidationFailure
+from connectors.sdk.publishing import KafkaDown
+from connectors.sdk.runtime import Services
+
+ALERTS_PREFIX = "/v1/alerts/"
+
+
+@dataclass
+class Response:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def encode(self) -> bytes:
+        return json.dumps(self.body, separators=(",", ":")).encode()
+
+
+def problem(status: int, error: str, detail: str, **extra: Any) -> Response:
+    return Response(status, Problem(error=error, detail=detail, **extra).model_dump(mode="json"))
+
+
+class ReceiptCache:
+    """Recently acknowledged ids: a client retrying after a lost 202 gets it again, no duplicate."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[str, Receipt] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, message_id: str) -> Receipt | None:
+        with self._lock:
+            receipt = self._items.get(message_id)
+            if receipt is not None:
+                self._items.move_to_end(message_id)
+            return receipt
+
+    def put(self, receipt: Receipt) -> None:
+        if not self.size:
+            return
+        with self._lock:
+            self._items[str(receipt.message_id)] = receipt
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+class IngestApi:
+    def __init__(self, settings: IngestSettings, tokens: TokenTable, services: Services) -> None:
+        self.settings = settings
+        self.tokens = tokens
+        self.services = services
+        self.cache = ReceiptCache(settings.dedupe_cache)
+        self.requests = services.metrics.counter(
+            "bus_connector_http_requests", "Ingest requests by system and status.", ["system", "status"])
+
+    def count(self, system: str, status: int) -> None:
+        self.requests.labels(self.services.name, system, str(status)).inc()
+
+    def authorize(self, path: str, authorization: str | None) -> tuple[SystemToken, AlertType] | Response:
+        """Checks that need only the request line and headers (before reading the body)."""
+        system = self.tokens.system_for(authorization)
+        if system is None:
+            self.services.metrics.rejected_inc("unauthorized")
+            response = problem(401, "unauthorized", "a valid `Authorization: Bearer <token>` is required")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="bus-http-ingest"'
+            return response
+        type_text = path[len(ALERTS_PREFIX):]
+        try:
+            alert_type = AlertType(type_text)
+        except ValueError:
+            valid = ", ".join(t.value for t in AlertType)
+            return problem(404, "unknown-alert-type", f"no alert type {type_text!r}; valid types: {valid}")
+        if not system.allows(alert_type):
+            self.services.metrics.rejected_inc("forbidden")
+            return problem(403, "forbidden", f"system {system.name} may not post {alert_type.value} alerts")
+        return system, alert_type
+
+    def post_alerts(self, system: SystemToken, alert_type: AlertType, content_type: str | None,
+                    body: bytes) -> Response:
+        media = (content_type or "").split(";", 1)[0].strip().lower()
+        if media != "application/json":
+            return problem(415, "unsupported-media-type", "send the alerts as Content-Type: application/json")
+        try:
+            data = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return problem(400, "invalid-json", f"request body is not JSON: {exc}")
+        batch = isinstance(data, list)
+        items = data if batch else [data]
+        if not items:
+            return self._invalid([FieldError(item=None, loc="body", msg="empty batch")])
+        if len(items) > self.settings.max_batch:
+            return problem(413, "batch-too-large",
+                           f"{len(items)} alerts in one request; at most {self.settings.max_batch}")
+        alerts, errors = self._parse(items, alert_type, batch)
+        if errors:
+            self.services.metrics.rejected_inc("invalid-alert", len({e.item for e in errors}))
+            return self._invalid(errors)
+        try:
+            receipts = self._publish(alerts)
+        except KafkaDown as exc:
+            self.services.metrics.rejected_inc("kafka-unavailable", len(alerts))
+            self.services.log.warning("kafka unavailable; request refused", system=system.name,
+                                      alerts=len(alerts), error=str(exc))
+            response = problem(503, "kafka-unavailable", f"Kafka did not acknowledge the alerts: {exc}",
+                               message_ids=[a.header.message_id for a in alerts])
+            response.headers["Retry-After"] = str(self.settings.retry_after_s)
+            return response
+        except BusError as exc:
+            self.services.log.error("publish failed", system=system.name, error=str(exc))
+            return problem(500, "internal-error", str(exc))
+        self.services.log.info("alerts accepted", system=system.name, alert_type=alert_type.value,
+                               alerts=len(receipts), message_ids=[str(r.message_id) for r in receipts])
+        if batch:
+            return Response(202, BatchReceipt(receipts=receipts).model_dump(mode="json"))
+        return Response(202, receipts[0].model_dump(mode="json"))
+
+    def _parse(self, items: list[Any], alert_type: AlertType,
+               batch: bool) -> tuple[list[BaseAlert], list[FieldError]]:
+        alerts: list[BaseAlert] = []
+        errors: list[FieldError] = []
+        member = self.services.signer.member
+        for index, item in enumerate(items):
+            where = index if batch else None
+            try:
+                alert = parse_alert(item, alert_type=alert_type, producer=member)
+            except AlertValidationError as exc:
+                errors += [FieldError(item=where, loc=loc, msg=msg) for loc, msg in exc.errors]
+                continue
+            for text in self.services.publisher.sealing_problems(alert):
+                loc, _, msg = text.partition(": ")
+                errors.append(FieldError(item=where, loc=loc, msg=msg))
+            alerts.append(alert)
+        ids = [str(a.header.message_id) for a in alerts]
+        errors += [FieldError(item=i if batch else None, loc="header.message_id",
+                              msg="duplicate message id in this request")
+                   for i, mid in enumerate(ids) if ids.index(mid) != i]
+        return alerts, errors
+
+    def _publish(self, alerts: list[BaseAlert]) -> list[Receipt]:
+        cached = {str(a.header.message_id): self.cache.get(str(a.header.message_id)) for a in alerts}
+        fresh = [a for a in alerts if cached[str(a.header.message_id)] is None]
+        published = {r.message_id: _receipt(r) for r in self.services.publisher.publish(fresh)}
+        for receipt in published.values():
+            self.cache.put(receipt)
+        return [cached[mid] or published[mid] for mid in (str(a.header.message_id) for a in alerts)]
+
+    def _invalid(self, errors: list[FieldError]) -> Response:
+        items = sorted({e.item for e in errors if e.item is not None})
+        where = f" in item(s) {', '.join(map(str, items))}" if items else ""
+        body = ValidationFailure(detail=f"{len(errors)} problem(s){where}; nothing was published",
+                                 errors=errors)
+        return Response(422, body.model_dump(mode="json"))
+
+
+def _receipt(receipt: KafkaReceipt) -> Receipt:
+    return Receipt.model_validate(receipt.as_dict())
