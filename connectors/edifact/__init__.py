@@ -1,0 +1,1 @@
+"""edifact: container messages from port community systems raise suspicious-container alerts."""
