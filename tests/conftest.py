@@ -51,3 +51,27 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaSettings]:
 def unique() -> str:
     """A short unique suffix so tests on the shared broker never see each other's data."""
     return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[KafkaSettings, object]]:
+    """A second local broker with SCRAM-SHA-512 + ACLs: (admin settings, LocalBroker).
+
+    Always a LocalBroker (its admin password and ACL authorizer are part of the test),
+    started once per session on free ports and stopped at the end.
+    """
+    from pydantic import SecretStr
+
+    from bus.adapters.broker import ADMIN_USER, LocalBroker, free_port
+
+    broker = LocalBroker(tmp_path_factory.mktemp("secure-broker"), port=free_port(),
+                         controller_port=free_port(), secure=True, heap="512m")
+    broker.start()
+    try:
+        yield KafkaSettings(
+            bootstrap=broker.bootstrap, security_protocol="SASL_PLAINTEXT",
+            sasl_mechanism="SCRAM-SHA-512", sasl_username=ADMIN_USER,
+            sasl_password=SecretStr(broker.admin_password()),
+        ), broker
+    finally:
+        broker.stop()

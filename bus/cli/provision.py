@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +11,32 @@ import typer
 from rich.table import Table
 
 from bus.cli._common import KafkaSettings, err, handle_errors, kafka_options, out
+from bus.core.acl_plan import Change, ChangeKind, Plan
+
+
+def rows(plan: Plan) -> list[tuple[str, str, str]]:
+    """(action, subject, detail); grants on one resource share a row: `READ, DESCRIBE topic x`."""
+    groups: list[list[Change]] = []
+    for c in plan.changes:
+        if groups and _acl_key(c) is not None and _acl_key(c) == _acl_key(groups[-1][0]):
+            groups[-1].append(c)
+        else:
+            groups.append([c])
+    result = []
+    for group in groups:
+        first = group[0]
+        detail = first.detail
+        if first.acl is not None and len(group) > 1:
+            detail = first.acl.describe([c.acl.operation for c in group if c.acl is not None])
+        result.append((str(first.kind), first.subject, detail))
+    return result
+
+
+def _acl_key(c: Change) -> tuple[object, ...] | None:
+    if c.acl is None or c.kind not in (ChangeKind.CREATE_ACL, ChangeKind.DELETE_ACL):
+        return None
+    a = c.acl
+    return (c.kind, a.principal, a.resource_type, a.pattern, a.name, a.permission, a.host)
 
 
 @kafka_options
@@ -54,6 +81,9 @@ def provision(
     from bus.services.provision import provision as run_provision
 
     quiet()
+    # kafka-python warns on every SCRAM login over SASL_PLAINTEXT; the password itself never
+    # crosses the wire with SCRAM. docs/security.md says when to use TLS instead.
+    logging.getLogger("kafka.net.sasl.scram").setLevel(logging.ERROR)
     directory = load_verified_directory(federation, authority_pub, directory_state)
     loaded_policy = load_policy(policy)
     report = run_provision(
@@ -82,12 +112,11 @@ def provision(
         return
     title = "planned changes (dry run, nothing applied)" if dry_run else "applied changes"
     table = Table(title=title, title_justify="left")
-    table.add_column("#", justify="right", style="dim")
     table.add_column("action")
     table.add_column("subject", style="bold")
     table.add_column("detail")
-    for i, change in enumerate(plan.changes, 1):
-        table.add_row(str(i), str(change.kind), change.subject, change.detail)
+    for action, subject, detail in rows(plan):
+        table.add_row(action, subject, detail)
     out.print(table)
     for user, source in sorted(report.password_sources.items()):
         if user in report.generated:

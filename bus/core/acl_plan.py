@@ -92,10 +92,12 @@ class AclBinding:
     permission: Permission = Permission.ALLOW
     host: str = "*"
 
-    def describe(self) -> str:
+    def describe(self, operations: Sequence[Operation] = ()) -> str:
+        """`READ topic feed.x`, `WRITE topic feed.*` (several operations: `READ, DESCRIBE ...`)."""
+        ops = ", ".join(operations or [self.operation])
         pattern = "" if self.pattern is PatternType.LITERAL else "*"
         verb = "" if self.permission is Permission.ALLOW else f"{self.permission} "
-        return f"{verb}{self.operation} {self.resource_type.lower()} {self.name}{pattern}"
+        return f"{verb}{ops} {self.resource_type.lower()} {self.name}{pattern}"
 
 
 @dataclass(frozen=True)
@@ -288,6 +290,36 @@ def desired_state(
     return DesiredState(topic_plans, tuple(users), frozenset(acls), names, tuple(notes))
 
 
+_IMPLIES_DESCRIBE = {Operation.READ, Operation.WRITE, Operation.DELETE, Operation.ALTER}
+
+
+def allows(acls: Iterable[AclBinding], user: str, resource_type: ResourceType, name: str,
+           operation: Operation) -> bool:
+    """Kafka's verdict for one request under these bindings (DENY wins, no ACL = denied).
+
+    Mirrors StandardAuthorizer for the cases the bus uses: LITERAL (and `*`) and PREFIXED
+    patterns, ALL, and READ/WRITE/DELETE/ALTER implying DESCRIBE. Lets the documented
+    design be checked without a broker.
+    """
+    who = principal(user)
+
+    def matches(a: AclBinding) -> bool:
+        if a.principal not in (who, "User:*") or a.resource_type is not resource_type:
+            return False
+        prefixed = a.pattern is PatternType.PREFIXED
+        if not (name.startswith(a.name) if prefixed else a.name in (name, "*")):
+            return False
+        if a.operation in (operation, Operation.ALL):
+            return True
+        return (operation is Operation.DESCRIBE and a.permission is Permission.ALLOW
+                and a.operation in _IMPLIES_DESCRIBE)
+
+    relevant = [a for a in acls if matches(a)]
+    if any(a.permission is Permission.DENY for a in relevant):
+        return False
+    return any(a.permission is Permission.ALLOW for a in relevant)
+
+
 # -- current state and the diff --------------------------------------------------------------
 
 
@@ -366,8 +398,10 @@ def _topic_changes(desired: DesiredState, current: CurrentState) -> tuple[list[C
                 + (f", {cfg}" if cfg else ""), topic=spec))
             continue
         if state.partitions < spec.partitions:
-            changes.append(Change(ChangeKind.ADD_PARTITIONS, spec.name,
-                                  f"{state.partitions} -> {spec.partitions}", topic=spec))
+            changes.append(Change(
+                ChangeKind.ADD_PARTITIONS, spec.name,
+                f"{state.partitions} -> {spec.partitions} (new keys map to other partitions)",
+                topic=spec))
         elif state.partitions > spec.partitions:
             warnings.append(f"{spec.name} has {state.partitions} partitions, the plan says "
                             f"{spec.partitions}: Kafka cannot shrink a topic; left as is")
@@ -457,6 +491,7 @@ __all__ = [
     "TopicPlan",
     "TopicState",
     "UserPlan",
+    "allows",
     "desired_state",
     "diff",
     "group_prefix",

@@ -35,7 +35,7 @@ from bus.adapters.secrets_file import SecretsFile, env_name
 from bus.config import KafkaSettings
 from bus.core import acl_plan as ap
 from bus.core.errors import BusError
-from bus.core.policy import Policy
+from bus.core.policy import FEED_PREFIX, Policy
 from bus.core.trust import FederationDirectory
 
 log = structlog.get_logger("bus.provision")
@@ -50,7 +50,7 @@ class ProvisionError(BusError):
 
 def bus_names() -> ap.BusNames:
     return ap.BusNames(
-        alert_prefix="alerts.", feed_prefix="feed.", audit=kafka_adapter.AUDIT_TOPIC,
+        alert_prefix="alerts.", feed_prefix=FEED_PREFIX, audit=kafka_adapter.AUDIT_TOPIC,
         dlq=kafka_adapter.DLQ_TOPIC, replay=kafka_adapter.REPLAY_TOPIC,
     )
 

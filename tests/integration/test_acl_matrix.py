@@ -1,0 +1,489 @@
+"""Partner isolation enforced by a real secured broker (SCRAM-SHA-512 + StandardAuthorizer).
+
+The federation and policy are provisioned with the real `bus provision` command; then
+every cell of the matrix (principal x operation x resource) runs as a real SCRAM user and
+must give exactly the documented outcome, which must also be what the pure plan says.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from kafka import TopicPartition
+from kafka.admin import (
+    ACL,
+    ACLFilter,
+    ACLOperation,
+    ACLPermissionType,
+    ACLResourcePatternType,
+    ResourcePattern,
+    ResourcePatternFilter,
+    ResourceType,
+)
+from kafka.errors import (
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    TopicAuthorizationFailedError,
+    TransactionalIdAuthorizationFailedError,
+)
+from pydantic import SecretStr
+
+from bus.adapters import kafka as kafka_adapter
+from bus.adapters.federation_file import DemoFederation, load_verified_directory, make_demo
+from bus.adapters.policy_file import load_policy
+from bus.adapters.secrets_file import SecretsFile
+from bus.config import KafkaSettings
+from bus.core import acl_plan as ap
+from bus.core.errors import BusError
+from bus.core.trust import FederationDirectory
+from bus.services import provision as prov
+from tests.helpers import example, run_bus
+
+POLICY = """\
+version: "acl-matrix-1"
+partners:
+  - {id: EUROPOL, kind: eu-agency}
+  - {id: NL-CUSTOMS, kind: customs}
+  - {id: BE-CUSTOMS, kind: customs}
+  - {id: PORT-ROTTERDAM, kind: port-authority}
+rules:
+  - id: containers
+    match: {alert_types: [suspicious-container]}
+    deliver_to: [EUROPOL, BE-CUSTOMS, NL-CUSTOMS]
+"""
+
+FAST = {"request_timeout_ms": 5000}
+
+
+@dataclass
+class Env:
+    admin: KafkaSettings
+    fed: DemoFederation
+    policy_path: Path
+    secrets_path: Path
+    work: Path
+    broker_log: Path
+
+    def cli_env(self) -> dict[str, str]:
+        assert self.admin.sasl_username and self.admin.sasl_password
+        return {
+            "BUS_BOOTSTRAP": self.admin.bootstrap,
+            "BUS_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "BUS_SASL_USERNAME": self.admin.sasl_username,
+            "BUS_SASL_PASSWORD": self.admin.sasl_password.get_secret_value(),
+        }
+
+    def provision_args(self, policy: Path | None = None) -> list[str]:
+        return ["provision", "--federation", str(self.fed.directory_path),
+                "--authority-pub", str(self.fed.authority_pub),
+                "--policy", str(policy or self.policy_path), "--secrets", str(self.secrets_path)]
+
+    def passwords(self) -> dict[str, str]:
+        return yaml.safe_load(self.secrets_path.read_text())["users"]
+
+    def as_user(self, user: str, password: str | None = None) -> KafkaSettings:
+        if user == "anonymous":
+            return KafkaSettings(bootstrap=self.admin.bootstrap, bootstrap_timeout_ms=1500)
+        return KafkaSettings(
+            bootstrap=self.admin.bootstrap, security_protocol="SASL_PLAINTEXT",
+            sasl_username=user, bootstrap_timeout_ms=1500, client_id=f"test-{user}",
+            sasl_password=SecretStr(password or self.passwords().get(user, "no-such-user")),
+        )
+
+    def directory(self) -> FederationDirectory:
+        return load_verified_directory(self.fed.directory_path, self.fed.authority_pub)
+
+    def desired(self) -> ap.DesiredState:
+        return prov.plan_for(self.directory(), load_policy(self.policy_path))
+
+    def current(self) -> ap.CurrentState:
+        client = kafka_adapter.admin(self.admin)
+        try:
+            return prov.read_current(client, self.desired())
+        finally:
+            client.close()
+
+
+def _no_secret_in(text: str, env: Env) -> None:
+    for secret in [*env.passwords().values(), env.cli_env()["BUS_SASL_PASSWORD"]]:
+        assert secret not in text
+
+
+@pytest.fixture(scope="module")
+def env(secure_kafka, tmp_path_factory) -> Env:
+    admin, broker = secure_kafka
+    work = tmp_path_factory.mktemp("acl-matrix")
+    fed = make_demo(work / "federation")
+    policy_path = work / "policy.yaml"
+    policy_path.write_text(POLICY)
+    e = Env(admin, fed, policy_path, work / "secrets.yaml", work, broker.log_file)
+
+    # A dry run first: it prints the plan and creates nothing, not even the secrets file.
+    dry = run_bus(*e.provision_args(), "--dry-run", env=e.cli_env(), check=True)
+    assert "planned changes (dry run, nothing applied)" in dry.stdout
+    assert "create topic" in dry.stdout and "feed.be-customs" in dry.stdout
+    assert "to be generated" not in dry.stdout and "MISSING" in dry.stdout
+    assert not e.secrets_path.exists()
+    client = kafka_adapter.admin(admin)
+    try:
+        assert not [t for t in client.list_topics() if not t.startswith("__")]
+        assert set(client.describe_user_scram_credentials()) == {"admin"}
+        acls, _ = client.describe_acls(prov._ANY_ACL)
+        assert acls == []
+    finally:
+        client.close()
+
+    # Without passwords and without --generate-missing it refuses, naming users, not secrets.
+    refused = run_bus(*e.provision_args(), env=e.cli_env())
+    assert refused.returncode == 2 and "BUS_SECRET_SVC_ROUTER" in refused.stderr
+
+    applied = run_bus(*e.provision_args(), "--generate-missing", env=e.cli_env(), check=True)
+    assert "applied" in applied.stdout and "create acl" in applied.stdout
+    assert oct(e.secrets_path.stat().st_mode & 0o777) == "0o600"
+    _no_secret_in(applied.stdout + applied.stderr, e)
+    return e
+
+
+# -- the matrix ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cell:
+    who: str
+    op: str
+    resource: str
+    expected: str
+    why: str
+    group: str | None = None
+
+    def __str__(self) -> str:
+        target = f"{self.resource}@{self.group}" if self.group else self.resource
+        return f"{self.who}-{self.op}-{target}-{self.expected}"
+
+
+MATRIX = [
+    # members publish only the alert types the directory allows them
+    Cell("nl-customs", "produce", "alerts.suspicious-container", "ok", "may publish all types"),
+    Cell("port-rotterdam", "produce", "alerts.corruption-indicator", "ok", "port types"),
+    Cell("port-rotterdam", "produce", "alerts.operation-notice", "topic-denied",
+         "port authorities may not publish operation notices"),
+    Cell("terminal-operator-x", "produce", "alerts.corruption-indicator", "topic-denied",
+         "may publish suspicious-container only"),
+    # nobody but the router writes feeds, audit, dead letters
+    Cell("nl-customs", "produce", "feed.be-customs", "topic-denied", "write into another's feed"),
+    Cell("be-customs", "produce", "feed.be-customs", "topic-denied", "not even its own feed"),
+    Cell("nl-customs", "produce", "audit", "topic-denied", "cannot forge the audit trail"),
+    Cell("nl-customs", "produce", "dlq.rejected", "topic-denied", "only the router dead-letters"),
+    # Allowed to write nowhere, the auditor's idempotent producer gets no producer id at all.
+    Cell("svc-auditor", "produce", "audit", "cluster-denied", "the auditor only reads"),
+    # members read only their own feed
+    Cell("be-customs", "read", "feed.be-customs", "ok", "own feed"),
+    Cell("be-customs", "read", "feed.nl-customs", "topic-denied", "another partner's feed"),
+    Cell("terminal-operator-x", "read", "feed.port-rotterdam", "topic-denied",
+         "not a partner: no feed at all"),
+    Cell("be-customs", "read", "alerts.suspicious-container", "topic-denied",
+         "raw alerts bypass the policy"),
+    Cell("nl-customs", "read", "audit", "topic-denied", "only the auditor reads audit"),
+    Cell("nl-customs", "read", "router.seen", "topic-denied", "router state"),
+    # consumer groups only under the member's own prefix
+    Cell("be-customs", "join", "feed.be-customs", "ok", "own group prefix", "be-customs.matrix"),
+    Cell("be-customs", "join", "feed.be-customs", "group-denied", "another member's group",
+         "nl-customs.matrix"),
+    Cell("be-customs", "join", "feed.be-customs", "group-denied", "the router's group",
+         "bus-router"),
+    # service users
+    Cell("svc-auditor", "read", "audit", "ok", "auditor reads the audit trail"),
+    Cell("svc-auditor", "join", "audit", "ok", "auditor group prefix", "svc-auditor.matrix"),
+    Cell("svc-auditor", "read", "feed.europol", "topic-denied", "auditor sees decisions, not feeds"),
+    Cell("svc-router", "read", "alerts.operation-notice", "ok", "router reads alerts.*"),
+    Cell("svc-router", "produce", "feed.port-rotterdam", "ok", "router writes feed.*"),
+    Cell("svc-router", "read", "feed.europol", "topic-denied", "router never reads feeds"),
+    Cell("svc-router", "transact", "bus-router-matrix", "ok", "router transactional ids"),
+    # no impersonating the router, no admin operations
+    Cell("nl-customs", "transact", "bus-router-1", "txn-denied", "cannot fence the router"),
+    Cell("nl-customs", "create-topic", "feed.evil", "topic-denied", "no topic creation"),
+    Cell("nl-customs", "describe-acls", "kafka-cluster", "cluster-denied", "no ACL listing"),
+    # authentication
+    Cell("anonymous", "produce", "alerts.suspicious-container", "refused",
+         "plaintext client on the SASL listener"),
+    Cell("wrong-password", "read", "feed.nl-customs", "auth-failed", "wrong password"),
+    Cell("ghost", "read", "feed.nl-customs", "auth-failed", "unknown user"),
+]
+
+# What each operation needs, in ACL terms (for the cross-check against the pure plan).
+NEEDS: dict[str, list[tuple[ap.ResourceType, ap.Operation]]] = {
+    "produce": [(ap.ResourceType.TOPIC, ap.Operation.WRITE)],
+    "read": [(ap.ResourceType.TOPIC, ap.Operation.READ)],
+    "join": [(ap.ResourceType.TOPIC, ap.Operation.READ), (ap.ResourceType.GROUP, ap.Operation.READ)],
+    "transact": [(ap.ResourceType.TRANSACTIONAL_ID, ap.Operation.WRITE)],
+    "create-topic": [(ap.ResourceType.TOPIC, ap.Operation.CREATE)],
+    "describe-acls": [(ap.ResourceType.CLUSTER, ap.Operation.DESCRIBE)],
+}
+
+DENIALS: list[tuple[type[Exception], str]] = [
+    (TopicAuthorizationFailedError, "topic-denied"),
+    (GroupAuthorizationFailedError, "group-denied"),
+    (TransactionalIdAuthorizationFailedError, "txn-denied"),
+    (ClusterAuthorizationFailedError, "cluster-denied"),
+]
+
+
+@contextmanager
+def broker_says(log_file: Path) -> Iterator[Callable[[], str]]:
+    """What the broker logged meanwhile. kafka-python only reports a failed bootstrap as a
+    timeout (and races the broker's error response against its close), so the broker's own
+    words are the precise reason: the broker runs for this module alone."""
+    start = log_file.stat().st_size
+
+    def since() -> str:
+        with open(log_file, "rb") as fh:
+            fh.seek(start)
+            return fh.read().decode(errors="replace")
+
+    yield since
+
+
+def _produce(s: KafkaSettings, cell: Cell) -> None:
+    p = kafka_adapter.producer(s, max_block_ms=5000, delivery_timeout_ms=10000, **FAST)
+    try:
+        p.send(cell.resource, key=b"probe", value=b"acl-matrix probe").get(timeout=15)
+    finally:
+        p.close(timeout=2)
+
+
+def _read(s: KafkaSettings, cell: Cell) -> None:
+    c = kafka_adapter.consumer(s, group_id=None, **FAST)
+    try:
+        tps = [TopicPartition(cell.resource, 0)]
+        c.assign(tps)
+        c.beginning_offsets(tps)  # metadata + ListOffsets: DESCRIBE
+        c.seek_to_beginning()
+        for _ in range(4):  # Fetch: READ (a denial arrives within milliseconds)
+            c.poll(timeout_ms=300)
+    finally:
+        c.close()
+
+
+def _join(s: KafkaSettings, cell: Cell) -> None:
+    c = kafka_adapter.consumer(s, group_id=cell.group, **FAST)
+    try:
+        c.subscribe([cell.resource])
+        deadline = time.monotonic() + 20
+        while not c.assignment():
+            assert time.monotonic() < deadline, "joined no group within 20 s"
+            c.poll(timeout_ms=300)
+    finally:
+        c.close(autocommit=False)
+
+
+def _transact(s: KafkaSettings, cell: Cell) -> None:
+    p = kafka_adapter.producer(s, transactional_id=cell.resource, max_block_ms=5000, **FAST)
+    try:
+        p.init_transactions()
+    finally:
+        p.close(timeout=2)
+
+
+def _create_topic(s: KafkaSettings, cell: Cell) -> None:
+    client = kafka_adapter.admin(s)
+    try:
+        client.create_topics({cell.resource: {"num_partitions": 1, "replication_factor": 1}})
+    finally:
+        client.close()
+
+
+def _describe_acls(s: KafkaSettings, cell: Cell) -> None:
+    client = kafka_adapter.admin(s)
+    try:
+        client.describe_acls(prov._ANY_ACL)
+    finally:
+        client.close()
+
+
+OPS: dict[str, Callable[[KafkaSettings, Cell], None]] = {
+    "produce": _produce, "read": _read, "join": _join, "transact": _transact,
+    "create-topic": _create_topic, "describe-acls": _describe_acls,
+}
+
+
+def attempt(env: Env, cell: Cell) -> str:
+    """Run one cell as its principal; the outcome as the matrix spells it."""
+    if cell.who == "wrong-password":
+        settings = env.as_user("nl-customs", password="not-the-password")
+    else:
+        settings = env.as_user(cell.who)
+    with broker_says(env.broker_log) as broker_log:
+        try:
+            OPS[cell.op](settings, cell)
+        except Exception as exc:
+            for kind, outcome in DENIALS:
+                # The producer reports a refused InitProducerId as a KafkaError naming it.
+                if isinstance(exc, kind) or kind.__name__ in str(exc):
+                    return outcome
+            if isinstance(exc, BusError) and "cannot reach Kafka" in str(exc):
+                return connection_refusal(broker_log())
+            raise
+    return "ok"
+
+
+def connection_refusal(broker_log: str) -> str:
+    if "Failed authentication" in broker_log and "invalid credentials" in broker_log:
+        return "auth-failed"
+    if "during SASL handshake" in broker_log:
+        return "refused"  # a client that does not even try to authenticate
+    raise AssertionError(f"client could not connect, broker gave no reason:\n{broker_log[-2000:]}")
+
+
+def plan_verdict(env: Env, cell: Cell) -> str | None:
+    """What the pure plan says about the cell (None for cells about authentication)."""
+    desired = env.desired()
+    if cell.who not in {u.name for u in desired.users}:
+        return None
+    acls = desired.acls
+    for rtype, op in NEEDS[cell.op]:
+        name = cell.group if rtype is ap.ResourceType.GROUP else cell.resource
+        assert name is not None
+        if not ap.allows(acls, cell.who, rtype, name, op):
+            return "denied"
+    return "ok"
+
+
+@pytest.mark.parametrize("cell", MATRIX, ids=str)
+def test_matrix(env: Env, cell: Cell) -> None:
+    verdict = plan_verdict(env, cell)
+    if verdict is not None:
+        assert verdict == ("ok" if cell.expected == "ok" else "denied"), \
+            f"the plan disagrees with the documented design: {cell.why}"
+    assert attempt(env, cell) == cell.expected, cell.why
+
+
+# -- the real router under its own credentials ---------------------------------------------
+
+
+def test_router_end_to_end_under_acls(env: Env) -> None:
+    from bus.services.publisher import Publisher
+    from bus.services.reader import FeedReader
+    from bus.services.router import Router, RouterOptions
+
+    directory = env.directory()
+    policy = load_policy(env.policy_path)
+    router = Router(env.as_user("svc-router"), lambda: (policy, directory),
+                    options=RouterOptions(poll_timeout_ms=200, reload_interval=3600))
+    thread = threading.Thread(target=router.run, daemon=True)
+    thread.start()
+    try:
+        alert = example("suspicious-container", producer="NL-CUSTOMS")
+        # Members cannot see (so cannot create) the bus's other topics: no create_topics.
+        with Publisher(env.as_user("nl-customs"), env.fed.signers["NL-CUSTOMS"],
+                       create_topics=False) as publisher:
+            publisher.publish(alert)
+        wanted = str(alert.header.message_id)
+
+        def delivered(user: str, feed: str, timeout: float) -> bool:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                with FeedReader(env.as_user(user), [feed], directory, idle_timeout=1) as reader:
+                    ids = {str(r.verified.alert.header.message_id)
+                           for r in reader.records() if r.ok and r.verified}
+                if wanted in ids:
+                    return True
+                time.sleep(0.5)
+            return False
+
+        assert delivered("be-customs", "feed.be-customs", 60)
+        assert delivered("europol", "feed.europol", 10)
+        # The producer is excluded by the policy: its own feed does not get it.
+        assert not delivered("nl-customs", "feed.nl-customs", 3)
+        audit = [m.value for m in kafka_adapter.read_to_end(env.as_user("svc-auditor"), "audit",
+                                                            idle_timeout=2)]
+        assert any(wanted.encode() in v for v in audit)
+    finally:
+        router.stop()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert router.stats.routed >= 1
+
+
+# -- provisioning is idempotent, reconciles drift, dry-runs change nothing --------------------
+
+
+def test_second_run_changes_nothing(env: Env) -> None:
+    result = run_bus(*env.provision_args(), env=env.cli_env(), check=True)
+    assert "no changes" in result.stdout
+    assert ap.diff(env.desired(), env.current()).empty
+
+
+def test_dry_run_of_a_new_partner_changes_nothing(env: Env) -> None:
+    bigger = env.work / "policy-bigger.yaml"
+    bigger.write_text(POLICY.replace(
+        "partners:\n", "partners:\n  - {id: DE-CUSTOMS, kind: customs}\n"))
+    before = env.current()
+    result = run_bus(*env.provision_args(bigger), "--dry-run", env=env.cli_env(), check=True)
+    assert "feed.de-customs" in result.stdout and "would apply" in result.stdout
+    after = env.current()
+    assert after.acls == before.acls and after.users == before.users
+    assert set(after.topics) == set(before.topics)
+    client = kafka_adapter.admin(env.admin)
+    try:
+        assert "feed.de-customs" not in client.list_topics()
+    finally:
+        client.close()
+
+
+def test_stray_grants_are_revoked(env: Env) -> None:
+    """A hand-made grant on a bus topic (to a member, or to a stranger) is drift: removed."""
+    stray = [
+        ACL("User:nl-customs", "*", ACLOperation.READ, ACLPermissionType.ALLOW,
+            ResourcePattern(ResourceType.TOPIC, "feed.be-customs")),
+        ACL("User:mallory", "*", ACLOperation.READ, ACLPermissionType.ALLOW,
+            ResourcePattern(ResourceType.TOPIC, "feed.", ACLResourcePatternType.PREFIXED)),
+    ]
+    unrelated = ACL("User:mallory", "*", ACLOperation.READ, ACLPermissionType.ALLOW,
+                    ResourcePattern(ResourceType.TOPIC, "other.team"))
+    client = kafka_adapter.admin(env.admin)
+    try:
+        assert not client.create_acls([*stray, unrelated])["failed"]
+        deadline = time.monotonic() + 10
+        while attempt(env, Cell("nl-customs", "read", "feed.be-customs", "", "")) != "ok":
+            assert time.monotonic() < deadline, "stray grant never took effect"
+            time.sleep(0.3)
+        result = run_bus(*env.provision_args(), env=env.cli_env(), check=True)
+        assert result.stdout.count("delete acl") == 2, result.stdout
+        cell = Cell("nl-customs", "read", "feed.be-customs", "topic-denied", "revoked")
+        deadline = time.monotonic() + 10
+        while attempt(env, cell) != "topic-denied":
+            assert time.monotonic() < deadline, "stray grant survived provisioning"
+            time.sleep(0.3)
+        left, _ = client.describe_acls(ACLFilter(
+            "User:mallory", None, ACLOperation.ANY, ACLPermissionType.ANY,
+            ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY)))
+        assert [a.resource_pattern.resource_name for a in left] == ["other.team"]
+        client.delete_acls([unrelated])
+    finally:
+        client.close()
+
+
+def test_rotate_passwords(env: Env) -> None:
+    user = "terminal-operator-x"
+    old = env.passwords()[user]
+    secrets = SecretsFile(env.secrets_path)
+    secrets.generate([user])  # a new password in the file; the broker still has the old one
+    new = env.passwords()[user]
+    assert new != old
+    probe = Cell(user, "produce", "alerts.suspicious-container", "ok", "")
+    result = run_bus(*env.provision_args(), "--rotate-passwords", env=env.cli_env(), check=True)
+    assert "rotate password" in result.stdout
+    _no_secret_in(result.stdout + result.stderr, env)
+    assert attempt(env, probe) == "ok"
+    settings = env.as_user(user, password=old)
+    with broker_says(env.broker_log) as broker_log:
+        with pytest.raises(BusError, match="cannot reach Kafka"):
+            _produce(settings, probe)
+        assert connection_refusal(broker_log()) == "auth-failed"
