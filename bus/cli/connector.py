@@ -19,7 +19,7 @@ def list_connectors() -> None:
     from connectors.sdk.registry import available, summary
 
     for name in sorted(available()):
-        out.print(f"{name:<16} {summary(name)}", highlight=False)
+        out.print(f"{name:<16} {summary(name)}", highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -87,7 +87,7 @@ def token(
     from connectors.http_ingest.auth import hash_token, new_token
 
     secret = new_token()
-    out.print(f"token (give to {system}, shown once): {secret}", highlight=False, soft_wrap=True)
-    out.print("config entry (ingest.systems):", highlight=False)
-    out.print(f"  - name: {system}\n    token_sha256: {hash_token(secret)}\n"
-              "    alert_types: [suspicious-container]", highlight=False, soft_wrap=True)
+    typer.echo(f"token (give to {system}, shown once): {secret}")
+    typer.echo("config entry (ingest.systems):")
+    typer.echo(f"  - name: {system}\n    token_sha256: {hash_token(secret)}\n"
+               "    alert_types: [suspicious-container]")

@@ -1,8 +1,8 @@
 """Connector names -> classes.
 
-Built-in connectors are listed here by import path, so `bus connector list`
-does not import (and pay for) every connector; third-party connectors register
-through the `epa_bus.connectors` entry-point group without touching this file.
+Built-in connectors are listed here by import path, so running one connector
+imports only that one; third-party connectors register through the
+`epa_bus.connectors` entry-point group without touching this file.
 """
 
 from __future__ import annotations
