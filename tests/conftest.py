@@ -58,14 +58,17 @@ def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Kaf
     """A second local broker with SCRAM-SHA-512 + ACLs: (admin settings, LocalBroker).
 
     Always a LocalBroker (its admin password and ACL authorizer are part of the test),
-    started once per session on free ports and stopped at the end.
+    started once per session on free ports and stopped at the end. It also has a
+    SASL_SSL listener (`broker.tls_bootstrap`, CA in `broker.ca_file`). Provisioning owns
+    the broker's grants: a module that provisions replaces what an earlier one set up.
     """
     from pydantic import SecretStr
 
     from bus.adapters.broker import ADMIN_USER, LocalBroker, free_port
 
     broker = LocalBroker(tmp_path_factory.mktemp("secure-broker"), port=free_port(),
-                         controller_port=free_port(), secure=True, heap="512m")
+                         controller_port=free_port(), secure=True, heap="512m",
+                         tls=True, tls_port=free_port())
     broker.start()
     try:
         yield KafkaSettings(

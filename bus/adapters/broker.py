@@ -84,11 +84,16 @@ class LocalBroker:
     heap: str = DEFAULT_HEAP
     host: str = "127.0.0.1"
     controller_port: int = field(default=0)
+    tls: bool = False
+    """Also listen with TLS (SASL_SSL if secure, else SSL) on `tls_port`; see tls_certs."""
+    tls_port: int = 0
 
     def __post_init__(self) -> None:
         self.directory = Path(self.directory).resolve()
         if not self.controller_port:
             self.controller_port = self.port + 1
+        if self.tls and not self.tls_port:
+            self.tls_port = self.port + 2
 
     # paths -----------------------------------------------------------------
     @property
@@ -152,7 +157,50 @@ class LocalBroker:
                 # The controller listener is loopback-only PLAINTEXT: its peer is this node.
                 f"super.users=User:{ADMIN_USER};User:ANONYMOUS",
             ]
+        if self.tls:
+            lines = self._with_tls_listener(lines)
         return "\n".join(lines) + "\n"
+
+    # TLS listener (optional) -----------------------------------------------
+    @property
+    def tls_dir(self) -> Path:
+        return self.directory / "tls"
+
+    @property
+    def ca_file(self) -> Path:
+        """What TLS clients pass as `--ssl-cafile`."""
+        return self.tls_dir / "ca.pem"
+
+    @property
+    def tls_bootstrap(self) -> str:
+        return f"{self.host}:{self.tls_port}"
+
+    def _with_tls_listener(self, lines: list[str]) -> list[str]:
+        """Add a TLS listener next to CLIENT; certificates are made once (bus.adapters.tls_certs)."""
+        from bus.adapters.tls_certs import ensure_certificates
+
+        files = ensure_certificates(self.tls_dir, [self.host, "localhost"])
+        proto = "SASL_SSL" if self.secure else "SSL"
+        tls = f"TLS://{self.host}:{self.tls_port}"
+        extra = {
+            "listeners=": f"listeners=CLIENT://{self.host}:{self.port},{tls},"
+                          f"CONTROLLER://{self.host}:{self.controller_port}",
+            "advertised.listeners=": f"advertised.listeners=CLIENT://{self.host}:{self.port},{tls}",
+            "listener.security.protocol.map=": lines[next(
+                i for i, x in enumerate(lines) if x.startswith("listener.security.protocol.map="))
+            ] + f",TLS:{proto}",
+        }
+        out = [next((v for k, v in extra.items() if line.startswith(k)), line) for line in lines]
+        out += [
+            "listener.name.tls.ssl.keystore.type=PEM",
+            f"listener.name.tls.ssl.keystore.location={files.keystore}",
+            "listener.name.tls.ssl.client.auth=none",
+            "listener.name.tls.ssl.enabled.protocols=TLSv1.3,TLSv1.2",
+        ]
+        if self.secure:
+            jaas = next(x for x in lines if x.startswith("listener.name.client.scram-sha-512."))
+            out.append(jaas.replace("listener.name.client.", "listener.name.tls.", 1))
+        return out
 
     def _log4j_properties(self) -> str:
         return "\n".join([

@@ -70,6 +70,8 @@ class Env:
     secrets_path: Path
     work: Path
     broker_log: Path
+    tls_bootstrap: str
+    ca_file: Path
 
     def cli_env(self) -> dict[str, str]:
         assert self.admin.sasl_username and self.admin.sasl_password
@@ -123,7 +125,8 @@ def env(secure_kafka, tmp_path_factory) -> Env:
     fed = make_demo(work / "federation")
     policy_path = work / "policy.yaml"
     policy_path.write_text(POLICY)
-    e = Env(admin, fed, policy_path, work / "secrets.yaml", work, broker.log_file)
+    e = Env(admin, fed, policy_path, work / "secrets.yaml", work, broker.log_file,
+            broker.tls_bootstrap, broker.ca_file)
 
     # A dry run first: it prints the plan and creates nothing, not even the secrets file.
     dry = run_bus(*e.provision_args(), "--dry-run", env=e.cli_env(), check=True)
@@ -487,3 +490,26 @@ def test_rotate_passwords(env: Env) -> None:
         with pytest.raises(BusError, match="cannot reach Kafka"):
             _produce(settings, probe)
         assert connection_refusal(broker_log()) == "auth-failed"
+
+
+# -- the TLS listener -----------------------------------------------------------------------
+
+
+def test_tls_listener_same_grants(env: Env) -> None:
+    """SASL_SSL with the project's CA: same users, same ACLs; without the CA: no connection."""
+    def over_tls(user: str, cafile: Path | None, password: str | None = None) -> KafkaSettings:
+        return env.as_user(user, password).model_copy(update={
+            "bootstrap": env.tls_bootstrap, "security_protocol": "SASL_SSL", "ssl_cafile": cafile})
+
+    ok = Cell("nl-customs", "produce", "alerts.suspicious-container", "ok", "")
+    _produce(over_tls("nl-customs", env.ca_file), ok)
+    with pytest.raises(TopicAuthorizationFailedError):
+        _read(over_tls("nl-customs", env.ca_file), Cell("nl-customs", "read", "feed.europol", "", ""))
+    with broker_says(env.broker_log) as broker_log:
+        with pytest.raises(BusError, match="cannot reach Kafka"):
+            _produce(over_tls("nl-customs", env.ca_file, password="wrong"), ok)
+        assert connection_refusal(broker_log()) == "auth-failed"
+    with broker_says(env.broker_log) as broker_log:
+        with pytest.raises(BusError, match="cannot reach Kafka"):
+            _produce(over_tls("nl-customs", None), ok)  # the system CAs do not know ours
+        assert "SSL handshake failed" in broker_log()
