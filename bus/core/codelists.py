@@ -189,7 +189,7 @@ def codelists_directory() -> Path:
 
 def empact_codes() -> EmpactCodeList:
     """The EMPACT code list of `$BUS_CODELISTS_DIR` or `<repo>/schemas/codelists` (cached)."""
-    return _load_cached(str((codelists_directory() / EMPACT_FILE).resolve()))
+    return _load_cached(str(codelists_directory() / EMPACT_FILE))
 
 
 @functools.lru_cache(maxsize=4)
