@@ -92,7 +92,8 @@ def bus_route(settings: KafkaSettings, signer: SigningKey, n: int) -> float:
 
 def bench_router(settings: KafkaSettings, n: int) -> dict[str, float]:
     signer = SigningKey.generate("NL-CUSTOMS")
-    kafka_adapter.ensure_topics(settings, [*kafka_adapter.default_topics(), kafka_adapter.TopicSpec("bench.copy.audit", 1)])
+    audit_copy = kafka_adapter.TopicSpec("bench.copy.audit", 1)
+    kafka_adapter.ensure_topics(settings, [*kafka_adapter.default_topics(), audit_copy])
     with Publisher(settings, signer) as pub:
         pub.publish_many(_alerts(n, signer.member))
     raw_s = raw_copy(settings, "alerts.suspicious-container", n)
