@@ -32,7 +32,7 @@ class TokenTable:
             if system.token_env is not None:
                 token = os.environ.get(system.token_env, "")
                 if len(token) < MIN_TOKEN_CHARS:
-                    problems.append(f"ingest.systems[{system.name}]: environment variable {system.token_env} "
+                    problems.append(f"ingest.systems ({system.name}): environment variable {system.token_env} "
                                     f"must hold a token of at least {MIN_TOKEN_CHARS} characters")
                     continue
                 digest = hash_token(token)
