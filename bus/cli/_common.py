@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from bus.config import KafkaSettings, load_settings
 from bus.core.errors import BusError
@@ -79,7 +80,8 @@ def kafka_options(func: F) -> F:
 
 def fail(message: str, code: int = 2) -> None:
     """Print a one-line error to stderr and exit non-zero (never a traceback)."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # escape: messages quote user data and field paths like `rules[2]`, which are not markup
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
