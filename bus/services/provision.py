@@ -28,7 +28,7 @@ from kafka.admin import (
     ScramMechanism,
     UserScramCredentialUpsertion,
 )
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, SecurityDisabledError
 
 from bus.adapters import kafka as kafka_adapter
 from bus.adapters.secrets_file import SecretsFile, env_name
@@ -116,7 +116,12 @@ def read_current(client: KafkaAdminClient, desired: ap.DesiredState) -> ap.Curre
         if not info.get("error")
         and any(c["mechanism"] == SCRAM for c in info.get("credential_infos", []))
     )
-    acls, _ = client.describe_acls(_ANY_ACL)
+    try:
+        acls, _ = client.describe_acls(_ANY_ACL)
+    except SecurityDisabledError as exc:
+        raise ProvisionError(
+            "the cluster has no authorizer, so ACLs cannot isolate partners; start the broker "
+            "with `bus broker start --secure` (or configure an authorizer)") from exc
     bindings = frozenset(b for b in map(from_kafka_acl, acls) if b is not None)
     return ap.CurrentState(topics, users, bindings)
 
