@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 DEMO    := var/demo
 
-.PHONY: setup demo demo-stop test unit lint bench clean
+.PHONY: setup demo demo-secure demo-stop test unit lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -20,6 +20,9 @@ setup: $(STAMP)
 
 demo: setup
 	$(BIN)/python -m bus.demo --dir $(DEMO) $(DEMO_ARGS)
+
+demo-secure: setup
+	$(BIN)/python -m bus.demo --dir $(DEMO) --secure $(DEMO_ARGS)
 
 demo-stop:
 	-$(BIN)/bus broker stop --dir $(DEMO)/broker

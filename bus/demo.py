@@ -59,11 +59,20 @@ def forged_alert(fed_dir: Path, out: Path) -> Path:
     return out / "forger" / "NL-CUSTOMS.key"
 
 
+def as_user(env: dict[str, str], user: str, password: str) -> dict[str, str]:
+    """The environment a SCRAM principal's client would run with."""
+    return {**env, "BUS_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "BUS_SASL_USERNAME": user,
+            "BUS_SASL_PASSWORD": password}
+
+
 def wait_for_audit(env: dict[str, str], expected: int, timeout: float = 90.0) -> int:
     from bus.adapters.kafka import read_to_end
-    from bus.config import KafkaSettings
+    from bus.config import load_settings
 
-    settings = KafkaSettings(bootstrap=env["BUS_BOOTSTRAP"])
+    settings = load_settings(
+        bootstrap=env["BUS_BOOTSTRAP"], security_protocol=env.get("BUS_SECURITY_PROTOCOL"),
+        sasl_username=env.get("BUS_SASL_USERNAME"), sasl_password=env.get("BUS_SASL_PASSWORD"),
+    )
     deadline = time.monotonic() + timeout
     count = 0
     while time.monotonic() < deadline:
@@ -79,12 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=Path("var/demo"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("BUS_DEMO_PORT", "9092")))
     parser.add_argument("--keep", action="store_true", help="leave the broker running afterwards")
+    parser.add_argument("--secure", action="store_true",
+                        help="SCRAM + ACLs: provision users and grants, every client as its own principal")
     args = parser.parse_args(argv)
 
     from bus.adapters.broker import LocalBroker, free_port, port_is_open
 
     work = (REPO / args.dir).resolve() if not args.dir.is_absolute() else args.dir
-    broker = LocalBroker(work / "broker", port=args.port)
+    broker = LocalBroker(work / "broker", port=args.port, secure=args.secure)
     broker.stop()
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -98,13 +109,33 @@ def main(argv: list[str] | None = None) -> int:
     router: subprocess.Popen[bytes] | None = None
     try:
         step("1. Start a local Apache Kafka broker (KRaft, official jars, no Docker)")
-        bus("broker", "start", "--dir", str(work / "broker"), "--port", str(port), env=env)
+        bus("broker", "start", "--dir", str(work / "broker"), "--port", str(port),
+            *(["--secure"] if args.secure else []), env=env)
 
         step("2. Create the federation: authority key, member keys, signed directory")
         bus("federation", "demo", "--out", str(fed), env=env, quiet=True)
         bus("federation", "verify", "--file", str(fed / "federation.yaml"),
             "--authority-pub", str(fed / "authority.pub"), env=env)
         trust = ["--federation", str(fed / "federation.yaml"), "--authority-pub", str(fed / "authority.pub")]
+
+        admin_env = auditor_env = env
+        user_env = lambda member: env  # noqa: E731
+        if args.secure:
+            from bus.adapters.secrets_file import SecretsFile
+
+            step("2b. Provision topics, one SCRAM user per member, and ACLs (broker-enforced isolation)")
+            admin_env = as_user(env, "admin", broker.admin_password())
+            secrets_path = work / "secrets.yaml"
+            bus("provision", *trust, "--policy", "policies/default.yaml", "--secrets", str(secrets_path),
+                "--generate-missing", env=admin_env)
+            secrets = SecretsFile(secrets_path)
+
+            def user_env(member: str) -> dict[str, str]:
+                password = secrets.password(member.lower())
+                assert password is not None, member
+                return as_user(env, member.lower(), password.get_secret_value())
+
+            auditor_env = user_env("SVC-AUDITOR")
 
         step("3. Start the policy router (policies/default.yaml)")
         bus("policy", "validate", "--policy", "policies/default.yaml", env=env)
@@ -114,41 +145,48 @@ def main(argv: list[str] | None = None) -> int:
             router = subprocess.Popen(
                 [sys.executable, "-m", "bus", "router", "run", "--policy", "policies/default.yaml",
                  *trust, "--state-dir", str(work / "router")],
-                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+                env=user_env("SVC-ROUTER"), stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
             )
 
         step("4. Members publish signed alerts")
         published = 0
         for member, path in PUBLICATIONS:
             result = bus("publish", "--file", path, "--member", member,
-                         "--key", str(fed / "keys" / f"{member}.key"), env=env)
+                         "--key", str(fed / "keys" / f"{member}.key"), env=user_env(member))
             published += sum(1 for line in result.stdout.splitlines() if line.strip())
         console.print("[bold]A forger signs an alert as NL-CUSTOMS with a key the federation does not know:[/]")
         forged_key = forged_alert(fed, work)
         bus("publish", "--file", "examples/alerts/suspicious-container.json", "--member", "NL-CUSTOMS",
-            "--key", str(forged_key), env=env)
+            "--key", str(forged_key), env=user_env("NL-CUSTOMS"))
         published += 1
 
         step("5. The router decides; every decision is audited")
-        seen = wait_for_audit(env, published)
+        seen = wait_for_audit(auditor_env, published)
         if seen < published:
             console.print(f"[red]only {seen} of {published} alerts were routed; see {work / 'router.log'}[/]")
             return 1
-        bus("audit", "tail", env=env)
+        bus("audit", "tail", env=auditor_env)
 
         for feed in FEEDS:
             step(f"6. A liaison officer tails {feed} (verified end to end)")
-            bus("tail", feed, "--from-beginning", *trust, env=env)
+            bus("tail", feed, "--from-beginning", *trust, env=user_env(feed.removeprefix("feed.").upper()))
+        if args.secure:
+            console.print("[bold]BE-CUSTOMS tries to read Europol's feed; the broker refuses:[/]")
+            denied = bus("tail", "feed.europol", "--from-beginning", *trust, env=user_env("BE-CUSTOMS"),
+                         check=False)
+            if denied.returncode == 0:
+                console.print("[red]isolation failure: BE-CUSTOMS could read feed.europol[/]")
+                return 1
 
         step("7. Rejected records are kept, with their reason, on dlq.rejected")
-        dlq = bus("tail", "dlq.rejected", "--from-beginning", "--json", *trust, env=env, quiet=True)
+        dlq = bus("tail", "dlq.rejected", "--from-beginning", "--json", *trust, env=admin_env, quiet=True)
         for line in dlq.stdout.splitlines():
             rec = json.loads(line)
             console.print(f"  offset {rec['offset']}: {rec.get('reason', 'verified')} — {rec.get('error', '')}",
                           highlight=False)
 
         step("8. Verify the audit hash chain")
-        bus("audit", "verify", env=env)
+        bus("audit", "verify", env=auditor_env)
         console.print("[bold green]demo complete[/]")
         return 0
     finally:

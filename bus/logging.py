@@ -13,6 +13,7 @@ def configure(json: bool | None = None, level: str = "INFO") -> None:
     if json is None:
         json = not sys.stderr.isatty()
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(message)s")
+    logging.getLogger("kafka").setLevel(logging.NOTSET)
     renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     structlog.configure(
         processors=[
@@ -29,5 +30,7 @@ def configure(json: bool | None = None, level: str = "INFO") -> None:
 
 
 def quiet() -> None:
-    """CLI commands print their own output; keep library logs to warnings."""
+    """CLI commands print their own output; keep library logs to warnings, kafka-python's to errors
+    (it warns on every SASL_PLAINTEXT login, which the local secured broker uses by design)."""
     configure(json=False, level="WARNING")
+    logging.getLogger("kafka").setLevel(logging.ERROR)

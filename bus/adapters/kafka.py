@@ -13,7 +13,13 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+from kafka.errors import (
+    ClusterAuthorizationFailedError,
+    KafkaError,
+    KafkaTimeoutError,
+    TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
+)
 
 from bus.config import KafkaSettings
 from bus.core.errors import BusError
@@ -102,7 +108,12 @@ def consumer(settings: KafkaSettings, *topics: str, **extra: Any) -> KafkaConsum
 
 
 def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> list[str]:
-    """Create missing topics; return the names created. Existing ones are left alone."""
+    """Create missing topics; return the names created. Existing ones are left alone.
+
+    On a secured cluster a principal sees only the topics it may use and usually
+    may not create any: those are provisioned (`bus provision`), so a denied
+    create is skipped here and any real absence surfaces when the client uses it.
+    """
     specs = list(specs)
     client = admin(settings)
     try:
@@ -117,8 +128,10 @@ def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> list[s
                 created.append(spec.name)
             except TopicAlreadyExistsError:
                 pass
-        if missing:
-            _wait_for_topics(client, [s.name for s in missing])
+            except (TopicAuthorizationFailedError, ClusterAuthorizationFailedError):
+                continue
+        if created:
+            _wait_for_topics(client, created)
         return created
     except KafkaError as exc:
         raise BusError(f"could not create topics on {settings.describe()}: {exc}") from exc

@@ -14,6 +14,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+@app.callback()
+def _quiet_libraries() -> None:
+    """Human-facing commands print their own output; services reconfigure logging themselves."""
+    from bus.logging import quiet
+
+    quiet()
+
+
 app.add_typer(broker.app, name="broker", help="Run a local Apache Kafka broker (KRaft).")
 app.add_typer(policy.app, name="policy", help="Explain and test routing policies.")
 app.add_typer(federation.app, name="federation", help="Manage the signed federation directory.")

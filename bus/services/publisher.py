@@ -62,7 +62,8 @@ class Publisher:
         self.signer = signer
         self.schemas = schemas or SchemaSet.default()
         if create_topics:
-            kafka_adapter.ensure_topics(settings, kafka_adapter.default_topics())
+            alert_topics = [t for t in kafka_adapter.default_topics() if t.name in kafka_adapter.ALERT_TOPICS]
+            kafka_adapter.ensure_topics(settings, alert_topics)
         self._producer = kafka_adapter.producer(settings, **(producer_options or {}))
 
     def seal(self, alert: BaseAlert) -> SealedRecord:
