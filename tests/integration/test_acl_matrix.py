@@ -383,9 +383,8 @@ def test_router_end_to_end_under_acls(env: Env) -> None:
     thread.start()
     try:
         alert = example("suspicious-container", producer="NL-CUSTOMS")
-        # Members cannot see (so cannot create) the bus's other topics: no create_topics.
-        with Publisher(env.as_user("nl-customs"), env.fed.signers["NL-CUSTOMS"],
-                       create_topics=False) as publisher:
+        # Members may not create topics; the default publisher must still work for them.
+        with Publisher(env.as_user("nl-customs"), env.fed.signers["NL-CUSTOMS"]) as publisher:
             publisher.publish(alert)
         wanted = str(alert.header.message_id)
 
@@ -513,3 +512,20 @@ def test_tls_listener_same_grants(env: Env) -> None:
         with pytest.raises(BusError, match="cannot reach Kafka"):
             _produce(over_tls("nl-customs", None), ok)  # the system CAs do not know ours
         assert "SSL handshake failed" in broker_log()
+
+
+def test_member_uses_the_cli_as_its_own_principal(env: Env) -> None:
+    """`bus publish` / `bus tail` with a member's SCRAM credentials: allowed where the design says."""
+    member_env = {**env.cli_env(), "BUS_SASL_USERNAME": "nl-customs",
+                  "BUS_SASL_PASSWORD": env.passwords()["nl-customs"]}
+    published = run_bus("publish", "--file", "examples/alerts/suspicious-container.json",
+                        "--member", "NL-CUSTOMS", "--key", str(env.fed.keys_dir / "NL-CUSTOMS.key"),
+                        env=member_env)
+    assert published.returncode == 0, published.stderr
+    assert "alerts.suspicious-container" in published.stdout
+    trust = ["--federation", str(env.fed.directory_path), "--authority-pub", str(env.fed.authority_pub)]
+    own = run_bus("tail", "feed.nl-customs", *trust, env=member_env)
+    assert own.returncode == 0, own.stderr
+    other = run_bus("tail", "feed.europol", *trust, env=member_env)
+    assert other.returncode != 0 and "not allowed" in other.stderr
+    _no_secret_in(published.stdout + published.stderr + other.stderr, env)
