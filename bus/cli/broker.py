@@ -25,15 +25,22 @@ def start(
     port: PortOpt = 9092,
     secure: Annotated[bool, typer.Option("--secure", help="SASL/SCRAM-SHA-512 listener + ACL authorizer.")] = False,
     heap: Annotated[str, typer.Option(help="JVM max heap.")] = "512m",
+    tls: Annotated[
+        bool, typer.Option("--tls", help="Also a TLS listener (port+2) with a CA the project generates.")
+    ] = False,
 ) -> None:
     """Start a single-node KRaft broker and wait until it answers."""
-    broker = LocalBroker(directory, port=port, secure=secure, heap=heap)
+    broker = LocalBroker(directory, port=port, secure=secure, heap=heap, tls=tls)
     broker.start(echo=lambda msg: err.print(msg, highlight=False))
     out.print(f"[green]broker running[/] pid {broker.pid()} at [bold]{broker.bootstrap}[/]"
               f"{' (SASL_PLAINTEXT, SCRAM-SHA-512, ACLs on)' if secure else ''}")
     out.print(f"log: {broker.log_file}")
     if secure:
         out.print(f"admin user 'admin', password in {broker.admin_password_file} (0600)")
+    if tls:
+        proto = "SASL_SSL" if secure else "SSL"
+        out.print(f"TLS listener at [bold]{broker.tls_bootstrap}[/] ({proto}); clients trust {broker.ca_file} "
+                  "(--ssl-cafile / BUS_SSL_CAFILE)")
 
 
 @app.command()
