@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from bus.adapters.keystore import generate_keypair, load_signing_key, write_private
+from bus.adapters.keystore import generate_keypair, load_signing_key, write_new_keypair
 from bus.core.errors import KeyFileError
 from bus.core.keys import PublicKey, SigningKey
 from bus.core.trust import (
@@ -167,13 +167,8 @@ def generate_authority_key(
     out_dir: Path, *, overwrite: bool = False
 ) -> tuple[Path, Path, SigningKey]:
     """`authority.key` (0600 from creation) and `authority.pub` in `out_dir`."""
-    key_path, pub_path = out_dir / AUTHORITY_KEY_FILE, out_dir / AUTHORITY_PUB_FILE
-    if key_path.exists() and not overwrite:
-        raise KeyFileError(f"{key_path} already exists; refusing to overwrite the authority key")
-    signer = SigningKey.generate(AUTHORITY)
-    write_private(key_path, signer.to_pem())
-    pub_path.write_bytes(signer.public.to_pem())
-    return key_path, pub_path, signer
+    return write_new_keypair(out_dir / AUTHORITY_KEY_FILE, out_dir / AUTHORITY_PUB_FILE, AUTHORITY,
+                             overwrite=overwrite)
 
 
 # -- rollback state ------------------------------------------------------------------------

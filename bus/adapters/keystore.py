@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import re
 import stat
 from pathlib import Path
 
 from bus.core.errors import KeyFileError
 from bus.core.keyring import Keyring
 from bus.core.keys import PublicKey, SigningKey
-
-MEMBER_RE = re.compile(r"^[A-Z0-9]+(-[A-Z0-9]+)*$")
+from bus.core.models import MEMBER_ID_RE
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -24,14 +22,19 @@ def write_private(path: Path, data: bytes) -> None:
 
 
 def generate_keypair(member: str, out_dir: Path, *, overwrite: bool = False) -> tuple[Path, Path, SigningKey]:
-    if not MEMBER_RE.match(member):
+    if not MEMBER_ID_RE.match(member):
         raise KeyFileError(
             f"member id {member!r} must be upper-case letters/digits separated by '-', e.g. NL-CUSTOMS"
         )
-    key_path, pub_path = out_dir / f"{member}.key", out_dir / f"{member}.pub"
+    return write_new_keypair(out_dir / f"{member}.key", out_dir / f"{member}.pub", member, overwrite=overwrite)
+
+
+def write_new_keypair(key_path: Path, pub_path: Path, owner: str, *, overwrite: bool = False
+                      ) -> tuple[Path, Path, SigningKey]:
+    """A fresh Ed25519 key: private PEM 0600 from creation, public PEM beside it."""
     if key_path.exists() and not overwrite:
         raise KeyFileError(f"{key_path} already exists; refusing to overwrite a private key")
-    signer = SigningKey.generate(member)
+    signer = SigningKey.generate(owner)
     write_private(key_path, signer.to_pem())
     pub_path.write_bytes(signer.public.to_pem())
     return key_path, pub_path, signer

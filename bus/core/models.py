@@ -162,7 +162,9 @@ def _short(value: str, limit: int = 40) -> str:
     return repr(value if len(value) <= limit else value[:limit] + "...")
 
 
-_MEMBER_ID = re.compile(r"[A-Z0-9]+(-[A-Z0-9]+)*")
+MEMBER_ID_PATTERN = r"^[A-Z0-9]+(-[A-Z0-9]+)*$"
+"""Member ids: upper-case letters/digits in '-'-separated groups (NL-CUSTOMS). The one definition."""
+MEMBER_ID_RE = re.compile(MEMBER_ID_PATTERN)
 _OWNER_CODE = re.compile(r"[A-Z]{3}[UJZR]\d{7}")
 _LOCODE = re.compile(r"[A-Z]{2}[A-Z2-9]{3}")
 _HS_CODE = re.compile(r"\d{6,10}")
@@ -171,7 +173,7 @@ _OPERATION_ID = re.compile(r"[A-Z0-9][A-Z0-9-]{2,63}")
 
 
 def _member_id(value: str) -> str:
-    if len(value) > 64 or not _MEMBER_ID.fullmatch(value):
+    if len(value) > 64 or not MEMBER_ID_RE.match(value):
         raise _fail(
             "member_id",
             f"{_short(value)} is not a member id: 1-64 upper-case letters/digits in "

@@ -18,12 +18,11 @@ import base64
 import binascii
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum, StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import pycountry
 from pydantic import (
@@ -39,14 +38,14 @@ from pydantic import (
 
 from bus.core.errors import BusError, KeyFileError, RejectReason, UnknownKeyError, VerificationError
 from bus.core.keys import PublicKey, SigningKey
+from bus.core.models import MEMBER_ID_RE, AlertType
 
 DOMAIN = b"EPA-BUS-FEDERATION/1\x00"
 """Prefix of the signing input, so a directory signature can never pass for an alert's."""
 
-MEMBER_ID_RE = re.compile(r"^[A-Z0-9]+(-[A-Z0-9]+)*$")
 
-AlertTypeName = Literal["suspicious-container", "corruption-indicator", "operation-notice"]
-ALERT_TYPES: tuple[str, ...] = ("suspicious-container", "corruption-indicator", "operation-notice")
+AlertTypeName = AlertType
+ALERT_TYPES: tuple[str, ...] = tuple(t.value for t in AlertType)
 
 
 class MemberKind(StrEnum):

@@ -20,9 +20,10 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from bus.config import KafkaSettings, load_settings
 from bus.core.errors import BusError
+from bus.core.models import MEMBER_ID_PATTERN
 
 ENV_PREFIX = "BUS_CONNECTOR_"
-MEMBER_PATTERN = r"^[A-Z0-9]+(-[A-Z0-9]+)*$"
+MEMBER_PATTERN = MEMBER_ID_PATTERN
 
 
 class ConfigError(BusError):
