@@ -213,3 +213,20 @@ def test_unreachable_broker_is_a_clear_error(member_keys):
                      settings=KafkaSettings(bootstrap="127.0.0.1:1"))
     assert result.returncode != 0
     assert "cannot reach Kafka" in result.stderr
+
+
+def test_cli_tail_filters_by_type_and_time(kafka, member_keys):
+    run_bus("publish", "--file", "examples/alerts/corruption-indicator.json", "--member", "NL-CUSTOMS",
+            "--key", str(member_keys / "NL-CUSTOMS.key"), settings=kafka, check=True)
+    keys = ["--keys", str(member_keys)]
+    every = run_bus("tail", "alerts.corruption-indicator", "--json", *keys, settings=kafka, check=True)
+    assert every.stdout.strip()
+    other_type = run_bus("tail", "alerts.corruption-indicator", "--json", "--type", "operation-notice", *keys,
+                         settings=kafka, check=True)
+    assert other_type.stdout.strip() == ""
+    future = run_bus("tail", "alerts.corruption-indicator", "--json", "--since", "2999-01-01T00:00:00", *keys,
+                     settings=kafka, check=True)
+    assert future.stdout.strip() == ""
+    past = run_bus("tail", "alerts.corruption-indicator", "--json", "--since", "2000-01-01T00:00:00", *keys,
+                   settings=kafka, check=True)
+    assert len(past.stdout.splitlines()) == len(every.stdout.splitlines())
