@@ -245,6 +245,9 @@ class Router:
                                     value=json.dumps(sealed, sort_keys=True, separators=(",", ":")).encode())
                 offsets[TopicPartition(msg.topic, msg.partition)] = OffsetAndMetadata(msg.offset + 1, "", -1)
                 results.append(result)
+                if result.crashed:
+                    log.error("unexpected error on a record; dead-lettered", detail=result.detail,
+                              topic=msg.topic, partition=msg.partition, offset=msg.offset)
                 log.info(
                     "routed" if result.accepted else "rejected",
                     message_id=result.message_id, producer=result.producer, type=result.alert_type,

@@ -33,6 +33,7 @@ class RoutingResult:
     detail: str = ""
     key_id: str | None = None
     verified: VerifiedAlert | None = field(default=None, repr=False)
+    crashed: bool = False  # an unexpected exception, not a verification verdict: worth a bug report
 
     def audit_entry(self) -> dict[str, Any]:
         """The decision as it goes to the audit trail (before chaining)."""
@@ -67,6 +68,15 @@ def _peek(headers: list[tuple[str, bytes]], name: str) -> str | None:
         return None
 
 
+def _unverified(headers: list[tuple[str, bytes]], reason: RejectReason, detail: str,
+                crashed: bool = False) -> RoutingResult:
+    source = _peek(headers, "ce_source")
+    return RoutingResult(
+        False, _peek(headers, "ce_id"), source.rsplit(":", 1)[-1] if source else None, None,
+        reason=reason, detail=detail, key_id=_peek(headers, "bus_keyid"), crashed=crashed,
+    )
+
+
 def route(
     key: bytes | None,
     value: bytes,
@@ -87,12 +97,10 @@ def route(
     try:
         verified = unseal(key, value, headers, resolver, schemas)
     except VerificationError as exc:
-        source = _peek(headers, "ce_source")
-        return RoutingResult(
-            False, _peek(headers, "ce_id"),
-            source.rsplit(":", 1)[-1] if source else None,
-            None, reason=exc.reason, detail=exc.detail, key_id=_peek(headers, "bus_keyid"),
-        )
+        return _unverified(headers, exc.reason, exc.detail)
+    except Exception as exc:  # a hostile record must never stop the router: dead-letter it
+        return _unverified(headers, RejectReason.BAD_SCHEMA,
+                           f"record could not be processed ({type(exc).__name__}: {exc})", crashed=True)
     header = verified.alert.header
     base = {
         "message_id": str(header.message_id), "producer": header.producer,

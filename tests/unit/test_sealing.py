@@ -312,3 +312,4 @@ def test_malformed_envelope_is_bad_schema() -> None:
     headers = [(n, b"2.0" if n == "ce_specversion" else v) for n, v in RECORD.headers]
     with pytest.raises(SchemaError, match="ce_specversion"):
         unseal(RECORD.key, RECORD.value, headers, RING, SCHEMAS)
+
