@@ -11,10 +11,19 @@ import typer
 from rich.markup import escape
 
 from bus.cli._common import KafkaSettings, handle_errors, kafka_options, out
+from bus.core.envelope import claimed_alert_type
 from bus.core.models import AlertType
 from bus.services.reader import FeedReader, FeedRecord
 
 COLUMNS = "{status:<22} {time:<20} {type:<21} {producer:<20} {tlp:<17} {key:<16} {summary}"
+
+
+def claimed_type(rec: FeedRecord) -> str | None:
+    """The verified type, or for a record that failed verification the type its header claims."""
+    if rec.verified is not None:
+        return rec.verified.alert.alert_type.value
+    values = [v for k, v in rec.headers if k == "ce_type"]
+    return claimed_alert_type(values[0].decode(errors="replace")) if len(values) == 1 else None
 
 
 def record_dict(rec: FeedRecord) -> dict[str, Any]:
@@ -92,7 +101,7 @@ def tail(
                     follow=follow, since=since) as reader:
         try:
             for rec in reader.records():
-                if alert_type and rec.verified and rec.verified.alert.alert_type != alert_type:
+                if alert_type and claimed_type(rec) != alert_type.value:
                     continue
                 count += 1
                 bad += not rec.ok

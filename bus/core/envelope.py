@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bus.core.errors import BusError, SchemaError
+from bus.core.models import MEMBER_ID_RE
 from bus.core.signing import Headers, covered_values
 
 SPECVERSION = "1.0"
@@ -29,7 +30,6 @@ TYPE_PREFIX = "eu.epa.alert."
 TYPE_SUFFIX = ".v1"
 KEY_ID_HEADER = "bus_keyid"
 
-MEMBER_RE = re.compile(r"[A-Z0-9]+(?:-[A-Z0-9]+)*")
 ALERT_TYPE_RE = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 KEY_ID_RE = re.compile(r"[0-9a-f]{32}")
 TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
@@ -58,6 +58,14 @@ def ce_type(alert_type: str) -> str:
     return f"{TYPE_PREFIX}{alert_type}{TYPE_SUFFIX}"
 
 
+def claimed_alert_type(ce_type_value: str) -> str | None:
+    """The alert type a `ce_type` header claims (unverified), or None if it is not ours."""
+    alert_type = ce_type_value.removeprefix(TYPE_PREFIX).removesuffix(TYPE_SUFFIX)
+    if ce_type_value != ce_type(alert_type) or not ALERT_TYPE_RE.fullmatch(alert_type):
+        return None
+    return alert_type
+
+
 def format_time(when: datetime) -> str:
     """RFC 3339, UTC, milliseconds, `Z`: the only spelling `ce_time` accepts."""
     if when.tzinfo is None or when.utcoffset() is None:
@@ -70,7 +78,7 @@ def build_headers(
     *, message_id: uuid.UUID | str, producer: str, alert_type: str, time: datetime, key_id: str
 ) -> list[tuple[str, bytes]]:
     """The CloudEvents headers plus `bus_keyid`, in signing order (no signature yet)."""
-    if not MEMBER_RE.fullmatch(producer):
+    if not MEMBER_ID_RE.match(producer):
         raise BusError(f"producer {producer!r} is not a member id")
     if not ALERT_TYPE_RE.fullmatch(alert_type):
         raise BusError(f"alert type {alert_type!r} is not a valid type name")
@@ -115,16 +123,12 @@ def parse_headers(headers: Headers) -> CloudEventMeta:
 
     source = values["ce_source"]
     producer = source.removeprefix(SOURCE_PREFIX)
-    if not source.startswith(SOURCE_PREFIX) or not MEMBER_RE.fullmatch(producer):
+    if not source.startswith(SOURCE_PREFIX) or not MEMBER_ID_RE.match(producer):
         raise SchemaError(f"ce_source {source!r} is not {SOURCE_PREFIX}<MEMBER-ID>")
 
     type_ = values["ce_type"]
-    alert_type = type_.removeprefix(TYPE_PREFIX).removesuffix(TYPE_SUFFIX)
-    if (
-        not type_.startswith(TYPE_PREFIX)
-        or not type_.endswith(TYPE_SUFFIX)
-        or not ALERT_TYPE_RE.fullmatch(alert_type)
-    ):
+    alert_type = claimed_alert_type(type_)
+    if alert_type is None:
         raise SchemaError(f"ce_type {type_!r} is not {TYPE_PREFIX}<alert-type>{TYPE_SUFFIX}")
 
     text = values["ce_time"]
