@@ -280,3 +280,38 @@ def test_live_reload_under_traffic_drops_and_duplicates_nothing(kafka, setup, tm
     got = Counter(i for i in (dict(m.headers)["ce_id"].decode() for m in read_all(kafka, setup["feed"])) if i in wanted)
     assert set(got) == wanted, f"missing {len(wanted - set(got))}"
     assert max(got.values()) == 1
+
+
+def test_sighup_reloads_the_directory(kafka, setup, tmp_path):
+    """An operator signals the running router instead of waiting for the file check."""
+    import signal
+    import subprocess
+    import sys
+
+    fed: Federation = setup["fed"]
+    cmd = [sys.executable, "-m", "bus", "router", "run", "--policy", str(setup["base"] / "policy.yaml"),
+           "--federation", str(fed.path), "--authority-pub", str(fed.authority_pub),
+           "--state-dir", str(tmp_path / "state"), "--group", f"hup-{setup['suffix']}",
+           "--transactional-id", f"hup-{setup['suffix']}", "--reload-interval", "3600"]
+    proc = subprocess.Popen(cmd, env={**os.environ, "BUS_BOOTSTRAP": kafka.bootstrap},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def wait_for(event: str) -> dict:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if line.startswith("{") and json.loads(line).get("event") == event:
+                return json.loads(line)
+        raise AssertionError(f"no {event!r} log line")
+
+    try:
+        wait_for("router started")
+        proc.send_signal(signal.SIGHUP)
+        reloaded = wait_for("reloaded")
+        assert reloaded["directory_version"] == fed.directory.version
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
