@@ -266,6 +266,15 @@ class LocalBroker:
         if self.is_running():
             echo(f"broker already running (pid {self.pid()}) at {self.bootstrap}")
             return
+        proc, since = self._launch(echo)
+        self._await_started(proc, since, timeout)
+
+    def _launch(self, echo=print) -> tuple[subprocess.Popen[bytes], int]:
+        """Write config, format if new, spawn the JVM; return it and the log size before it ran.
+
+        Split from waiting so that a cluster can launch every node before any of them
+        can finish starting (a node needs a controller quorum to come up).
+        """
         if port_is_open(self.host, self.port):
             raise BrokerError(f"port {self.port} is already in use by another process")
         libs = ensure_jars(echo)
@@ -275,6 +284,7 @@ class LocalBroker:
         (self.directory / "log4j2.properties").write_text(self._log4j_properties())
         if not (self.data_dir / "meta.properties").exists():
             self._format(libs, props)
+        since = self.log_file.stat().st_size if self.log_file.exists() else 0
         stdout = open(self.directory / "logs" / "stdout.log", "ab")  # noqa: SIM115
         proc = subprocess.Popen(
             self._java(libs, "kafka.Kafka", str(props), heap=self.heap),
@@ -283,29 +293,37 @@ class LocalBroker:
         )
         stdout.close()
         self.pid_file.write_text(f"{proc.pid}\n")
+        return proc, since
+
+    def _await_started(self, proc: subprocess.Popen[bytes], since: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
+                self.pid_file.unlink(missing_ok=True)
                 raise BrokerError(
                     f"broker exited with code {proc.returncode}; see {self.log_file} and "
                     f"{self.directory / 'logs' / 'stdout.log'}"
                 )
-            if port_is_open(self.host, self.port) and self._log_says_started():
+            if port_is_open(self.host, self.port) and self._log_says_started(since):
                 return
             time.sleep(0.3)
         self.stop()
         raise BrokerError(f"broker did not start within {timeout:.0f}s; see {self.log_file}")
 
-    def _log_says_started(self) -> bool:
+    def _log_says_started(self, since: int = 0) -> bool:
+        """Only log lines written since `since` count: a restarted node's old log says it too."""
         try:
             with open(self.log_file, "rb") as fh:
+                if fh.seek(0, os.SEEK_END) < since:
+                    since = 0  # rolled over meanwhile
+                fh.seek(since)
                 return b"Kafka Server started" in fh.read()
         except OSError:
             return False
 
-    def _format(self, libs: Path, props: Path) -> None:
-        cluster_id = base64_uuid()
-        args = ["format", "--standalone", "-t", cluster_id, "-c", str(props)]
+    def _format(self, libs: Path, props: Path, cluster_id: str | None = None, standalone: bool = True) -> None:
+        args = ["format", *(["--standalone"] if standalone else []), "-t", cluster_id or base64_uuid(),
+                "-c", str(props)]
         if self.secure:
             args += ["--add-scram", f"SCRAM-SHA-512=[name={ADMIN_USER},password={self.admin_password()}]"]
         result = subprocess.run(
@@ -331,6 +349,147 @@ class LocalBroker:
         self.pid_file.unlink(missing_ok=True)
         return True
 
+
+
+CLUSTER_HEAP = "384m"
+CLUSTER_MARKER = "cluster.nodes"
+
+
+@dataclass
+class _ClusterNode(LocalBroker):
+    """One member of a LocalCluster: static controller voters, replicated internal topics."""
+
+    node_id: int = 1
+    voters: str = ""
+    cluster_id: str = ""
+    replication: int = 3
+
+    def _server_properties(self) -> str:
+        rf, isr = str(self.replication), str(min(2, self.replication))
+        overrides = {
+            "node.id": str(self.node_id), "offsets.topic.replication.factor": rf,
+            "transaction.state.log.replication.factor": rf, "transaction.state.log.min.isr": isr,
+            "min.insync.replicas": isr, "default.replication.factor": rf,
+        }
+        lines = []
+        for line in super()._server_properties().splitlines():
+            key = line.split("=", 1)[0]
+            if key == "controller.quorum.bootstrap.servers":
+                line = f"controller.quorum.voters={self.voters}"
+            elif key in overrides:
+                line = f"{key}={overrides[key]}"
+            lines.append(line)
+        # Fence a dead node after 6 s rather than 9 s so fault tests fail over sooner.
+        lines += ["broker.heartbeat.interval.ms=1000", "broker.session.timeout.ms=6000"]
+        return "\n".join(lines) + "\n"
+
+    def _format(self, libs: Path, props: Path, cluster_id: str | None = None, standalone: bool = True) -> None:
+        # Static voters: every node is formatted with the same cluster id, no --standalone.
+        super()._format(libs, props, cluster_id=self.cluster_id, standalone=False)
+
+
+class LocalCluster:
+    """N combined broker+controller KRaft nodes on loopback, for fault-tolerance tests.
+
+    Each node lives in `<directory>/node-<id>` with its own client and controller port;
+    the controller quorum is static (`controller.quorum.voters`). Internal topics use
+    replication `min(3, nodes)` and min ISR 2, so one node may die without losing writes.
+    """
+
+    def __init__(self, directory: Path, nodes: int = 3, *, ports: list[int] | None = None,
+                 controller_ports: list[int] | None = None, base_port: int = 9092,
+                 heap: str = CLUSTER_HEAP, host: str = "127.0.0.1") -> None:
+        self.directory = Path(directory).resolve()
+        ports = ports or [base_port + 2 * i for i in range(nodes)]
+        controller_ports = controller_ports or [p + 1 for p in ports]
+        if len(ports) != nodes or len(controller_ports) != nodes:
+            raise BrokerError(f"need {nodes} client and controller ports")
+        voters = ",".join(f"{i + 1}@{host}:{cp}" for i, cp in enumerate(controller_ports))
+        cluster_id = self._cluster_id()
+        self.nodes = [
+            _ClusterNode(self.directory / f"node-{i + 1}", port=ports[i], controller_port=controller_ports[i],
+                         heap=heap, host=host, node_id=i + 1, voters=voters, cluster_id=cluster_id,
+                         replication=min(3, nodes))
+            for i in range(nodes)
+        ]
+
+    def _cluster_id(self) -> str:
+        """The cluster id is kept next to the nodes so a restarted cluster reuses its storage."""
+        path = self.directory / "cluster.id"
+        if path.exists():
+            return path.read_text().strip()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        cluster_id = base64_uuid()
+        path.write_text(cluster_id + "\n")
+        return cluster_id
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(n.bootstrap for n in self.nodes)
+
+    def node(self, node_id: int) -> LocalBroker:
+        return self.nodes[node_id - 1]
+
+    def is_running(self) -> bool:
+        return any(n.is_running() for n in self.nodes)
+
+    def start(self, timeout: float = 120.0, echo=print) -> None:
+        """Launch every node first (none can finish alone: it needs a quorum), then wait for all."""
+        (self.directory / CLUSTER_MARKER).write_text(f"{len(self.nodes)}\n")
+        launched: list[tuple[LocalBroker, subprocess.Popen[bytes], int]] = []
+        try:
+            for n in self.nodes:
+                if not n.is_running():
+                    launched.append((n, *n._launch(echo)))
+            deadline = time.monotonic() + timeout
+            for n, proc, since in launched:
+                n._await_started(proc, since, max(1.0, deadline - time.monotonic()))
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Stop every node (clean shutdown, SIGKILL if it lingers); True if any was running."""
+        # All at once: stopped one by one, the last node would wait for a lost quorum.
+        pids = [(n, n.pid()) for n in self.nodes]
+        for _, pid in pids:
+            if pid is not None:
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while any(p is not None and _alive(p) for _, p in pids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for n, pid in pids:
+            if pid is not None and _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+            n.pid_file.unlink(missing_ok=True)
+        return any(p is not None for _, p in pids)
+
+    def stop_node(self, node_id: int, kill: bool = True, timeout: float = 30.0) -> None:
+        """SIGKILL (a crash) or SIGTERM (a clean shutdown) one node; wait until it is gone."""
+        n = self.node(node_id)
+        pid = n.pid()
+        if pid is None:
+            return
+        if not kill:
+            n.stop(timeout)
+            return
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + timeout
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        n.pid_file.unlink(missing_ok=True)
+
+    def start_node(self, node_id: int, timeout: float = 90.0, echo=print) -> None:
+        """Restart one node of a running cluster and wait until it has rejoined."""
+        self.node(node_id).start(timeout=timeout, echo=echo)
+
+
+def cluster_size(directory: Path) -> int:
+    """How many nodes `bus broker start --nodes N` started from `directory` (1 if no cluster)."""
+    try:
+        return int((Path(directory) / CLUSTER_MARKER).read_text().strip())
+    except (OSError, ValueError):
+        return 1
 
 def _alive(pid: int) -> bool:
     try:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from bus.adapters.broker import LocalBroker, port_is_open
+from bus.adapters.broker import CLUSTER_HEAP, LocalBroker, LocalCluster, cluster_size, port_is_open
 from bus.cli._common import err, handle_errors, out
 
 app = typer.Typer(no_args_is_help=True)
@@ -16,6 +16,8 @@ DirOpt = Annotated[
     Path, typer.Option("--dir", envvar="BUS_BROKER_DIR", help="Where data, logs and the pid file live.")
 ]
 PortOpt = Annotated[int, typer.Option("--port", envvar="BUS_BROKER_PORT", help="Client listener port.")]
+NodesOpt = Annotated[int, typer.Option(
+    "--nodes", min=1, help="Nodes; above 1, a local cluster (ports from --port upwards, 2 per node).")]
 
 
 @app.command()
@@ -28,8 +30,15 @@ def start(
     tls: Annotated[
         bool, typer.Option("--tls", help="Also a TLS listener (port+2) with a CA the project generates.")
     ] = False,
+    nodes: NodesOpt = 1,
 ) -> None:
-    """Start a single-node KRaft broker and wait until it answers."""
+    """Start a single-node KRaft broker (or, with --nodes, a local cluster) and wait until it answers."""
+    if nodes > 1:
+        if secure or tls:
+            err.print("[red]--secure/--tls are for a single node only[/]")
+            raise typer.Exit(2)
+        _start_cluster(directory, port, nodes, heap)
+        return
     broker = LocalBroker(directory, port=port, secure=secure, heap=heap, tls=tls)
     broker.start(echo=lambda msg: err.print(msg, highlight=False))
     out.print(f"[green]broker running[/] pid {broker.pid()} at [bold]{broker.bootstrap}[/]"
@@ -43,10 +52,26 @@ def start(
                   "(--ssl-cafile / BUS_SSL_CAFILE)")
 
 
+def _start_cluster(directory: Path, port: int, nodes: int, heap: str) -> None:
+    """A multi-node cluster is for fault tests: plain listeners, replication min(3, nodes)."""
+    cluster = LocalCluster(directory, nodes, base_port=port, heap=CLUSTER_HEAP if heap == "512m" else heap)
+    if cluster.is_running():
+        out.print(f"cluster already running from {cluster.directory} at [bold]{cluster.bootstrap}[/]")
+        return
+    cluster.start(echo=lambda msg: err.print(msg, highlight=False))
+    out.print(f"[green]cluster of {nodes} running[/] at [bold]{cluster.bootstrap}[/]")
+    for n in cluster.nodes:
+        out.print(f"node {n.node_id}: pid {n.pid()} at {n.bootstrap}; log {n.log_file}")
+
+
 @app.command()
 @handle_errors
 def stop(directory: DirOpt = Path("var/broker"), port: PortOpt = 9092) -> None:
-    """Stop the local broker (clean shutdown, SIGKILL after 30 s)."""
+    """Stop the local broker or cluster (clean shutdown, SIGKILL after 30 s)."""
+    if (nodes := cluster_size(directory)) > 1:
+        cluster = LocalCluster(directory, nodes, base_port=port)
+        out.print(f"cluster of {nodes} stopped" if cluster.stop() else f"no cluster running from {cluster.directory}")
+        return
     broker = LocalBroker(directory, port=port)
     if broker.stop():
         out.print("broker stopped")
@@ -56,7 +81,10 @@ def stop(directory: DirOpt = Path("var/broker"), port: PortOpt = 9092) -> None:
 
 @app.command()
 def status(directory: DirOpt = Path("var/broker"), port: PortOpt = 9092) -> None:
-    """Say whether the local broker runs and where its log is; exit 1 if not."""
+    """Say whether the local broker (every node of a cluster) runs and where its log is; exit 1 if not."""
+    if (nodes := cluster_size(directory)) > 1:
+        _cluster_status(LocalCluster(directory, nodes, base_port=port))
+        return
     broker = LocalBroker(directory, port=port)
     pid = broker.pid()
     if pid and port_is_open(broker.host, port):
@@ -67,3 +95,18 @@ def status(directory: DirOpt = Path("var/broker"), port: PortOpt = 9092) -> None
     else:
         out.print(f"[red]not running[/] (directory {broker.directory})")
     raise typer.Exit(1)
+
+
+def _cluster_status(cluster: LocalCluster) -> None:
+    healthy = 0
+    for n in cluster.nodes:
+        pid = n.pid()
+        if pid and port_is_open(n.host, n.port):
+            healthy += 1
+            out.print(f"node {n.node_id}: [green]running[/] pid {pid} at {n.bootstrap}; log {n.log_file}")
+        elif pid:
+            out.print(f"node {n.node_id}: [yellow]starting or unhealthy[/] pid {pid}, port {n.port} closed")
+        else:
+            out.print(f"node {n.node_id}: [red]not running[/]")
+    if healthy < len(cluster.nodes):
+        raise typer.Exit(1)

@@ -1,0 +1,152 @@
+"""Broker faults on a real three-node cluster: the router keeps exactly-once through a node crash.
+
+The session broker has one node, so losing it is an outage, not a fault to survive;
+this module starts its own `LocalCluster(3)` (replication 3, min ISR 2) and SIGKILLs
+one node while the router is mid-stream.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bus.adapters import kafka as kafka_adapter
+from bus.adapters.broker import LocalCluster, free_port
+from bus.adapters.federation_file import make_demo
+from bus.config import KafkaSettings
+from bus.core.audit import verify_chain
+from bus.services.publisher import Publisher
+from bus.services.router import Router, RouterOptions, RouterStats
+from bus.services.router_sources import FileSources
+from tests.helpers import example, read_all
+
+NODES = 3
+COUNT = 300
+PARTNER = "ES-CUSTOMS"
+NEUTRAL = {
+    "tlp": "AMBER", "handling_codes": [], "source_reliability": "C", "information_assessment": "3",
+    "empact_priority": None, "countries": [], "ports": [], "release_to": [], "h3_conditions": None,
+}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """Its own three nodes on free ports: a fault here must not hurt the session broker."""
+    ports = [free_port() for _ in range(NODES)]
+    controller_ports = [free_port() for _ in range(NODES)]
+    c = LocalCluster(tmp_path_factory.mktemp("cluster"), NODES, ports=ports, controller_ports=controller_ports)
+    c.start()
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+def audit_leader(settings: KafkaSettings) -> int:
+    """The node leading the audit partition: every router transaction writes there."""
+    client = kafka_adapter.admin(settings)
+    try:
+        [topic] = client.describe_topics([kafka_adapter.AUDIT_TOPIC])
+        return int(topic["partitions"][0]["leader_id"])
+    finally:
+        client.close()
+
+
+def wait_for(check: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+class RouterStuck(AssertionError):
+    """The router made no progress after the crash (as opposed to losing or doubling records)."""
+
+
+# Known, not fixed here: in about half the runs the router blocks for good inside kafka-python
+# 3.0.12's `KafkaProducer.send_offsets_to_transaction` (it waits on its result with no timeout)
+# once the node it was talking to is gone. Only that hang is expected; a lost or duplicated
+# alert or a broken audit chain still fails the test.
+@pytest.mark.xfail(raises=RouterStuck, strict=False,
+                   reason="router hangs in kafka-python send_offsets_to_transaction after a broker crash")
+def test_router_survives_a_broker_node_crash_without_loss_or_duplicates(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    """SIGKILL the audit leader mid-stream: each alert reaches the feed exactly once, the chain holds."""
+    settings = KafkaSettings(bootstrap=cluster.bootstrap)
+    fed = make_demo(tmp_path / "federation")
+    suffix = os.urandom(3).hex()
+    feed = f"feed.f{suffix}.{PARTNER.lower()}"
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(yaml.safe_dump({
+        "version": f"fault-{suffix}",
+        "partners": [{"id": PARTNER, "kind": "customs", "feed": feed}],
+        "rules": [{"id": "all", "match": {"alert_types": ["corruption-indicator"]}, "deliver_to": [PARTNER]}],
+    }))
+    kafka_adapter.ensure_topics(settings, [*kafka_adapter.default_topics(6, NODES),
+                                           kafka_adapter.feed_topic_spec(feed, 6, NODES)])
+
+    alerts = [example("corruption-indicator", producer="EUROPOL", **NEUTRAL) for _ in range(COUNT)]
+    ids = {str(a.header.message_id) for a in alerts}
+    with Publisher(settings, fed.signers["EUROPOL"]) as pub:
+        pub.publish_many(alerts)
+
+    sources = FileSources(policy, federation=fed.directory_path, authority_pub=fed.authority_pub,
+                          state_dir=tmp_path / "state")
+    router = Router(settings, sources.load, changed=sources.changed, options=RouterOptions(
+        group_id=f"router-fault-{suffix}", transactional_id=f"tx-fault-{suffix}",
+        partitions=6, replication=NODES, batch_size=10))
+    failure: list[BaseException] = []
+    result: list[RouterStats] = []
+
+    def run() -> None:
+        try:
+            result.append(router.run())
+        except BaseException as exc:  # surfaced by the test thread below
+            failure.append(exc)
+
+    victim = audit_leader(settings)
+    thread = threading.Thread(target=run, name="router", daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: router.stats.routed >= 30 or bool(failure), 60, "the router to get going")
+        cluster.stop_node(victim, kill=True)
+        routed_at_kill = router.stats.routed
+        assert not failure, failure
+        assert routed_at_kill < COUNT, f"kill was not mid-stream ({routed_at_kill}/{COUNT})"
+        try:
+            # Normally done ~15 s after the kill (6 s until the node is fenced, then fail-over).
+            wait_for(lambda: router.stats.routed >= COUNT or bool(failure) or not thread.is_alive(), 50,
+                     f"the router to finish after node {victim} died")
+        except AssertionError as exc:
+            raise RouterStuck(f"{exc}; stuck at {router.stats.routed}/{COUNT}") from exc
+    finally:
+        router.stop()
+        thread.join(timeout=10)
+    if thread.is_alive():
+        raise RouterStuck("router did not stop")
+    assert not failure, failure
+    assert router.stats.routed == COUNT
+
+    # Read back with the node still down: two replicas of three must be enough.
+    delivered = Counter(i for m in read_all(settings, feed) if (i := dict(m.headers)["ce_id"].decode()) in ids)
+    assert set(delivered) == ids, f"lost {len(ids - set(delivered))} (node {victim} killed at {routed_at_kill})"
+    assert max(delivered.values()) == 1, "duplicated"
+    audit = read_all(settings, kafka_adapter.AUDIT_TOPIC)
+    checked, broken = verify_chain((m.offset, m.value) for m in audit)
+    assert broken is None, broken
+    assert checked == COUNT
+    print(f"node {victim} killed at {routed_at_kill}/{COUNT}; {router.stats.aborted} transactions aborted")
+
+    cluster.start_node(victim)  # and the crashed node comes back into the cluster
+    assert len(read_all(settings, feed)) == COUNT
