@@ -322,8 +322,9 @@ class LocalBroker:
             return False
 
     def _format(self, libs: Path, props: Path, cluster_id: str | None = None, standalone: bool = True) -> None:
-        args = ["format", *(["--standalone"] if standalone else []), "-t", cluster_id or base64_uuid(),
-                "-c", str(props)]
+        # `--cluster-id=ID` in one token: an id may begin with "-", which argparse takes for an option.
+        args = ["format", *(["--standalone"] if standalone else []), f"--cluster-id={cluster_id or base64_uuid()}",
+                f"--config={props}"]
         if self.secure:
             args += ["--add-scram", f"SCRAM-SHA-512=[name={ADMIN_USER},password={self.admin_password()}]"]
         result = subprocess.run(
@@ -511,7 +512,14 @@ def min_heap(heap: str) -> str:
 
 
 def base64_uuid() -> str:
-    """Kafka cluster ids are URL-safe base64 UUIDs without padding."""
+    """Kafka cluster ids are URL-safe base64 UUIDs without padding, never starting with "-".
+
+    Kafka's own `Uuid.randomUuid` draws again on a leading "-" because its tools would read
+    such an id as a command-line option; we do the same.
+    """
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bus.adapters.broker import free_port, port_is_open
+from bus.adapters.broker import LocalBroker, base64_uuid, ensure_jars, free_port, port_is_open
 from tests.helpers import run_bus
 
 
@@ -26,3 +26,15 @@ def test_broker_lifecycle_from_the_command_line(tmp_path):
     assert not port_is_open("127.0.0.1", port)
     status = run_bus("broker", "status", "--dir", directory, "--port", str(port))
     assert status.returncode == 1 and "not running" in status.stdout
+
+
+def test_storage_formats_with_a_cluster_id_that_begins_with_a_dash(tmp_path):
+    """One base64 id in 64 begins with "-"; Kafka's tool must not read it as an option (a CI failure)."""
+    node = LocalBroker(tmp_path / "node", port=free_port())
+    node.directory.mkdir(parents=True)
+    props = node.directory / "server.properties"
+    props.write_text(node._server_properties())
+    (node.directory / "log4j2.properties").write_text(node._log4j_properties())
+    cluster_id = "-" + base64_uuid()[1:]
+    node._format(ensure_jars(lambda *_: None), props, cluster_id=cluster_id)
+    assert f"cluster.id={cluster_id}" in (node.data_dir / "meta.properties").read_text()
