@@ -463,6 +463,7 @@ class LocalCluster:
             if pid is not None and _alive(pid):
                 os.kill(pid, signal.SIGKILL)
             n.pid_file.unlink(missing_ok=True)
+        forget_cluster(self.directory)
         return any(p is not None for _, p in pids)
 
     def stop_node(self, node_id: int, kill: bool = True, timeout: float = 30.0) -> None:
@@ -491,6 +492,11 @@ def cluster_size(directory: Path) -> int:
         return int((Path(directory) / CLUSTER_MARKER).read_text().strip())
     except (OSError, ValueError):
         return 1
+
+def forget_cluster(directory: Path) -> None:
+    """Drop the marker that makes stop/status address a cluster (its node data stays)."""
+    (Path(directory) / CLUSTER_MARKER).unlink(missing_ok=True)
+
 
 def _alive(pid: int) -> bool:
     try:

@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from bus.adapters.broker import CLUSTER_HEAP, LocalBroker, LocalCluster, cluster_size, port_is_open
+from bus.adapters.broker import CLUSTER_HEAP, LocalBroker, LocalCluster, cluster_size, forget_cluster, port_is_open
 from bus.cli._common import err, handle_errors, out
+from bus.core.errors import BusError
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -39,6 +40,7 @@ def start(
             raise typer.Exit(2)
         _start_cluster(directory, port, nodes, heap)
         return
+    _forget_stopped_cluster(directory, port)
     broker = LocalBroker(directory, port=port, secure=secure, heap=heap, tls=tls)
     broker.start(echo=lambda msg: err.print(msg, highlight=False))
     out.print(f"[green]broker running[/] pid {broker.pid()} at [bold]{broker.bootstrap}[/]"
@@ -50,6 +52,18 @@ def start(
         proto = "SASL_SSL" if secure else "SSL"
         out.print(f"TLS listener at [bold]{broker.tls_bootstrap}[/] ({proto}); clients trust {broker.ca_file} "
                   "(--ssl-cafile / BUS_SSL_CAFILE)")
+
+
+def _forget_stopped_cluster(directory: Path, port: int) -> None:
+    """A single node may reuse a cluster's directory once that cluster is down (else stop/status
+    would keep addressing the cluster); while any of its nodes runs, refuse."""
+    if (nodes := cluster_size(directory)) <= 1:
+        return
+    cluster = LocalCluster(directory, nodes, base_port=port)
+    if cluster.is_running():
+        raise BusError(f"a cluster of {nodes} nodes runs from {cluster.directory}; "
+                       "stop it first (bus broker stop --dir ...)")
+    forget_cluster(directory)
 
 
 def _start_cluster(directory: Path, port: int, nodes: int, heap: str) -> None:

@@ -9,6 +9,9 @@ from tests.helpers import run_bus
 def test_broker_lifecycle_from_the_command_line(tmp_path):
     port = free_port()
     directory = str(tmp_path / "broker")
+    # Left behind by a cluster that died without `bus broker stop`: must not hijack stop/status.
+    (tmp_path / "broker").mkdir()
+    (tmp_path / "broker" / "cluster.nodes").write_text("3\n")
     try:
         started = run_bus("broker", "start", "--dir", directory, "--port", str(port), "--tls", "--heap", "384m",
                           check=True)
