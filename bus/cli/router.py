@@ -51,6 +51,11 @@ def run(
     max_skew: Annotated[str, typer.Option("--max-skew", help="Tolerated clock skew into the future.")] = "5m",
     replay_window: Annotated[str, typer.Option("--replay-window", help="How long message ids are remembered.")] = "8d",
     reload_interval: Annotated[float, typer.Option("--reload-interval", help="Seconds between file checks.")] = 5.0,
+    commit_timeout: Annotated[
+        float, typer.Option("--commit-timeout", min=1.0,
+                            help="Seconds a transaction may take to commit before the router starts over "
+                                 "from what Kafka committed (a broker died under it).")
+    ] = 30.0,
     max_idle: Annotated[
         float | None, typer.Option("--exit-when-idle", help="Exit after this many idle seconds (one-shot runs).")
     ] = None,
@@ -78,7 +83,8 @@ def run(
     router = Router(
         settings, sources.load, freshness=freshness, changed=sources.changed,
         options=RouterOptions(group_id=group, transactional_id=transactional_id, batch_size=batch_size,
-                              replay_window=replay, reload_interval=reload_interval),
+                              replay_window=replay, reload_interval=reload_interval,
+                              commit_timeout=commit_timeout),
     )
     router.install_signal_handlers()
     stats = router.run(max_idle=max_idle)

@@ -5,6 +5,8 @@ feed records, one audit entry per input record, dead letters, replay-window
 entries (`router.seen`) and the consumer offsets. A crash anywhere aborts the
 transaction; on restart the router resumes from the committed offsets with
 the committed replay set and audit chain head, so nothing is lost or doubled.
+A transaction that fails or does not finish in time (a broker died under it)
+takes the same path without leaving the process: new clients, state re-read.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from kafka.errors import KafkaError, ProducerFencedError
 from kafka.structs import OffsetAndMetadata
 
 from bus.adapters import kafka as kafka_adapter
+from bus.adapters import transactions
 from bus.adapters.kafka import AUDIT_TOPIC, DLQ_TOPIC, REPLAY_TOPIC
 from bus.config import KafkaSettings
 from bus.core.audit import AuditChain
@@ -49,6 +52,8 @@ class RouterOptions:
     reload_interval: float = 5.0
     partitions: int = 6
     replication: int = 1
+    commit_timeout: float = 30.0
+    """Seconds each transaction step may take before the router rebuilds its clients."""
 
 
 @dataclass
@@ -58,6 +63,7 @@ class RouterStats:
     delivered: int = 0
     batches: int = 0
     aborted: int = 0
+    recoveries: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
 
 
@@ -103,6 +109,17 @@ class Router:
         created = kafka_adapter.ensure_topics(self.settings, specs)
         if created:
             log.info("topics created", topics=created)
+        self._connect()
+        log.info("router started", bootstrap=self.settings.describe(), group=opts.group_id,
+                 transactional_id=opts.transactional_id, policy_version=self.policy.version,
+                 partners=len(self.policy.partners), replay_entries=len(self._seen),
+                 audit_seq=self.chain.seq)
+
+    def _connect(self) -> None:
+        """Clients and state from what Kafka committed: the producer first, as its
+        initialisation fences an older instance and settles its open transaction,
+        which read_committed reads of the replay set and audit head wait for."""
+        opts = self.options
         self._producer = kafka_adapter.producer(
             self.settings, transactional_id=opts.transactional_id, linger_ms=2,
         )
@@ -116,10 +133,6 @@ class Router:
             group_instance_id=opts.transactional_id,
         )
         self._consumer.subscribe(pattern=ALERTS_PATTERN)
-        log.info("router started", bootstrap=self.settings.describe(), group=opts.group_id,
-                 transactional_id=opts.transactional_id, policy_version=self.policy.version,
-                 partners=len(self.policy.partners), replay_entries=len(self._seen),
-                 audit_seq=self.chain.seq)
 
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, lambda *_: self.stop())
@@ -131,10 +144,40 @@ class Router:
 
     def close(self) -> None:
         if self._consumer is not None:
-            self._consumer.close(autocommit=False)
+            self._consumer.close(autocommit=False, timeout_ms=10_000)
         if self._producer is not None:
             self._producer.close(timeout=10)
         log.info("router stopped", **self.stats.__dict__)
+
+    def _recover(self, error: Exception) -> None:
+        """Start over from committed state, as a restarted router would, until it works or we stop."""
+        self.stats.aborted += 1
+        self.stats.recoveries += 1
+        log.error("transaction not committed; rebuilding clients and state from what Kafka committed",
+                  error=str(error), error_type=type(error).__name__)
+        delay = 1.0
+        while not self._stop.is_set():
+            self._drop_clients()
+            try:
+                self._connect()
+            except KafkaError as exc:
+                log.error("recovery attempt failed; retrying", error=str(exc), retry_in_s=delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            log.info("recovered", replay_entries=len(self._seen), audit_seq=self.chain.seq)
+            return
+
+    def _drop_clients(self) -> None:
+        if self._producer is not None:
+            transactions.discard(self._producer)
+            self._producer = None
+        if self._consumer is not None:
+            try:
+                self._consumer.close(autocommit=False, timeout_ms=5_000)
+            except KafkaError as exc:
+                log.debug("consumer did not close cleanly", error=str(exc))
+            self._consumer = None
 
     def run(self, max_idle: float | None = None) -> RouterStats:
         """Route until stopped (or, for tests and one-shot jobs, until idle for `max_idle` s)."""
@@ -256,15 +299,15 @@ class Router:
                     topic=msg.topic, partition=msg.partition, offset=msg.offset,
                     elapsed_ms=round((time.perf_counter() - t0) * 1000, 3),
                 )
-            self._producer.send_offsets_to_transaction(offsets, self._consumer.group_metadata())
-            self._producer.commit_transaction()
+            transactions.commit(self._producer, offsets, self._consumer.group_metadata(),
+                                self.options.commit_timeout)
         except ProducerFencedError:
             log.critical("another router instance took over this transactional id; exiting")
             self._stop.set()
             raise
         except KafkaError as exc:
-            log.error("transaction failed; aborting and re-reading the batch", error=str(exc))
-            self._abort_and_rewind()
+            # Outcome unknown (a timed-out commit may still complete): never guess, re-read.
+            self._recover(exc)
             return True
         # Only now is the batch durable: update in-memory state to match.
         self._seen.update(pending_seen)
@@ -273,21 +316,6 @@ class Router:
         log.debug("batch committed", records=len(messages),
                   elapsed_ms=round((time.perf_counter() - started) * 1000, 2))
         return True
-
-    def _abort_and_rewind(self) -> None:
-        assert self._consumer is not None and self._producer is not None
-        self.stats.aborted += 1
-        try:
-            self._producer.abort_transaction()
-        except KafkaError as exc:
-            log.error("abort failed", error=str(exc))
-        for tp in self._consumer.assignment():
-            committed = self._consumer.committed(tp)
-            if committed is None:
-                self._consumer.seek_to_beginning(tp)
-            else:
-                self._consumer.seek(tp, committed)
-        time.sleep(1.0)
 
     def _reject_headers(self, msg, result: RoutingResult) -> list[tuple[str, bytes]]:  # type: ignore[no-untyped-def]
         values = (str(result.reason), result.detail[:1000], msg.topic, str(msg.partition), str(msg.offset))

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from bus.adapters import kafka as kafka_adapter
+from bus.adapters import transactions
 from bus.adapters.federation_file import make_demo
 from bus.adapters.policy_file import load_policy
 from bus.core.envelope import build_headers
@@ -276,6 +277,42 @@ def test_router_killed_mid_stream_loses_and_duplicates_nothing(kafka, world, tmp
     second = subprocess.run([*cmd, "--exit-when-idle", "6"], env=env, capture_output=True, text=True,
                             timeout=240, cwd=REPO)
     assert second.returncode == 0, second.stderr[-3000:]
+    delivered = Counter(i for i in feed_ids(kafka, feed) if i in ids)
+    assert set(delivered) == ids, f"lost {len(ids - set(delivered))}"
+    assert max(delivered.values()) == 1, "duplicated"
+    audit = audit_by_id(kafka)
+    assert all(len(audit[i]) == 1 for i in ids)
+    assert run_bus("audit", "verify", settings=kafka).returncode == 0
+
+
+def test_a_transaction_with_an_unknown_outcome_is_settled_from_what_kafka_committed(kafka, world, monkeypatch):
+    """A commit that succeeded but whose answer was lost, and one that never finished (a wedged
+    client, as when a broker dies): the router rebuilds from committed state, loses and doubles
+    nothing, and the audit chain stays whole (a stale in-memory chain head would break it)."""
+    fed = world["fed"]
+    alerts = [example("corruption-indicator", producer="EUROPOL", **{**NEUTRAL, "countries": ["ES"]})
+              for _ in range(60)]
+    ids = {str(a.header.message_id) for a in alerts}
+    with Publisher(kafka, fed.signers["EUROPOL"]) as pub:
+        pub.publish_many(alerts)
+    real_commit = transactions.commit
+    calls = []
+
+    def flaky_commit(producer, offsets, group_metadata, timeout):
+        calls.append(len(calls) + 1)
+        if len(calls) == 2:  # committed, but the router never hears so
+            real_commit(producer, offsets, group_metadata, timeout)
+            raise transactions.TransactionStuck("answer lost (injected)")
+        if len(calls) == 4:  # never committed: the transaction is left open on the broker
+            raise transactions.TransactionStuck("wedged (injected)")
+        real_commit(producer, offsets, group_metadata, timeout)
+
+    monkeypatch.setattr(transactions, "commit", flaky_commit)
+    router = make_router(kafka, world, f"unknown-{world['suffix']}", batch_size=10, commit_timeout=5)
+    stats = router.run(max_idle=4)
+
+    assert stats.recoveries == 2
+    feed = f"feed.t{world['suffix']}.es-customs"
     delivered = Counter(i for i in feed_ids(kafka, feed) if i in ids)
     assert set(delivered) == ids, f"lost {len(ids - set(delivered))}"
     assert max(delivered.values()) == 1, "duplicated"
