@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from bus.cli._common import KafkaSettings, err, handle_errors, kafka_options, out
-from bus.core.acl_plan import Change, ChangeKind, Plan
+from bus.core.acl_plan import ROUTER_GROUP, ROUTER_TRANSACTIONAL_PREFIX, Change, ChangeKind, Plan
 
 
 def rows(plan: Plan) -> list[tuple[str, str, str]]:
@@ -69,6 +69,13 @@ def provision(
         Path | None, typer.Option("--directory-state", help="Remember the accepted directory version "
                                                             "here and refuse rollbacks.")
     ] = None,
+    router_group: Annotated[
+        str, typer.Option("--router-group", help="The router's consumer group (its `--group`).")
+    ] = ROUTER_GROUP,
+    router_transactional_prefix: Annotated[
+        str, typer.Option("--router-transactional-prefix",
+                          help="Prefix of the router's transactional ids (its `--transactional-id`).")
+    ] = ROUTER_TRANSACTIONAL_PREFIX,
     as_json: Annotated[bool, typer.Option("--json", help="The plan as JSON.")] = False,
     *,
     settings: KafkaSettings,
@@ -78,6 +85,7 @@ def provision(
     from bus.adapters.policy_file import load_policy
     from bus.adapters.secrets_file import SecretsFile
     from bus.logging import quiet
+    from bus.services.provision import bus_names
     from bus.services.provision import provision as run_provision
 
     quiet()
@@ -90,6 +98,7 @@ def provision(
         settings, directory, loaded_policy, SecretsFile(secrets),
         partitions=partitions, replication=replication, dry_run=dry_run,
         rotate_passwords=rotate_passwords, generate_missing=generate_missing,
+        names=bus_names(router_group, router_transactional_prefix),
     )
     plan = report.plan
     if as_json:

@@ -15,7 +15,8 @@ The design (also in docs/security.md):
   WRITE on some topic be idempotent without the cluster IDEMPOTENT_WRITE grant.
 - the router READs `alerts.*`, WRITEs (and CREATEs) `feed.*`, WRITEs `audit`,
   `dlq.rejected` and `router.seen`, READs back `router.seen` and `audit` at startup, owns
-  the group `bus-router` and the transactional ids `bus-router*`.
+  its group (`bus-router`) and the transactional ids under its prefix (`bus-router*`);
+  both follow `bus router run --group/--transactional-id` via `BusNames`.
 - only the auditor READs `audit`; nobody but the router WRITEs a feed.
 """
 
@@ -125,13 +126,15 @@ class UserPlan:
 
 @dataclass(frozen=True)
 class BusNames:
-    """Topic names the grants refer to (the Kafka adapter owns the real constants)."""
+    """Names the grants refer to (the Kafka adapter owns the real topic constants)."""
 
     alert_prefix: str = "alerts."
     feed_prefix: str = "feed."
     audit: str = "audit"
     dlq: str = "dlq.rejected"
     replay: str = "router.seen"
+    router_group: str = ROUTER_GROUP
+    router_transactional_prefix: str = ROUTER_TRANSACTIONAL_PREFIX
 
 
 @dataclass(frozen=True)
@@ -228,8 +231,8 @@ def router_acls(names: BusNames, user: str = ROUTER_USER) -> list[AclBinding]:
         *_grant(user, _TOPIC, names.audit, _READ_WRITE),
         *_grant(user, _TOPIC, names.dlq, _WRITE),
         *_grant(user, _TOPIC, names.replay, _READ_WRITE),
-        *_grant(user, _GROUP, ROUTER_GROUP, [Operation.READ]),
-        *_grant(user, _TXN, ROUTER_TRANSACTIONAL_PREFIX, _WRITE, prefixed=True),
+        *_grant(user, _GROUP, names.router_group, [Operation.READ]),
+        *_grant(user, _TXN, names.router_transactional_prefix, _WRITE, prefixed=True),
     ]
 
 
@@ -269,6 +272,9 @@ def desired_state(
         if user in taken:
             raise PlanError(f"member {m.id} would get user {user!r}, already the {taken[user]}")
         taken[user] = f"user of member {m.id}"
+        if names.router_group.startswith(group_prefix(user)):
+            raise PlanError(f"router group {names.router_group!r} is under {m.id}'s group prefix "
+                            f"{group_prefix(user)!r}: that member could join it")
         publish = [names.alert_prefix + t for t in m.may_publish]
         feed = feeds.get(m.id)
         if feed is None:

@@ -48,22 +48,25 @@ class ProvisionError(BusError):
     """The cluster could not be brought to the planned state."""
 
 
-def bus_names() -> ap.BusNames:
+def bus_names(router_group: str = ap.ROUTER_GROUP,
+              router_transactional_prefix: str = ap.ROUTER_TRANSACTIONAL_PREFIX) -> ap.BusNames:
+    """The real topic names, and the router's group and transactional-id prefix."""
     return ap.BusNames(
         alert_prefix="alerts.", feed_prefix=FEED_PREFIX, audit=kafka_adapter.AUDIT_TOPIC,
         dlq=kafka_adapter.DLQ_TOPIC, replay=kafka_adapter.REPLAY_TOPIC,
+        router_group=router_group, router_transactional_prefix=router_transactional_prefix,
     )
 
 
 def plan_for(directory: FederationDirectory, policy: Policy, *, partitions: int = 6,
-             replication: int = 1) -> ap.DesiredState:
+             replication: int = 1, names: ap.BusNames | None = None) -> ap.DesiredState:
     """Desired topics, users and grants for this directory and policy."""
     feeds = policy.feeds()
     topics = kafka_adapter.default_topics(partitions, replication) + [
         kafka_adapter.feed_topic_spec(t, partitions, replication)
         for t in sorted(set(feeds.values()))
     ]
-    return ap.desired_state(directory.members, feeds, topics, bus_names())
+    return ap.desired_state(directory.members, feeds, topics, names or bus_names())
 
 
 # -- kafka-python <-> plan ---------------------------------------------------------------------
@@ -224,9 +227,10 @@ def provision(
     generate_missing: bool = False,
     protected_principals: Sequence[str] | None = None,
     settle_timeout: float = 15.0,
+    names: ap.BusNames | None = None,
 ) -> ProvisionReport:
     """Plan, and unless `dry_run` apply, then verify nothing is left to do."""
-    desired = plan_for(directory, policy, partitions=partitions, replication=replication)
+    desired = plan_for(directory, policy, partitions=partitions, replication=replication, names=names)
     protected = list(protected_principals or ("User:admin", "User:ANONYMOUS"))
     if settings.sasl_username:
         protected.append(ap.principal(settings.sasl_username))

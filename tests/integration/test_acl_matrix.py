@@ -439,6 +439,24 @@ def test_dry_run_of_a_new_partner_changes_nothing(env: Env) -> None:
         client.close()
 
 
+def test_provisioning_follows_a_router_run_under_other_names(env: Env) -> None:
+    """`bus router run --group ports-router --transactional-id ports-router-1` needs grants on
+    those names: provisioning moves them there and revokes the defaults as drift."""
+    moved = ["--router-group", "ports-router", "--router-transactional-prefix", "ports-router"]
+    try:
+        run_bus(*env.provision_args(), *moved, env=env.cli_env(), check=True)
+        assert attempt(env, Cell("svc-router", "transact", "ports-router-1", "ok", "")) == "ok"
+        assert attempt(env, Cell("svc-router", "join", "alerts.operation-notice", "ok", "", "ports-router")) == "ok"
+        assert attempt(env, Cell("svc-router", "transact", "bus-router-1", "", "")) == "txn-denied"
+        assert attempt(env, Cell("svc-router", "join", "alerts.operation-notice", "", "", "bus-router")) \
+            == "group-denied"
+        again = run_bus(*env.provision_args(), *moved, env=env.cli_env(), check=True)
+        assert "no changes" in again.stdout
+    finally:
+        run_bus(*env.provision_args(), env=env.cli_env(), check=True)
+    assert ap.diff(env.desired(), env.current()).empty
+
+
 def test_stray_grants_are_revoked(env: Env) -> None:
     """A hand-made grant on a bus topic (to a member, or to a stranger) is drift: removed."""
     stray = [

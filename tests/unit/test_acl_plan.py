@@ -91,6 +91,21 @@ def test_feeds_must_live_under_the_feed_prefix():
         ap.desired_state(MEMBERS, {**FEEDS, "EUROPOL": "audit"}, TOPICS)
 
 
+def test_the_router_grants_follow_its_configured_group_and_transactional_ids():
+    names = ap.BusNames(router_group="ports-router", router_transactional_prefix="ports-router-tx")
+    state = ap.desired_state(MEMBERS, FEEDS, TOPICS, names)
+    assert can(state, "svc-router", GROUP, "ports-router", R)
+    assert can(state, "svc-router", TXN, "ports-router-tx-1", W)
+    assert not can(state, "svc-router", GROUP, "bus-router", R)
+    assert not can(state, "svc-router", TXN, "bus-router-1", W)
+    assert not any(can(state, ap.user_name(m.id), GROUP, "ports-router", R) for m in MEMBERS)
+
+
+def test_a_router_group_a_member_could_join_is_refused():
+    with pytest.raises(ap.PlanError, match=r"nl-customs.*could join"):
+        ap.desired_state(MEMBERS, FEEDS, TOPICS, ap.BusNames(router_group="nl-customs.router"))
+
+
 def test_members_without_feed_and_partners_without_member_are_noted():
     state = ap.desired_state(MEMBERS, {**FEEDS, "EMPACT-SYN": "feed.empact-syn"}, TOPICS)
     notes = " | ".join(state.notes)
