@@ -6,6 +6,9 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -51,3 +54,20 @@ def read_all(settings: KafkaSettings, topic: str) -> list[Any]:
     from bus.adapters.kafka import read_to_end
 
     return sorted(read_to_end(settings, topic), key=lambda m: (m.partition, m.offset))
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> None:
+    """Poll until `condition()` is truthy; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def assert_delivered_once(settings: KafkaSettings, feed: str, ids: Iterable[str], context: str = "") -> None:
+    """Each message id in `ids` is on `feed` exactly once (other records there are ignored)."""
+    wanted = set(ids)
+    delivered = Counter(i for m in read_all(settings, feed) if (i := dict(m.headers)["ce_id"].decode()) in wanted)
+    assert set(delivered) == wanted, f"lost {len(wanted - set(delivered))} {context}".rstrip()
+    assert max(delivered.values()) == 1, "duplicated"

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +22,7 @@ from connectors.sdk.inbox import FileInfo
 from connectors.sdk.inbox.checkpoint import Checkpoint, CheckpointStore
 from connectors.sdk.inbox.published import end_offsets
 from connectors.sdk.testing import running, settings_for, write_config
-from tests.helpers import EXAMPLES, REPO, read_all
+from tests.helpers import EXAMPLES, REPO, read_all, wait_for
 
 TOPIC = "alerts.suspicious-container"
 
@@ -70,14 +69,6 @@ def config(tmp_path: Path, kafka, member: str, **drop_settings) -> dict:
             **drop_settings,
         },
     }
-
-
-def wait_for(condition, timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def test_good_files_are_published_and_malformed_ones_rejected_with_a_report(kafka, tmp_path, unique):

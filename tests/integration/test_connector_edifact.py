@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 
 import httpx
@@ -13,18 +12,10 @@ from bus.adapters.keystore import generate_keypair
 from bus.core.sealing import unseal
 from connectors.edifact.connector import EdifactConnector
 from connectors.sdk.testing import running, settings_for
-from tests.helpers import keyring_for, read_all
+from tests.helpers import keyring_for, read_all, wait_for
 
 SAMPLES = Path(__file__).resolve().parents[2] / "connectors" / "edifact" / "samples"
 TOPIC = "alerts.suspicious-container"
-
-
-def wait_for(condition, timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def alerts_of(kafka, member: str, signer) -> list:

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import os
 import threading
-import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -26,7 +23,7 @@ from bus.core.audit import verify_chain
 from bus.services.publisher import Publisher
 from bus.services.router import Router, RouterOptions, RouterStats
 from bus.services.router_sources import FileSources
-from tests.helpers import example, read_all
+from tests.helpers import assert_delivered_once, example, read_all, wait_for
 
 NODES = 3
 COUNT = 300
@@ -98,15 +95,6 @@ def coordinator_of(settings: KafkaSettings, transactional_id: str) -> int:
         client.close()
 
 
-def wait_for(check: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
 def test_router_survives_a_broker_node_crash_without_loss_or_duplicates(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
@@ -167,9 +155,7 @@ def test_router_survives_a_broker_node_crash_without_loss_or_duplicates(
     assert router.stats.routed == COUNT
 
     # Read back with the node still down: two replicas of three must be enough.
-    delivered = Counter(i for m in read_all(settings, feed) if (i := dict(m.headers)["ce_id"].decode()) in ids)
-    assert set(delivered) == ids, f"lost {len(ids - set(delivered))} (node {victim} killed at {routed_at_kill})"
-    assert max(delivered.values()) == 1, "duplicated"
+    assert_delivered_once(settings, feed, ids, f"(node {victim} killed at {routed_at_kill})")
     audit = read_all(settings, kafka_adapter.AUDIT_TOPIC)
     checked, broken = verify_chain((m.offset, m.value) for m in audit)
     assert broken is None, broken

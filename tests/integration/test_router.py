@@ -25,7 +25,7 @@ from bus.core.signing import sign_record
 from bus.services.publisher import Publisher
 from bus.services.router import Router, RouterOptions
 from bus.services.router_sources import FileSources
-from tests.helpers import REPO, example, read_all, run_bus
+from tests.helpers import REPO, assert_delivered_once, example, read_all, run_bus
 
 NEUTRAL = {
     "tlp": "AMBER", "handling_codes": [], "source_reliability": "C", "information_assessment": "3",
@@ -277,9 +277,7 @@ def test_router_killed_mid_stream_loses_and_duplicates_nothing(kafka, world, tmp
     second = subprocess.run([*cmd, "--exit-when-idle", "6"], env=env, capture_output=True, text=True,
                             timeout=240, cwd=REPO)
     assert second.returncode == 0, second.stderr[-3000:]
-    delivered = Counter(i for i in feed_ids(kafka, feed) if i in ids)
-    assert set(delivered) == ids, f"lost {len(ids - set(delivered))}"
-    assert max(delivered.values()) == 1, "duplicated"
+    assert_delivered_once(kafka, feed, ids)
     audit = audit_by_id(kafka)
     assert all(len(audit[i]) == 1 for i in ids)
     assert run_bus("audit", "verify", settings=kafka).returncode == 0
@@ -312,10 +310,7 @@ def test_a_transaction_with_an_unknown_outcome_is_settled_from_what_kafka_commit
     stats = router.run(max_idle=4)
 
     assert stats.recoveries == 2
-    feed = f"feed.t{world['suffix']}.es-customs"
-    delivered = Counter(i for i in feed_ids(kafka, feed) if i in ids)
-    assert set(delivered) == ids, f"lost {len(ids - set(delivered))}"
-    assert max(delivered.values()) == 1, "duplicated"
+    assert_delivered_once(kafka, f"feed.t{world['suffix']}.es-customs", ids)
     audit = audit_by_id(kafka)
     assert all(len(audit[i]) == 1 for i in ids)
     assert run_bus("audit", "verify", settings=kafka).returncode == 0
