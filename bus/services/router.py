@@ -62,8 +62,8 @@ class RouterStats:
     rejected: int = 0
     delivered: int = 0
     batches: int = 0
-    aborted: int = 0
     recoveries: int = 0
+    """Transactions not committed (failed or timed out), each followed by a rebuild."""
     by_reason: dict[str, int] = field(default_factory=dict)
 
 
@@ -151,7 +151,6 @@ class Router:
 
     def _recover(self, error: Exception) -> None:
         """Start over from committed state, as a restarted router would, until it works or we stop."""
-        self.stats.aborted += 1
         self.stats.recoveries += 1
         log.error("transaction not committed; rebuilding clients and state from what Kafka committed",
                   error=str(error), error_type=type(error).__name__)
