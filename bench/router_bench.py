@@ -11,7 +11,7 @@ import yaml
 from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from bus.adapters import kafka as kafka_adapter
+from bus.adapters import kafka_legacy as kafka_adapter
 from bus.config import KafkaSettings
 from bus.core.keyring import Keyring
 from bus.core.keys import SigningKey

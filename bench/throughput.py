@@ -16,7 +16,7 @@ import time
 import uuid
 from pathlib import Path
 
-from bus.adapters import kafka as kafka_adapter
+from bus.adapters import kafka_legacy as kafka_adapter
 from bus.config import KafkaSettings
 from bus.core.codec import SchemaSet
 from bus.core.keyring import Keyring

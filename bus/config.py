@@ -12,14 +12,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bus.core.errors import BusError
+from bus.errors import BusError
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
 SecurityProtocol = Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"]
+EngineName = Literal["confluent", "kafka-python"]
 
 
 class KafkaSettings(BaseSettings):
@@ -35,6 +36,10 @@ class KafkaSettings(BaseSettings):
     ssl_cafile: Path | None = None
     client_id: str = "epa-bus"
     bootstrap_timeout_ms: int = 10000
+    engine: EngineName = Field(
+        default="confluent", validation_alias=AliasChoices("engine", "BUS_KAFKA_ENGINE"),
+        description="Kafka client behind the port: confluent (default, librdkafka) or kafka-python.",
+    )
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments common to kafka-python producers, consumers and admin."""

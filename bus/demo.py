@@ -66,7 +66,7 @@ def as_user(env: dict[str, str], user: str, password: str) -> dict[str, str]:
 
 
 def wait_for_audit(env: dict[str, str], expected: int, timeout: float = 90.0) -> int:
-    from bus.adapters.kafka import read_to_end
+    from bus.adapters.kafka_legacy import read_to_end
     from bus.config import load_settings
 
     settings = load_settings(

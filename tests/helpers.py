@@ -51,7 +51,7 @@ def run_bus(*args: str, settings: KafkaSettings | None = None, env: dict[str, st
 
 def read_all(settings: KafkaSettings, topic: str) -> list[Any]:
     """Every committed record currently on a topic (read_committed), in partition/offset order."""
-    from bus.adapters.kafka import read_to_end
+    from bus.adapters.kafka_legacy import read_to_end
 
     return sorted(read_to_end(settings, topic), key=lambda m: (m.partition, m.offset))
 

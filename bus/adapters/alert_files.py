@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bus.core.errors import AlertValidationError, BusError
 from bus.core.models import BaseAlert, parse_alert
+from bus.errors import AlertValidationError, BusError
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 

@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bus.core.errors import BusError
+from bus.errors import BrokerError
 
 POM = Path(__file__).with_name("kafka-pom.xml")
 KAFKA_VERSION = "4.1.0"
@@ -27,8 +27,6 @@ DEFAULT_HEAP = "512m"
 ADMIN_USER = "admin"
 
 
-class BrokerError(BusError):
-    """The local broker could not be fetched, started or stopped."""
 
 
 def jar_cache_dir() -> Path:

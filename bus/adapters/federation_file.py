@@ -21,7 +21,6 @@ import yaml
 from pydantic import ValidationError
 
 from bus.adapters.keystore import generate_keypair, load_signing_key, write_new_keypair
-from bus.core.errors import KeyFileError
 from bus.core.keys import PublicKey, SigningKey
 from bus.core.trust import (
     DirectoryError,
@@ -35,6 +34,7 @@ from bus.core.trust import (
     utcnow,
     verify_directory,
 )
+from bus.errors import KeyFileError
 
 AUTHORITY = "FEDERATION-AUTHORITY"
 """Name carried by the authority's SigningKey (it is not a member)."""

@@ -6,10 +6,10 @@ import os
 import stat
 from pathlib import Path
 
-from bus.core.errors import KeyFileError
 from bus.core.keyring import Keyring
 from bus.core.keys import PublicKey, SigningKey
 from bus.core.models import MEMBER_ID_RE
+from bus.errors import KeyFileError
 
 
 def write_private(path: Path, data: bytes) -> None:

@@ -19,7 +19,6 @@ from typing import Any
 import yaml
 
 from bus.core.codelists import empact_codes
-from bus.core.errors import AlertValidationError, BusError
 from bus.core.models import BaseAlert, parse_alert
 from bus.core.policy import (
     Loc,
@@ -30,6 +29,7 @@ from bus.core.policy import (
     located_errors,
     parse_policy,
 )
+from bus.errors import AlertValidationError, BusError
 
 __all__ = [
     "LoadedCase",

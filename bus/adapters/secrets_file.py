@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 from pydantic import SecretStr
 
-from bus.core.errors import BusError
+from bus.errors import BusError
 
 ENV_PREFIX = "BUS_SECRET_"
 PASSWORD_BYTES = 32

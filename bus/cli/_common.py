@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from bus.config import KafkaSettings, load_settings
-from bus.core.errors import BusError
+from bus.errors import BusError
 
 out = Console()
 err = Console(stderr=True)

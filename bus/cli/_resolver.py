@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bus.core.errors import BusError
 from bus.core.keyring import KeyResolver
+from bus.errors import BusError
 
 
 def resolver_from(keys: Path | None, federation: Path | None, authority_pub: Path | None) -> KeyResolver:

@@ -14,7 +14,7 @@ app = typer.Typer(no_args_is_help=True)
 
 
 def _audit_records(settings: KafkaSettings, topic: str):  # type: ignore[no-untyped-def]
-    from bus.adapters.kafka import read_to_end
+    from bus.adapters.kafka_legacy import read_to_end
 
     return read_to_end(settings, topic)
 

@@ -9,7 +9,7 @@ import typer
 
 from bus.adapters.broker import CLUSTER_HEAP, LocalBroker, LocalCluster, cluster_size, forget_cluster, port_is_open
 from bus.cli._common import err, handle_errors, out
-from bus.core.errors import BusError
+from bus.errors import BusError
 
 app = typer.Typer(no_args_is_help=True)
 

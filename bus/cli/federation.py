@@ -29,7 +29,6 @@ from bus.adapters.federation_file import (
     write_directory_file,
 )
 from bus.cli._common import err, fail, handle_errors, out
-from bus.core.errors import BusError
 from bus.core.keys import PublicKey
 from bus.core.trust import (
     ALERT_TYPES,
@@ -48,6 +47,7 @@ from bus.core.trust import (
     utcnow,
     verify_directory,
 )
+from bus.errors import BusError
 
 app = typer.Typer(no_args_is_help=True)
 

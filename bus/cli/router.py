@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from bus.cli._common import KafkaSettings, handle_errors, kafka_options, out
-from bus.core.errors import BusError
+from bus.errors import BusError
 
 app = typer.Typer(no_args_is_help=True)
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
-from bus.core.errors import BusError
+from bus.errors import PlanError
 
 ROUTER_USER = "svc-router"
 AUDITOR_USER = "svc-auditor"
@@ -40,8 +40,6 @@ GROUP_SEPARATOR = "."
 _USER_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 
-class PlanError(BusError):
-    """The directory and policy cannot be turned into a safe set of grants."""
 
 
 class ResourceType(StrEnum):

@@ -27,7 +27,7 @@ from fastavro import schemaless_reader, schemaless_writer
 from fastavro.schema import fingerprint as avro_fingerprint
 from fastavro.schema import load_schema, to_parsing_canonical_form
 
-from bus.core.errors import BusError, SchemaError
+from bus.errors import BusError, SchemaError
 
 MAGIC = b"\xc3\x01"
 FINGERPRINT_SIZE = 8

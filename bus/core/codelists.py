@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from bus.core.errors import BusError
+from bus.errors import CodeListError
 
 CODELISTS_ENV = "BUS_CODELISTS_DIR"
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "schemas" / "codelists"
@@ -121,8 +121,6 @@ _CYCLE = re.compile(r"\d{4}-\d{4}")
 _CODE = re.compile(r"[A-Z0-9]+(-[A-Z0-9]+)*")
 
 
-class CodeListError(BusError):
-    """A code list file is missing or malformed (a deployment problem, not bad input)."""
 
 
 class UnknownCodeError(ValueError):

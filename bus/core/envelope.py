@@ -19,9 +19,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bus.core.errors import BusError, SchemaError
 from bus.core.models import MEMBER_ID_RE
 from bus.core.signing import Headers, covered_values
+from bus.errors import BusError, SchemaError
 
 SPECVERSION = "1.0"
 CONTENT_TYPE = "application/avro"

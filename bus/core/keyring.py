@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from bus.core.errors import RejectReason, UnknownKeyError, VerificationError
 from bus.core.keys import PublicKey
+from bus.errors import RejectReason, UnknownKeyError, VerificationError
 
 
 class KeyResolver(Protocol):

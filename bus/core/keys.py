@@ -13,7 +13,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from bus.core.errors import KeyFileError
+from bus.errors import KeyFileError
 
 
 def key_id_of(public_key: Ed25519PublicKey) -> str:

@@ -44,7 +44,7 @@ from bus.core.codelists import (
     UnknownCodeError,
     empact_codes,
 )
-from bus.core.errors import AlertValidationError
+from bus.errors import AlertValidationError
 
 __all__ = [
     "ALERT_MODELS",

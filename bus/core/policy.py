@@ -45,8 +45,8 @@ from bus.core.codelists import (
     SourceReliability,
     Tlp,
 )
-from bus.core.errors import BusError
 from bus.core.models import AlertHeader, AlertType, BaseAlert, CountryCode, MemberId, UnLocode
+from bus.errors import BusError
 
 __all__ = [
     "FEED_PREFIX",

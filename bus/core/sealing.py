@@ -19,7 +19,11 @@ from pydantic import ValidationError
 
 from bus.core.codec import SchemaSet
 from bus.core.envelope import build_headers, format_time, parse_headers
-from bus.core.errors import (
+from bus.core.keyring import KeyResolver
+from bus.core.keys import SigningKey
+from bus.core.models import ALERT_MODELS, AlertType, BaseAlert
+from bus.core.signing import Headers, sign_record, signature_of, verify_record
+from bus.errors import (
     AlertValidationError,
     BusError,
     RejectReason,
@@ -27,10 +31,6 @@ from bus.core.errors import (
     SignatureError,
     VerificationError,
 )
-from bus.core.keyring import KeyResolver
-from bus.core.keys import SigningKey
-from bus.core.models import ALERT_MODELS, AlertType, BaseAlert
-from bus.core.signing import Headers, sign_record, signature_of, verify_record
 
 TOPIC_PREFIX = "alerts."
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 
-from bus.core.errors import SignatureError
 from bus.core.keys import PublicKey, SigningKey
+from bus.errors import SignatureError
 
 Headers = Sequence[tuple[str, bytes | None]]
 

@@ -36,9 +36,9 @@ from pydantic import (
     model_validator,
 )
 
-from bus.core.errors import BusError, KeyFileError, RejectReason, UnknownKeyError, VerificationError
 from bus.core.keys import PublicKey, SigningKey
 from bus.core.models import MEMBER_ID_RE, AlertType
+from bus.errors import DirectoryError, KeyFileError, RejectReason, UnknownKeyError, VerificationError
 
 DOMAIN = b"EPA-BUS-FEDERATION/1\x00"
 """Prefix of the signing input, so a directory signature can never pass for an alert's."""
@@ -57,16 +57,6 @@ class MemberKind(StrEnum):
     PRIVATE_OPERATOR = "private-operator"
 
 
-class DirectoryError(BusError):
-    """The directory must not be used; `problem` is a stable short code for logs.
-
-    Codes: unsigned, unknown-authority, bad-signature, rollback, replaced,
-    invalid, file (the last ones are raised by the file adapter).
-    """
-
-    def __init__(self, message: str, problem: str = "invalid"):
-        self.problem = problem
-        super().__init__(message)
 
 
 # -- time helpers ----------------------------------------------------------------------

@@ -30,13 +30,13 @@ from kafka.admin import (
 )
 from kafka.errors import KafkaError, SecurityDisabledError
 
-from bus.adapters import kafka as kafka_adapter
+from bus.adapters import kafka_legacy as kafka_adapter
 from bus.adapters.secrets_file import SecretsFile, env_name
 from bus.config import KafkaSettings
 from bus.core import acl_plan as ap
-from bus.core.errors import BusError
 from bus.core.policy import FEED_PREFIX, Policy
 from bus.core.trust import FederationDirectory
+from bus.errors import ProvisionError
 
 log = structlog.get_logger("bus.provision")
 
@@ -44,8 +44,6 @@ SCRAM = ScramMechanism.SCRAM_SHA_512
 SCRAM_ITERATIONS = 8192
 
 
-class ProvisionError(BusError):
-    """The cluster could not be brought to the planned state."""
 
 
 def bus_names(router_group: str = ap.ROUTER_GROUP,

@@ -13,13 +13,13 @@ from typing import Any
 import structlog
 from kafka.errors import KafkaError
 
-from bus.adapters import kafka as kafka_adapter
+from bus.adapters import kafka_legacy as kafka_adapter
 from bus.config import KafkaSettings
 from bus.core.codec import SchemaSet
-from bus.core.errors import AlertValidationError, BusError
 from bus.core.keys import SigningKey
 from bus.core.models import BaseAlert
 from bus.core.sealing import SealedRecord, seal
+from bus.errors import AlertValidationError, PublishError
 
 log = structlog.get_logger("bus.publisher")
 
@@ -42,8 +42,6 @@ class Receipt:
         }
 
 
-class PublishError(BusError):
-    """Kafka did not acknowledge an alert; it may not have been published."""
 
 
 class Publisher:

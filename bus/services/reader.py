@@ -14,12 +14,12 @@ from datetime import datetime
 
 from kafka import TopicPartition
 
-from bus.adapters import kafka as kafka_adapter
+from bus.adapters import kafka_legacy as kafka_adapter
 from bus.config import KafkaSettings
 from bus.core.codec import SchemaSet
-from bus.core.errors import BusError, VerificationError
 from bus.core.keyring import KeyResolver
 from bus.core.sealing import VerifiedAlert, unseal
+from bus.errors import BusError, VerificationError
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,9 @@ from kafka import TopicPartition
 from kafka.errors import KafkaError, ProducerFencedError
 from kafka.structs import OffsetAndMetadata
 
-from bus.adapters import kafka as kafka_adapter
+from bus.adapters import kafka_legacy as kafka_adapter
 from bus.adapters import transactions
-from bus.adapters.kafka import AUDIT_TOPIC, DLQ_TOPIC, REPLAY_TOPIC
+from bus.adapters.kafka_legacy import AUDIT_TOPIC, DLQ_TOPIC, REPLAY_TOPIC
 from bus.config import KafkaSettings
 from bus.core.audit import AuditChain
 from bus.core.codec import SchemaSet

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from bus.core.errors import BusError
 from bus.core.keyring import KeyResolver
 from bus.core.policy import Policy
+from bus.errors import BusError
 
 
 def _digest(paths: list[Path]) -> str:

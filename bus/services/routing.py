@@ -13,11 +13,11 @@ from datetime import datetime
 from typing import Any
 
 from bus.core.codec import SchemaSet
-from bus.core.errors import RejectReason, VerificationError
 from bus.core.keyring import KeyResolver
 from bus.core.policy import Decision, Policy, evaluate
 from bus.core.sealing import VerifiedAlert, unseal
 from bus.core.trust import FreshnessPolicy
+from bus.errors import RejectReason, VerificationError
 
 
 @dataclass(frozen=True)

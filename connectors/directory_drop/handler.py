@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bus.core.errors import AlertValidationError
 from bus.core.models import parse_alert
+from bus.errors import AlertValidationError
 from connectors.directory_drop.config import DropSettings
 from connectors.directory_drop.rows import RowProblem, csv_items, json_items, merge_defaults
 from connectors.sdk.inbox import FileInfo, FileRejected, Row

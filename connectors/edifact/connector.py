@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import ClassVar
 
-from bus.core.errors import AlertValidationError
 from bus.core.models import parse_alert
+from bus.errors import AlertValidationError
 from connectors.edifact.config import EdifactSettings
 from connectors.edifact.handler import EdifactHandler
 from connectors.edifact.state import StateStore

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bus.core.errors import AlertValidationError
 from bus.core.models import parse_alert
+from bus.errors import AlertValidationError
 from connectors.edifact.alerts import alert_data
 from connectors.edifact.config import EdifactInbox
 from connectors.edifact.parse import parse_interchange

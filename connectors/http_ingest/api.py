@@ -12,8 +12,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from bus.core.errors import AlertValidationError, BusError
 from bus.core.models import AlertType, BaseAlert, parse_alert
+from bus.errors import AlertValidationError, BusError
 from bus.services.publisher import Receipt as KafkaReceipt
 from connectors.http_ingest.auth import TokenTable
 from connectors.http_ingest.config import IngestSettings, SystemToken

@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bus.config import KafkaSettings, load_settings
-from bus.core.errors import BusError
 from bus.core.models import MEMBER_ID_PATTERN
+from bus.errors import BusError
 
 ENV_PREFIX = "BUS_CONNECTOR_"
 MEMBER_PATTERN = MEMBER_ID_PATTERN

@@ -20,10 +20,10 @@ import structlog
 from kafka.errors import KafkaError
 
 from bus.config import KafkaSettings
-from bus.core.errors import AlertValidationError, BusError
 from bus.core.keys import SigningKey
 from bus.core.models import BaseAlert
 from bus.core.sealing import seal
+from bus.errors import AlertValidationError, BusError
 from bus.services.publisher import MAX_RECORD_BYTES, Publisher, Receipt
 from connectors.sdk.config import PublishSettings
 from connectors.sdk.metrics import ConnectorMetrics

@@ -11,7 +11,7 @@ import importlib
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
-from bus.core.errors import BusError
+from bus.errors import BusError
 
 if TYPE_CHECKING:
     from connectors.sdk.runtime import Connector

@@ -35,14 +35,14 @@ from kafka.errors import (
 )
 from pydantic import SecretStr
 
-from bus.adapters import kafka as kafka_adapter
+from bus.adapters import kafka_legacy as kafka_adapter
 from bus.adapters.federation_file import DemoFederation, load_verified_directory, make_demo
 from bus.adapters.policy_file import load_policy
 from bus.adapters.secrets_file import SecretsFile
 from bus.config import KafkaSettings
 from bus.core import acl_plan as ap
-from bus.core.errors import BusError
 from bus.core.trust import FederationDirectory
+from bus.errors import BusError
 from bus.services import provision as prov
 from tests.helpers import example, run_bus
 

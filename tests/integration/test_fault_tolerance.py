@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bus.adapters import kafka as kafka_adapter
+from bus.adapters import kafka_legacy as kafka_adapter
 from bus.adapters.broker import LocalCluster, free_port
 from bus.adapters.federation_file import make_demo
 from bus.config import KafkaSettings

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from bus.adapters import kafka as kafka_adapter
+from bus.adapters import kafka_legacy as kafka_adapter
 from bus.adapters.keystore import generate_keypair
-from bus.core.errors import RejectReason
 from bus.core.keys import SigningKey
 from bus.core.sealing import seal
+from bus.errors import RejectReason
 from bus.services.publisher import Publisher
 from bus.services.reader import FeedReader
 from tests.helpers import example, keyring_for, read_all, run_bus

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bus.adapters import kafka as kafka_adapter
+from bus.adapters import kafka_legacy as kafka_adapter
 from bus.adapters.federation_file import generate_authority_key, write_directory_file
 from bus.core.envelope import build_headers
-from bus.core.errors import BusError
 from bus.core.keys import SigningKey
 from bus.core.sealing import SealedRecord, seal
 from bus.core.signing import sign_record
 from bus.core.trust import FederationDirectory, Member, MemberKey, add_key, sign_directory
+from bus.errors import BusError
 from bus.services.publisher import Publisher
 from bus.services.router import Router, RouterOptions
 from bus.services.router_sources import FileSources

@@ -279,7 +279,7 @@ def test_wide_topic_grants_are_flagged(desired):
 
 
 def test_adapter_names_match_the_plan_defaults():
-    from bus.adapters import kafka as kafka_adapter
+    from bus.adapters import kafka_legacy as kafka_adapter
     from bus.core.policy import FEED_PREFIX
     from bus.services.provision import bus_names
 

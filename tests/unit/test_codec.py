@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from bus.core import codec
 from bus.core.codec import HEADER_SIZE, MAGIC, SchemaSet, crc64_fingerprint
-from bus.core.errors import BusError, SchemaError
+from bus.errors import BusError, SchemaError
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = SchemaSet(REPO / "schemas" / "avro")

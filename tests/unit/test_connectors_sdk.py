@@ -12,8 +12,8 @@ import pytest
 from kafka.errors import KafkaTimeoutError
 
 from bus.adapters.keystore import generate_keypair
-from bus.core.errors import AlertValidationError, BusError
 from bus.core.keys import SigningKey
+from bus.errors import AlertValidationError, BusError
 from bus.services.publisher import PublishError, Receipt
 from connectors.sdk.config import ConfigError, ConnectorSettings, PublishSettings, RetrySettings, load_config
 from connectors.sdk.health import HealthServer

@@ -35,7 +35,6 @@ from bus.core.codelists import (
     empact_codes,
     load_empact,
 )
-from bus.core.errors import AlertValidationError
 from bus.core.models import (
     ALERT_MODELS,
     MAX_ALERT_JSON_BYTES,
@@ -54,6 +53,7 @@ from bus.core.models import (
     SuspiciousContainerAlert,
     parse_alert,
 )
+from bus.errors import AlertValidationError
 
 REPO = Path(__file__).resolve().parents[2]
 AVRO_DIR = REPO / "schemas" / "avro"

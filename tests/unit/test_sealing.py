@@ -14,7 +14,12 @@ from hypothesis import strategies as st
 
 from bus.core.codec import SchemaSet
 from bus.core.envelope import build_headers
-from bus.core.errors import (
+from bus.core.keyring import Keyring
+from bus.core.keys import PublicKey, SigningKey
+from bus.core.models import AlertType, BaseAlert, new_message_id, parse_alert
+from bus.core.sealing import SealedRecord, VerifiedAlert, alert_topic, seal, unseal
+from bus.core.signing import COVERED_HEADERS, SIGNATURE_HEADER, sign_record
+from bus.errors import (
     BusError,
     RejectReason,
     SchemaError,
@@ -22,11 +27,6 @@ from bus.core.errors import (
     UnknownKeyError,
     VerificationError,
 )
-from bus.core.keyring import Keyring
-from bus.core.keys import PublicKey, SigningKey
-from bus.core.models import AlertType, BaseAlert, new_message_id, parse_alert
-from bus.core.sealing import SealedRecord, VerifiedAlert, alert_topic, seal, unseal
-from bus.core.signing import COVERED_HEADERS, SIGNATURE_HEADER, sign_record
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "examples" / "alerts").glob("*.json"))

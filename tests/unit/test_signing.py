@@ -14,7 +14,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bus.core.envelope import build_headers, format_time, parse_headers
-from bus.core.errors import BusError, SchemaError, SignatureError
 from bus.core.keys import SigningKey
 from bus.core.signing import (
     COVERED_HEADERS,
@@ -24,6 +23,7 @@ from bus.core.signing import (
     signing_input,
     verify_record,
 )
+from bus.errors import BusError, SchemaError, SignatureError
 
 REPO = Path(__file__).resolve().parents[2]
 VECTOR = json.loads((Path(__file__).parent / "vectors" / "signing-v1.json").read_text())

@@ -25,7 +25,6 @@ from bus.adapters.federation_file import (
     write_directory_file,
 )
 from bus.adapters.keystore import generate_keypair
-from bus.core.errors import RejectReason, UnknownKeyError, VerificationError
 from bus.core.keys import SigningKey
 from bus.core.trust import (
     DOMAIN,
@@ -43,6 +42,7 @@ from bus.core.trust import (
     sign_directory,
     verify_directory,
 )
+from bus.errors import RejectReason, UnknownKeyError, VerificationError
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -520,7 +520,7 @@ def test_file_errors_name_the_file(tmp_path, demo):
     extra.write_text(yaml.safe_dump(doc))
     with pytest.raises(DirectoryError, match="surprise"):
         read_directory_file(extra)
-    from bus.core.errors import KeyFileError
+    from bus.errors import KeyFileError
 
     with pytest.raises(KeyFileError, match=r"nope\.pub"):
         load_verified_directory(demo.directory_path, tmp_path / "nope.pub")

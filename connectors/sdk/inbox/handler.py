@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Protocol
 from uuid import UUID
 
-from bus.core.errors import BusError
 from bus.core.models import BaseAlert
+from bus.errors import BusError
 from connectors.sdk.stable_ids import stable_uuid7
 
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 from kafka.errors import AuthorizationError, KafkaError
 
-from bus.core.errors import BusError
 from bus.core.models import BaseAlert
 from bus.core.sealing import alert_topic
+from bus.errors import BusError
 from connectors.sdk.inbox import outcome as files
 from connectors.sdk.inbox.checkpoint import Checkpoint, CheckpointStore
 from connectors.sdk.inbox.handler import FileHandler, FileInfo, FileRejected

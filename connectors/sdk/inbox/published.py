@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from kafka import KafkaConsumer, TopicPartition
 
-from bus.adapters import kafka as kafka_adapter
+from bus.adapters import kafka_legacy as kafka_adapter
 from bus.config import KafkaSettings
 from connectors.sdk.inbox.checkpoint import Offsets
 

@@ -22,8 +22,8 @@ from kafka.errors import (
 )
 
 from bus.config import KafkaSettings
-from bus.core.errors import BusError
 from bus.core.models import AlertType
+from bus.errors import BusError, KafkaUnavailable
 
 ALERT_TOPICS = tuple(f"alerts.{t.value}" for t in AlertType)
 AUDIT_TOPIC = "audit"
@@ -31,8 +31,6 @@ DLQ_TOPIC = "dlq.rejected"
 REPLAY_TOPIC = "router.seen"
 
 
-class KafkaUnavailable(BusError):
-    """No broker answered at the configured bootstrap address."""
 
 
 @dataclass(frozen=True)

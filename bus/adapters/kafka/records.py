@@ -1,0 +1,96 @@
+"""What crosses the Kafka port: records in, records out, where they landed.
+
+Engine-neutral plain data. Header names and values are bytes, as on the wire,
+so that no client's text decoding decides what the router sees or forwards:
+a dead-letter copy carries exactly the bytes that arrived (nulls stay null).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+Header = tuple[bytes, bytes | None]
+Headers = tuple[Header, ...]
+
+
+class TopicPartition(NamedTuple):
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One record as a consumer read it."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers = ()
+
+    @property
+    def tp(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+    def header_values(self, name: bytes) -> list[bytes | None]:
+        """Every value of a header, in order (a header may repeat)."""
+        return [v for k, v in self.headers if k == name]
+
+    @property
+    def size(self) -> int:
+        """Bytes of key, value and headers: what counts against record size limits."""
+        return (len(self.key or b"") + len(self.value or b"")
+                + sum(len(k) + len(v or b"") for k, v in self.headers))
+
+
+@dataclass(frozen=True, slots=True)
+class UndecodableRecord:
+    """A record the client could not decode (a header name that is not UTF-8, a corrupt batch).
+
+    Only its coordinates are known. The consumer has already moved past it, so
+    polling goes on; whoever reads it decides what to do (the router dead-letters it).
+    """
+
+    topic: str
+    partition: int
+    offset: int
+    problem: str
+
+    @property
+    def tp(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+
+Polled = Record | UndecodableRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Where the broker stored a produced record."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class TopicInfo:
+    name: str
+    partitions: int
+    replication: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterInfo:
+    cluster_id: str | None
+    brokers: int
+    controller: int | None
+
+
+OFFSET_BEGINNING = -2
+"""`Consumer.seek` sentinel: the oldest retained offset."""
+OFFSET_END = -1
+"""`Consumer.seek` sentinel: after the last record (the next one to be written)."""

@@ -1,0 +1,280 @@
+"""Every exception the bus raises, in one tree (the way httpx keeps `_exceptions.py`).
+
+Callers catch what they can act on and let the rest reach the CLI, which prints
+one line and exits with the class's `exit_code`:
+
+    BusError                              any problem a human can act on (exit 2)
+    ├── InvalidInput                      something given to us is wrong; `errors` names the fields
+    │   ├── AlertValidationError          an alert breaks a rule of its model
+    │   ├── ConfigError                   a settings file or option is wrong
+    │   ├── DirectoryError                the federation directory must not be used (`problem`)
+    │   ├── PlanError                     directory + policy cannot be turned into safe grants
+    │   ├── CodeListError                 a code list file is wrong
+    │   └── KeyFileError                  a key file is missing, unreadable or of the wrong kind
+    ├── VerificationError                 a received record must not be trusted; `reason` says why
+    │   ├── SignatureError                    bad-signature
+    │   ├── SchemaError                       bad-schema
+    │   └── UnknownKeyError                   unknown-key
+    ├── KafkaError                        talking to Kafka failed (raised by bus.adapters.kafka)
+    │   ├── KafkaUnavailable              no broker answered (exit 3)
+    │   ├── AuthenticationFailed          the broker refused our credentials (exit 4)
+    │   ├── NotAuthorized                 an ACL denies an operation; names the resource (exit 5)
+    │   ├── TlsFailed                     the TLS handshake or certificate check failed (exit 6)
+    │   ├── ProtocolMismatch              settings that cannot work together, e.g. SASL without a SASL protocol (exit 7)
+    │   ├── Fenced                        another instance took over our transactional id
+    │   ├── OutcomeUnknown                an operation timed out; it may or may not have happened
+    │   ├── RecordTooLarge                a record is over a client or broker size limit
+    │   └── KafkaOperationFailed          anything else the broker or client reported
+    ├── BrokerError                       the local Kafka process could not be started or stopped
+    ├── ServiceError                      a service could not do its job
+    │   ├── PublishError                  Kafka did not acknowledge an alert
+    │   ├── ProvisionError                the cluster could not be brought to the planned state
+    │   └── RejectedAlerts                the router rejected alerts we waited for (exit 8)
+    └── WaitTimedOut                      we stopped waiting for an answer (exit 9)
+
+The reason codes of `VerificationError` are the wire format's vocabulary
+(`RejectReason`, docs/wire-format.md); the same code reaches the dead-letter
+topic, the audit trail, the sender's receipt and the CLI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+
+__all__ = [
+    "AlertValidationError",
+    "AuthenticationFailed",
+    "BrokerError",
+    "BusError",
+    "CodeListError",
+    "ConfigError",
+    "DirectoryError",
+    "Fenced",
+    "InvalidInput",
+    "KafkaError",
+    "KafkaOperationFailed",
+    "KafkaUnavailable",
+    "KeyFileError",
+    "NotAuthorized",
+    "OutcomeUnknown",
+    "PlanError",
+    "ProtocolMismatch",
+    "ProvisionError",
+    "PublishError",
+    "RecordTooLarge",
+    "RejectReason",
+    "RejectedAlerts",
+    "SchemaError",
+    "ServiceError",
+    "SignatureError",
+    "TlsFailed",
+    "UnknownKeyError",
+    "VerificationError",
+    "WaitTimedOut",
+]
+
+
+class RejectReason(StrEnum):
+    """Why a record was not routed. Stable strings: they are part of the wire format."""
+
+    UNKNOWN_KEY = "unknown-key"
+    KEY_NOT_OWNED = "key-not-owned-by-producer"
+    TYPE_NOT_ALLOWED = "type-not-allowed"
+    KEY_NOT_YET_VALID = "key-not-yet-valid"
+    KEY_EXPIRED = "key-expired"
+    KEY_REVOKED = "key-revoked"
+    STALE = "stale"
+    FUTURE = "future"
+    EXPIRED = "expired"
+    REPLAY = "replay"
+    BAD_SIGNATURE = "bad-signature"
+    BAD_SCHEMA = "bad-schema"
+    MISPLACED = "misplaced"
+    """On a partition or topic other than the one its signed key and type map to."""
+    UNDECODABLE = "undecodable"
+    """The Kafka client could not decode the record (e.g. a header name that is not UTF-8)."""
+    OVERSIZED = "oversized"
+    """The record (or its dead-letter copy) is over a size limit; a bounded summary is kept."""
+    UNSUPPORTED_FORMAT = "unsupported-format"
+    """A wire format version that is no longer accepted (after its transition window)."""
+    NOT_RECEIVED = "not-received"
+    """An acknowledgement for an alert the acknowledging member was never sent."""
+    INTERNAL_ERROR = "internal-error"
+    """The router failed on this record in a way no rule describes: a bug worth a report."""
+
+
+class BusError(Exception):
+    """Base class: a message a human can act on. `exit_code` is what the CLI exits with."""
+
+    exit_code: int = 2
+
+
+# -- bad input ---------------------------------------------------------------------------------
+
+
+class InvalidInput(BusError):
+    """Something we were given is wrong. `errors` lists (field path, message) pairs when known."""
+
+    def __init__(self, message: str, errors: Sequence[tuple[str, str]] = ()) -> None:
+        self.errors = list(errors)
+        super().__init__(message)
+
+
+class AlertValidationError(InvalidInput):
+    """An alert failed validation; `errors` lists (field path, message) pairs."""
+
+    def __init__(self, errors: Sequence[tuple[str, str]]) -> None:
+        lines = "; ".join(f"{loc}: {msg}" for loc, msg in errors)
+        super().__init__(f"invalid alert: {lines}", errors)
+
+
+class ConfigError(InvalidInput):
+    """A settings file, environment variable or option is wrong."""
+
+
+class DirectoryError(InvalidInput):
+    """The federation directory must not be used; `problem` is a stable short code for logs.
+
+    Codes: unsigned, unknown-authority, bad-signature, rollback, replaced, invalid, file.
+    """
+
+    def __init__(self, message: str, problem: str = "invalid") -> None:
+        self.problem = problem
+        super().__init__(message)
+
+
+class PlanError(InvalidInput):
+    """The directory and policy cannot be turned into a safe set of grants."""
+
+
+class CodeListError(InvalidInput):
+    """A code list (e.g. the EMPACT priorities) is malformed."""
+
+
+class KeyFileError(InvalidInput):
+    """A key file is missing, unreadable or not the expected kind of key."""
+
+
+# -- records that must not be trusted -----------------------------------------------------------
+
+
+class VerificationError(BusError):
+    """A received record must not be trusted; `reason` says why, `detail` says what was seen.
+
+    `producer` is set once the record's signature verified with a key the directory lists
+    for its claimed producer: only then may the producer be told (a receipt) about it.
+    """
+
+    reason: RejectReason = RejectReason.BAD_SIGNATURE
+
+    def __init__(self, detail: str, reason: RejectReason | None = None, *, producer: str | None = None) -> None:
+        if reason is not None:
+            self.reason = reason
+        self.detail = detail
+        self.producer = producer
+        super().__init__(f"{self.reason}: {detail}")
+
+
+class SignatureError(VerificationError):
+    reason = RejectReason.BAD_SIGNATURE
+
+
+class SchemaError(VerificationError):
+    reason = RejectReason.BAD_SCHEMA
+
+
+class UnknownKeyError(VerificationError):
+    reason = RejectReason.UNKNOWN_KEY
+
+
+# -- Kafka ----------------------------------------------------------------------------------------
+
+
+class KafkaError(BusError):
+    """Talking to Kafka failed. Raised only by `bus.adapters.kafka`, whichever engine runs."""
+
+
+class KafkaUnavailable(KafkaError):
+    """No broker answered at the configured bootstrap address (or all brokers went away)."""
+
+    exit_code = 3
+
+
+class AuthenticationFailed(KafkaError):
+    """The broker refused our credentials (wrong user or password, or wrong mechanism)."""
+
+    exit_code = 4
+
+
+class NotAuthorized(KafkaError):
+    """An ACL denies an operation. `resource` names what was denied, e.g. "topic audit"."""
+
+    exit_code = 5
+
+    def __init__(self, message: str, resource: str | None = None) -> None:
+        self.resource = resource
+        super().__init__(message)
+
+
+class TlsFailed(KafkaError):
+    """The TLS handshake failed: an unknown CA, a wrong host name, or not TLS at all."""
+
+    exit_code = 6
+
+
+class ProtocolMismatch(KafkaError):
+    """Settings that cannot work together, e.g. SASL credentials without a SASL protocol."""
+
+    exit_code = 7
+
+
+class Fenced(KafkaError):
+    """Another producer with our transactional id took over; this instance must stop."""
+
+
+class OutcomeUnknown(KafkaError):
+    """An operation did not finish in time; it may or may not have taken effect."""
+
+
+class RecordTooLarge(KafkaError):
+    """A record is over the client's or the broker's size limit."""
+
+
+class KafkaOperationFailed(KafkaError):
+    """Any other failure the client or the broker reported."""
+
+
+# -- processes and services -------------------------------------------------------------------------
+
+
+class BrokerError(BusError):
+    """The local Kafka broker could not be set up, started or stopped."""
+
+
+class ServiceError(BusError):
+    """A service could not do its job."""
+
+
+class PublishError(ServiceError):
+    """Kafka did not acknowledge an alert; it may not have been published."""
+
+
+class ProvisionError(ServiceError):
+    """The cluster could not be brought to the planned state."""
+
+
+class RejectedAlerts(ServiceError):
+    """The router rejected alerts we waited for; `reasons` maps message id to reason code."""
+
+    exit_code = 8
+
+    def __init__(self, message: str, reasons: dict[str, str] | None = None) -> None:
+        self.reasons = dict(reasons or {})
+        super().__init__(message)
+
+
+class WaitTimedOut(BusError):
+    """We stopped waiting for an answer (a receipt, a record) before it came."""
+
+    exit_code = 9
