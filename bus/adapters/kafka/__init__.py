@@ -28,9 +28,12 @@ from bus.adapters.kafka.records import (
     Headers,
     Polled,
     Record,
+    TextHeaders,
     TopicInfo,
     TopicPartition,
     UndecodableRecord,
+    text_headers,
+    wire_headers,
 )
 from bus.config import KafkaSettings
 from bus.errors import ConfigError
@@ -70,9 +73,12 @@ __all__ = [
     "Producer",
     "RebalanceListener",
     "Record",
+    "TextHeaders",
     "TopicInfo",
     "TopicPartition",
     "TransactionalProducer",
     "UndecodableRecord",
     "open_engine",
+    "text_headers",
+    "wire_headers",
 ]

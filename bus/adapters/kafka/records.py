@@ -12,6 +12,19 @@ from typing import NamedTuple
 
 Header = tuple[bytes, bytes | None]
 Headers = tuple[Header, ...]
+TextHeaders = list[tuple[str, bytes | None]]
+"""Headers as the core's signing code reads them: names as text, values as bytes."""
+
+
+def text_headers(headers: Headers) -> TextHeaders:
+    """Names decoded for the core. A name that is not UTF-8 keeps its bytes as surrogates,
+    so it can never equal a covered header's name and never raises."""
+    return [(k.decode("utf-8", "surrogateescape"), v) for k, v in headers]
+
+
+def wire_headers(headers: TextHeaders | list[tuple[str, bytes]]) -> Headers:
+    """The inverse of `text_headers`: what a producer puts on the wire."""
+    return tuple((k.encode("utf-8", "surrogateescape"), v) for k, v in headers)
 
 
 class TopicPartition(NamedTuple):
