@@ -79,3 +79,57 @@ def load_alerts(path: Path, *, alert_type: str | None, producer: str | None) -> 
     if problems:
         raise AlertFileError(path, problems)
     return alerts
+
+
+#: Header fields an exported alert must already have: without them it was never
+#: signed on the bus, and an export could not lead back to a signed record.
+RECORDED_FIELDS = ("message_id", "producer", "created")
+
+
+@dataclass(frozen=True)
+class RecordedAlerts:
+    """Alerts read for export, and the `bus tail --json` records left out because they failed verification."""
+
+    alerts: list[BaseAlert]
+    unverified: list[str]
+
+
+def load_recorded_alerts(path: Path) -> RecordedAlerts:
+    """Alerts as recorded on the bus, for export: plain alert objects or `bus tail --json` lines.
+
+    Unlike `load_alerts`, nothing is filled in: a message id or creation time
+    made up now would give the export ids that no signed record has.
+    """
+    items = read_items(path)
+    if not items:
+        raise AlertFileError(path, ["no alerts in file"])
+    alerts: list[BaseAlert] = []
+    unverified: list[str] = []
+    problems: list[str] = []
+    for item in items:
+        prefix = f"{item.where}: " if item.where else ""
+        data = item.data
+        if isinstance(data, dict) and "verified" in data and "topic" in data:  # a `bus tail --json` record
+            if data["verified"] is not True or not isinstance(data.get("alert"), dict):
+                where = f"{data.get('topic')}[{data.get('partition')}]@{data.get('offset')}"
+                unverified.append(f"{prefix}{where} failed verification ({data.get('reason', 'unknown')})")
+                continue
+            data = data["alert"]
+        if not isinstance(data, dict):
+            problems.append(f"{prefix}expected a JSON object, got {type(data).__name__}")
+            continue
+        header = data.get("header")
+        missing = [f for f in RECORDED_FIELDS if not isinstance(header, dict) or header.get(f) is None]
+        if missing:
+            problems += [
+                f"{prefix}header.{field}: required for export (export alerts as read from the bus, "
+                "e.g. `bus tail --json`, or from a Kafka topic)" for field in missing
+            ]
+            continue
+        try:
+            alerts.append(parse_alert(data))
+        except AlertValidationError as exc:
+            problems += [f"{prefix}{loc}: {msg}" for loc, msg in exc.errors]
+    if problems:
+        raise AlertFileError(path, problems)
+    return RecordedAlerts(alerts, unverified)

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import typer
 
-from bus.cli import audit, broker, connector, federation, keys, policy, provision, publish, router, tail
+from bus.cli import (
+    audit,
+    broker,
+    connector,
+    federation,
+    keys,
+    misp,
+    policy,
+    provision,
+    publish,
+    router,
+    stix,
+    tail,
+)
 
 app = typer.Typer(
     name="bus",
@@ -29,6 +42,8 @@ app.add_typer(federation.app, name="federation", help="Manage the signed federat
 app.add_typer(router.app, name="router", help="Run the policy router.")
 app.add_typer(audit.app, name="audit", help="Inspect the hash-chained audit trail.")
 app.add_typer(connector.app, name="connector", help="Run connectors.")
+app.add_typer(stix.app, name="stix", help="Export alerts as STIX 2.1 bundles.")
+app.add_typer(misp.app, name="misp", help="Export alerts as a MISP feed.")
 keys.register(app)
 publish.register(app)
 tail.register(app)
