@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from bus.cli._alert_source import AlertSource, alert_source_options, read_alerts
 from bus.cli._common import KafkaSettings, err, handle_errors, kafka_options
@@ -35,5 +36,5 @@ def export(
     alerts = read_alerts(src, settings)
     countries = country_galaxy()
     result = write_feed((misp_event(a, countries=countries) for a in alerts), out_dir)
-    err.print(f"wrote {len(result.written)} event(s) to {out_dir}; the manifest lists {result.listed}",
-              highlight=False)
+    err.print(f"wrote {len(result.written)} event(s) to {escape(str(out_dir))}; the manifest lists {result.listed}",
+              highlight=False, soft_wrap=True)

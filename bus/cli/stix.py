@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from bus.cli._alert_source import AlertSource, alert_source_options, read_alerts
 from bus.cli._common import KafkaSettings, err, fail, handle_errors, kafka_options, out
@@ -38,8 +39,8 @@ def export(
         typer.echo(text, nl=False)
     else:
         out_file.write_text(text, encoding="utf-8")
-    err.print(f"exported {len(alerts)} alert(s) as STIX 2.1" + (f" to {out_file}" if out_file else ""),
-              highlight=False)
+    err.print(f"exported {len(alerts)} alert(s) as STIX 2.1" + (f" to {escape(str(out_file))}" if out_file else ""),
+              highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -65,4 +66,4 @@ def schemas(
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         (out_dir / name).write_text(text, encoding="utf-8")
-    err.print(f"wrote {len(files)} schema(s) to {out_dir}", highlight=False)
+    err.print(f"wrote {len(files)} schema(s) to {escape(str(out_dir))}", highlight=False, soft_wrap=True)
