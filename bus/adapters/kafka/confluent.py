@@ -187,6 +187,11 @@ def _polled(message: Message) -> Polled:
     return Record(topic, partition, offset, timestamp, message.key(), message.value(), headers)
 
 
+def _is_eof(message: Message) -> bool:
+    err = message.error()
+    return err is not None and err.code() == CKafkaError._PARTITION_EOF
+
+
 def _tp(tp: CTopicPartition) -> TopicPartition:
     return TopicPartition(tp.topic, tp.partition)
 
@@ -393,7 +398,9 @@ class ConfluentConsumer:
             "auto.offset.reset": "earliest" if from_beginning else "latest",
             "partition.assignment.strategy": "range",
             "session.timeout.ms": session_timeout_ms,
-            "enable.partition.eof": False,
+            # End-of-partition events carry the position after skipped transaction markers and
+            # aborted records, which librdkafka's position() does not show until a record is read.
+            "enable.partition.eof": True,
             **_callbacks(self._watch),
         }
         if group_instance_id:
@@ -447,6 +454,10 @@ class ConfluentConsumer:
             raise from_exception(exc, self._context("polling")) from None
         out: list[Polled] = []
         for message in messages:
+            if _is_eof(message):
+                tp = TopicPartition(*_coordinates(message)[:2])
+                self._next[tp] = max(self._next.get(tp, 0), _coordinates(message)[2])
+                continue
             polled = self._convert(message)
             if polled is not None:
                 self._next[polled.tp] = polled.offset + 1
@@ -484,10 +495,11 @@ class ConfluentConsumer:
 
     def position(self, tp: TopicPartition) -> int:
         (current,) = self._consumer.position([_ctp(tp)])
-        if current.offset >= 0:
-            return int(current.offset)
+        known = [int(current.offset)] if current.offset >= 0 else []
         if tp in self._next:
-            return self._next[tp]
+            known.append(self._next[tp])
+        if known:
+            return max(known)
         if self._group_id is not None:
             committed = self.committed([tp]).get(tp)
             if committed is not None:

@@ -477,8 +477,10 @@ class _Isolate:
 
 
 def _problem(exc: KError) -> str:
-    text = str(exc)
-    return ("header name is not UTF-8 (" + text + ")") if "UnicodeDecodeError" in text else text
+    """kafka-python decodes a batch record by record and cannot step over one it cannot read,
+    so the records after a bad one in the same batch are undecodable to it as well."""
+    cause = "a header name is not UTF-8" if "UnicodeDecodeError" in str(exc) else "it is corrupt"
+    return f"kafka-python cannot decode this record or an earlier one in its batch: {cause} ({exc})"
 
 
 # -- the engine ----------------------------------------------------------------------------------
