@@ -21,8 +21,10 @@ How it keeps the port's promises:
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
+import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
@@ -255,7 +257,10 @@ class ConfluentProducer:
         _await_connection(lambda t: self._producer.list_topics(timeout=t), self._producer.poll, self._watch)
 
     def _serve(self, timeout: float) -> None:
-        self._producer.poll(timeout)
+        try:
+            self._producer.poll(timeout)
+        except KafkaException as exc:
+            raise from_exception(exc, Context("waiting for deliveries")) from None
         self._watch.raise_if_failed()
 
     def send(self, topic: str, value: bytes | None, *, key: bytes | None = None,
@@ -281,7 +286,10 @@ class ConfluentProducer:
             if deadline.expired():
                 raise OutcomeUnknown(f"{len(self._producer)} record(s) not acknowledged within "
                                      f"{timeout:g} s; they may still be stored")
-            self._producer.flush(min(_SLICE, deadline.remaining()))
+            try:
+                self._producer.flush(min(_SLICE, deadline.remaining()))
+            except KafkaException as exc:
+                raise from_exception(exc, Context("flushing")) from None
             self._watch.raise_if_failed()
 
     def close(self, timeout: float = 10.0) -> None:
@@ -291,7 +299,9 @@ class ConfluentProducer:
             KAFKA_LOG.debug("closing producer with records unanswered: %s", exc)
         try:
             self._producer.purge()
-            self._producer.close()
+            with warnings.catch_warnings():  # a fenced producer warns that it could not abort
+                warnings.simplefilter("ignore", RuntimeWarning)
+                self._producer.close()
         except Exception as exc:  # close never raises (port contract)
             KAFKA_LOG.debug("closing producer: %s", exc)
 
@@ -314,7 +324,8 @@ class ConfluentTransactionalProducer(ConfluentProducer):
         try:
             call()
         except KafkaException as exc:
-            self._producer.poll(0)
+            with contextlib.suppress(KafkaException):
+                self._producer.poll(0)  # serves error_cb
             self._watch.raise_if_failed()  # a wrong password explains a timeout better
             raise from_exception(exc, Context(f"{action} (transactional id {self.transactional_id})",
                                               transactional_id=self.transactional_id)) from None
@@ -485,7 +496,7 @@ class ConfluentConsumer:
         try:
             self._consumer.seek(_ctp(tp, offset))
         except KafkaException as exc:
-            if exc.args[0].code() != CKafkaError._STATE:
+            if exc.args[0].code() not in (CKafkaError._STATE, CKafkaError._OUTDATED):
                 raise from_exception(exc, self._context(f"seeking {tp.topic}[{tp.partition}]", tp.topic)) from None
             # Assigned but not fetching yet: librdkafka only takes the offset with the assignment.
             self._consumer.incremental_unassign([_ctp(tp)])

@@ -82,6 +82,9 @@ def write_hostile(settings: KafkaSettings, topic: str, partition: int,
         with socket.create_connection((host, port), timeout=timeout) as sock:
             for n, batch in enumerate(batches, start=1):  # a Produce request holds one batch per partition
                 offsets.append(_produce(sock, topic, partition, batch, n, timeout))
+    except _NotReady:
+        time.sleep(0.2)  # a topic created a moment ago: its leader is being elected
+        return write_hostile(settings, topic, partition, records, one_batch=one_batch, timeout=timeout)
     except OSError as exc:
         raise KafkaUnavailable(f"cannot write hostile records to {host}:{port}: {exc}") from exc
     return offsets[0]
@@ -99,10 +102,20 @@ def _produce(sock: socket.socket, topic: str, partition: int, batch: bytes, corr
     (size,) = struct.unpack(">i", _read(sock, 4))
     response = ProduceResponse.decode(_read(sock, size), version=3, header=True)
     (answer,) = response.responses[0].partition_responses
+    if answer.error_code in _NOT_READY and correlation == 1:
+        raise _NotReady()
     if answer.error_code:
         raise KafkaOperationFailed(f"the broker refused the hostile batch for {topic}[{partition}]: "
                                    f"error code {answer.error_code}")
     return int(answer.base_offset)
+
+
+_NOT_READY = (3, 5, 6)
+"""UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER."""
+
+
+class _NotReady(Exception):
+    pass
 
 
 def _read(sock: socket.socket, n: int) -> bytes:
