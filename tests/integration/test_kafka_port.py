@@ -445,13 +445,16 @@ def test_scram_users_acls_and_denials(secure: tuple[KafkaSettings, Any], unique:
     topic = f"secured-{unique}"
     grant = [ap.AclBinding(ap.principal(user), ap.ResourceType.TOPIC, ap.PatternType.LITERAL, topic, op)
              for op in (ap.Operation.WRITE, ap.Operation.DESCRIBE)]
+    # WRITE on some other topic keeps the idempotent producer allowed to start (else: "cluster").
+    other = [ap.AclBinding(ap.principal(user), ap.ResourceType.TOPIC, ap.PatternType.LITERAL, f"{topic}-other",
+                           ap.Operation.WRITE)]
     admin = engine.admin()
     try:
         _create(engine, topic, 1)
         admin.upsert_scram_user(user, password)
         wait_for(lambda: user in admin.scram_users(), 20, "the new user")
-        admin.create_acls(grant)
-        wait_for(lambda: set(grant) <= set(admin.describe_acls()), 20, "the new grants")
+        admin.create_acls(grant + other)
+        wait_for(lambda: set(grant + other) <= set(admin.describe_acls()), 20, "the new grants")
         member = open_engine(settings.model_copy(update={"sasl_username": user,
                                                          "sasl_password": SecretStr(password)}))
         producer = member.producer()
@@ -476,6 +479,7 @@ def test_scram_users_acls_and_denials(secure: tuple[KafkaSettings, Any], unique:
             assert denied.value.resource == f"topic {topic}"
         finally:
             producer.close()
+        admin.delete_acls(other)
         admin.delete_scram_user(user)
         wait_for(lambda: user not in admin.scram_users(), 20, "the user gone")
     finally:

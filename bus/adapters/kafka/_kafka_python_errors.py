@@ -66,8 +66,8 @@ def from_kafka_python(exc: Exception, context: Context) -> KafkaError:
         return AuthenticationFailed(f"authentication failed ({text})")
     if isinstance(exc, E.IllegalSaslStateError | E.UnsupportedSaslMechanismError):
         return ProtocolMismatch(f"{context.action}: the broker did not accept our SASL handshake ({text})")
-    if isinstance(exc, E.NoBrokersAvailable):
-        return KafkaUnavailable(f"{context.action}: no broker available ({text})")
+    if isinstance(exc, E.KafkaConnectionError):
+        return KafkaUnavailable(f"{context.action}: lost the connection to Kafka ({text})")
     if isinstance(exc, E.KafkaTimeoutError | E.RequestTimedOutError):
         return OutcomeUnknown(f"{context.action} did not finish in time; it may or may not have "
                               f"taken effect ({text})")
