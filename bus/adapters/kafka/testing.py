@@ -83,8 +83,10 @@ def write_hostile(settings: KafkaSettings, topic: str, partition: int,
             for n, batch in enumerate(batches, start=1):  # a Produce request holds one batch per partition
                 offsets.append(_produce(sock, topic, partition, batch, n, timeout))
     except _NotReady:
+        if timeout <= 0.2:
+            raise KafkaOperationFailed(f"{topic}[{partition}] has no leader to write to") from None
         time.sleep(0.2)  # a topic created a moment ago: its leader is being elected
-        return write_hostile(settings, topic, partition, records, one_batch=one_batch, timeout=timeout)
+        return write_hostile(settings, topic, partition, records, one_batch=one_batch, timeout=timeout - 0.2)
     except OSError as exc:
         raise KafkaUnavailable(f"cannot write hostile records to {host}:{port}: {exc}") from exc
     return offsets[0]
