@@ -41,29 +41,6 @@ class KafkaSettings(BaseSettings):
         description="Kafka client behind the port: confluent (default, librdkafka) or kafka-python.",
     )
 
-    def client_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments common to kafka-python producers, consumers and admin."""
-        kwargs: dict[str, Any] = {
-            "bootstrap_servers": self.bootstrap.split(","),
-            "security_protocol": self.security_protocol,
-            "client_id": self.client_id,
-            "bootstrap_timeout_ms": self.bootstrap_timeout_ms,
-        }
-        if self.security_protocol.startswith("SASL"):
-            if not self.sasl_username or self.sasl_password is None:
-                raise BusError(
-                    f"security protocol {self.security_protocol} needs a SASL username and "
-                    "password (--sasl-username/--sasl-password or BUS_SASL_USERNAME/"
-                    "BUS_SASL_PASSWORD)"
-                )
-            kwargs["sasl_mechanism"] = self.sasl_mechanism
-            kwargs["sasl_plain_username"] = self.sasl_username
-            kwargs["sasl_plain_password"] = self.sasl_password.get_secret_value()
-        if self.security_protocol in ("SSL", "SASL_SSL") and self.ssl_cafile:
-            kwargs["ssl_cafile"] = str(self.ssl_cafile)
-            kwargs["ssl_check_hostname"] = True
-        return kwargs
-
     def describe(self) -> str:
         """One line for logs and CLI output; never includes the password."""
         who = f" as {self.sasl_username}" if self.sasl_username else ""

@@ -21,6 +21,8 @@ from kafka.errors import (
     TopicAuthorizationFailedError,
 )
 
+from bus.adapters.kafka import check_settings
+from bus.adapters.kafka.kafka_python import client_config
 from bus.config import KafkaSettings
 from bus.core.models import AlertType
 from bus.errors import BusError, KafkaUnavailable
@@ -61,6 +63,12 @@ def feed_topic_spec(topic: str, partitions: int = 6, replication: int = 1) -> To
     return TopicSpec(topic, partitions, replication, (("min.insync.replicas", str(min(2, replication))),))
 
 
+def _client_kwargs(settings: KafkaSettings) -> dict[str, Any]:
+    """kafka-python arguments from the settings: the kafka-python engine's own mapping."""
+    check_settings(settings)
+    return client_config(settings)
+
+
 def _wrap_unavailable(settings: KafkaSettings, exc: Exception) -> KafkaUnavailable:
     return KafkaUnavailable(
         f"cannot reach Kafka at {settings.describe()}: {exc}. Start a local broker with "
@@ -70,7 +78,7 @@ def _wrap_unavailable(settings: KafkaSettings, exc: Exception) -> KafkaUnavailab
 
 def admin(settings: KafkaSettings, **extra: Any) -> KafkaAdminClient:
     try:
-        return KafkaAdminClient(**settings.client_kwargs(), request_timeout_ms=15000, **extra)
+        return KafkaAdminClient(**_client_kwargs(settings), request_timeout_ms=15000, **extra)
     except KafkaTimeoutError as exc:
         raise _wrap_unavailable(settings, exc) from exc
 
@@ -87,7 +95,7 @@ def producer(settings: KafkaSettings, **extra: Any) -> KafkaProducer:
     }
     options.update(extra)
     try:
-        return KafkaProducer(**settings.client_kwargs(), **options)
+        return KafkaProducer(**_client_kwargs(settings), **options)
     except KafkaTimeoutError as exc:
         raise _wrap_unavailable(settings, exc) from exc
 
@@ -100,7 +108,7 @@ def consumer(settings: KafkaSettings, *topics: str, **extra: Any) -> KafkaConsum
     }
     options.update(extra)
     try:
-        return KafkaConsumer(*topics, **settings.client_kwargs(), **options)
+        return KafkaConsumer(*topics, **_client_kwargs(settings), **options)
     except KafkaTimeoutError as exc:
         raise _wrap_unavailable(settings, exc) from exc
 

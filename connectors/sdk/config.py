@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from bus.adapters.kafka import check_settings
 from bus.config import KafkaSettings, load_settings
 from bus.core.models import MEMBER_ID_PATTERN
 from bus.errors import BusError
@@ -124,7 +125,7 @@ def load_config(settings_class: type[S], path: Path | None) -> S:
         raise ConfigError(source, [_describe(err) for err in exc.errors()]) from None
     try:
         settings.kafka = load_settings(path) if path else KafkaSettings()
-        settings.kafka.client_kwargs()  # SASL without credentials is a config error, not a retry
+        check_settings(settings.kafka)  # SASL without credentials is a config error, not a retry
     except ValidationError as exc:
         raise ConfigError(source, [f"kafka.{_describe(err)}" for err in exc.errors()]) from None
     except BusError as exc:

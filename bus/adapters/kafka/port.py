@@ -230,7 +230,8 @@ class Admin(Protocol):
 
     def describe_acls(self, timeout: float = 10.0) -> list[AclBinding]:
         """Every binding the cluster has that `AclBinding` can express.
-        Raises `ProtocolMismatch` if the cluster has no authorizer."""
+        Raises `ProtocolMismatch` if the cluster has no authorizer (kafka-python; librdkafka
+        answers [] there, so the confluent engine cannot tell)."""
         ...
 
     def create_acls(self, bindings: Sequence[AclBinding], timeout: float = 30.0) -> None: ...

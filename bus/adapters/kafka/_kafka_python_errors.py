@@ -1,0 +1,76 @@
+"""kafka-python errors -> the bus's `KafkaError` tree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import kafka.errors as E
+
+from bus.errors import (
+    AuthenticationFailed,
+    Fenced,
+    KafkaError,
+    KafkaOperationFailed,
+    KafkaUnavailable,
+    NotAuthorized,
+    OutcomeUnknown,
+    ProtocolMismatch,
+    RecordTooLarge,
+)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What an operation was about, so a denial can name the resource."""
+
+    action: str
+    topic: str | None = None
+    group: str | None = None
+    transactional_id: str | None = None
+
+    def resource(self, exc: Exception) -> str | None:
+        if isinstance(exc, E.TopicAuthorizationFailedError):
+            return f"topic {self.topic}" if self.topic else _named(exc, "topic")
+        if isinstance(exc, E.GroupAuthorizationFailedError):
+            return f"group {self.group}" if self.group else _named(exc, "group")
+        if isinstance(exc, E.TransactionalIdAuthorizationFailedError):
+            return f"transactional id {self.transactional_id}" if self.transactional_id else None
+        if isinstance(exc, E.ClusterAuthorizationFailedError):
+            return "cluster"
+        return None
+
+
+def _named(exc: Exception, kind: str) -> str | None:
+    """kafka-python puts the denied names in the message, e.g. "...: {'audit'}"."""
+    text = str(exc)
+    if "{" in text and "}" in text:
+        names = text[text.rindex("{") + 1:text.rindex("}")].replace("'", "").strip()
+        return f"{kind} {names}" if names else None
+    return None
+
+
+def from_kafka_python(exc: Exception, context: Context) -> KafkaError:
+    """The typed error for one kafka-python exception about `context`."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, E.AuthorizationError):
+        resource = context.resource(exc)
+        return NotAuthorized(f"not authorised: {context.action} denied"
+                             + (f" on {resource}" if resource else "") + f" ({text})", resource)
+    if isinstance(exc, E.ProducerFencedError | E.InvalidProducerEpochError | E.FencedInstanceIdError):
+        return Fenced(f"{context.action}: another instance took over"
+                      + (f" transactional id {context.transactional_id}" if context.transactional_id else "")
+                      + f" ({text})")
+    if isinstance(exc, E.MessageSizeTooLargeError | E.RecordListTooLargeError):
+        return RecordTooLarge(f"{context.action}: record too large ({text})")
+    if isinstance(exc, E.SaslAuthenticationFailedError):
+        return AuthenticationFailed(f"authentication failed ({text})")
+    if isinstance(exc, E.IllegalSaslStateError | E.UnsupportedSaslMechanismError):
+        return ProtocolMismatch(f"{context.action}: the broker did not accept our SASL handshake ({text})")
+    if isinstance(exc, E.KafkaConnectionError):
+        return KafkaUnavailable(f"{context.action}: lost the connection to Kafka ({text})")
+    if isinstance(exc, E.KafkaTimeoutError | E.RequestTimedOutError):
+        return OutcomeUnknown(f"{context.action} did not finish in time; it may or may not have "
+                              f"taken effect ({text})")
+    if isinstance(exc, E.TransactionAbortedError | E.InvalidTxnStateError):
+        return KafkaOperationFailed(f"{context.action} failed, the transaction must be aborted ({text})")
+    return KafkaOperationFailed(f"{context.action} failed: {text}")

@@ -1,0 +1,73 @@
+"""Helpers over the port, for any engine: read a topic to its end, create missing topics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from bus.adapters.kafka._common import KAFKA_LOG, Deadline
+from bus.adapters.kafka.port import Admin, Engine
+from bus.adapters.kafka.records import Polled, TopicPartition
+from bus.core.topology import TopicSpec
+from bus.errors import NotAuthorized, OutcomeUnknown
+
+
+def read_to_end(engine: Engine, topic: str, *, partitions: Sequence[int] | None = None,
+                last: int | None = None, timeout: float = 60.0) -> list[Polled]:
+    """Every committed record of `topic` up to its end offsets as of the call, by partition
+    and offset (`last`: only the last N offsets of each partition). For audits, state restore
+    and tests; not for live feeds.
+
+    The end of a partition is reached when the consumer's position gets there, which it
+    does past transaction markers and aborted records too, so a partition whose tail holds
+    nothing visible still ends. `OutcomeUnknown` if the end is not reached within `timeout`.
+    """
+    consumer = engine.consumer(read_committed=True, from_beginning=True)
+    try:
+        numbers = list(partitions) if partitions is not None else consumer.partitions_for(topic)
+        tps = [TopicPartition(topic, p) for p in sorted(numbers)]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        ends: dict[TopicPartition, int] = {}
+        remaining: set[TopicPartition] = set()
+        for tp in tps:
+            low, end = consumer.watermarks(tp)
+            ends[tp] = end
+            start = low if last is None else max(low, end - last)
+            if start < end:
+                consumer.seek(tp, start)
+                remaining.add(tp)
+        out: list[Polled] = []
+        deadline = Deadline(timeout)
+        while remaining:
+            if deadline.expired():
+                where = ", ".join(f"{tp.partition}: {consumer.position(tp)}/{ends[tp]}" for tp in sorted(remaining))
+                raise OutcomeUnknown(f"read {len(out)} record(s) of {topic} but did not reach its end "
+                                     f"within {timeout:g} s (partition: position/end {where})")
+            for polled in consumer.poll(min(0.5, deadline.remaining())):
+                if polled.tp in ends and polled.offset < ends[polled.tp]:
+                    out.append(polled)
+            remaining = {tp for tp in remaining if consumer.position(tp) < ends[tp]}
+        return sorted(out, key=lambda r: (r.partition, r.offset))
+    finally:
+        consumer.close()
+
+
+def ensure_topics(admin: Admin, specs: Iterable[TopicSpec]) -> list[str]:
+    """Create the topics that do not exist; return the names created.
+
+    On a secured cluster a principal sees only the topics it may use and usually may
+    not create any: those are provisioned (`bus provision`), so a denied create is
+    skipped (logged at debug) and a real absence shows when a client uses the topic.
+    """
+    specs = list(specs)
+    existing = admin.list_topics()
+    created: list[str] = []
+    for spec in specs:
+        if spec.name in existing:
+            continue
+        try:
+            created += admin.create_topics([spec])
+        except NotAuthorized as exc:
+            KAFKA_LOG.debug("not allowed to create topic %s, skipped: %s", spec.name, exc)
+    return created
