@@ -29,6 +29,7 @@ demo-stop:
 
 test: setup
 	$(BIN)/ruff check .
+	$(BIN)/bus schema check --all
 	$(BIN)/pytest -q
 
 unit: $(STAMP)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from bus.cli import audit, broker, connector, federation, keys, policy, provision, publish, router, tail
+from bus.cli import audit, broker, connector, federation, keys, policy, provision, publish, router, schema, tail
 
 app = typer.Typer(
     name="bus",
@@ -29,6 +29,7 @@ app.add_typer(federation.app, name="federation", help="Manage the signed federat
 app.add_typer(router.app, name="router", help="Run the policy router.")
 app.add_typer(audit.app, name="audit", help="Inspect the hash-chained audit trail.")
 app.add_typer(connector.app, name="connector", help="Run connectors.")
+app.add_typer(schema.app, name="schema", help="Check schema evolution; list schema fingerprints.")
 keys.register(app)
 publish.register(app)
 tail.register(app)

@@ -16,6 +16,7 @@ from bus.core.codec import SchemaSet
 from bus.core.keyring import KeyResolver
 from bus.core.policy import Decision, Policy, evaluate
 from bus.core.sealing import VerifiedAlert, unseal
+from bus.core.signing import V1_0_ACCEPTED_UNTIL, Headers
 from bus.core.trust import FreshnessPolicy
 from bus.errors import RejectReason, VerificationError
 
@@ -57,10 +58,10 @@ class RoutingResult:
         return entry
 
 
-def _peek(headers: list[tuple[str, bytes]], name: str) -> str | None:
+def _peek(headers: Headers, name: str) -> str | None:
     """Best-effort header value for the audit trail of a record we could not verify."""
     values = [v for k, v in headers if k == name]
-    if len(values) != 1:
+    if len(values) != 1 or values[0] is None:
         return None
     try:
         return values[0].decode()
@@ -68,7 +69,7 @@ def _peek(headers: list[tuple[str, bytes]], name: str) -> str | None:
         return None
 
 
-def _unverified(headers: list[tuple[str, bytes]], reason: RejectReason, detail: str,
+def _unverified(headers: Headers, reason: RejectReason, detail: str,
                 crashed: bool = False) -> RoutingResult:
     source = _peek(headers, "ce_source")
     return RoutingResult(
@@ -79,8 +80,8 @@ def _unverified(headers: list[tuple[str, bytes]], reason: RejectReason, detail: 
 
 def route(
     key: bytes | None,
-    value: bytes,
-    headers: list[tuple[str, bytes]],
+    value: bytes | None,
+    headers: Headers,
     *,
     resolver: KeyResolver,
     policy: Policy,
@@ -89,13 +90,15 @@ def route(
     seen: Callable[[str], bool],
     now: datetime,
     schemas: SchemaSet,
+    accept_v1_0_until: datetime = V1_0_ACCEPTED_UNTIL,
 ) -> RoutingResult:
     """Decide what happens to one record.
 
-    `feed_topics` maps partner id to feed topic; `seen(message_id)` answers the replay question.
+    `feed_topics` maps partner id to feed topic; `seen(message_id)` answers the replay question;
+    `accept_v1_0_until` ends the wire format 1.0 transition window (see `bus.core.signing`).
     """
     try:
-        verified = unseal(key, value, headers, resolver, schemas)
+        verified = unseal(key, value, headers, resolver, schemas, accept_v1_0_until=accept_v1_0_until)
     except VerificationError as exc:
         return _unverified(headers, exc.reason, exc.detail)
     except Exception as exc:  # a hostile record must never stop the router: dead-letter it
