@@ -58,6 +58,7 @@ def run(
     ] = 30.0,
     accept_v1_0_until: Annotated[
         datetime | None, typer.Option("--accept-v1-0-until", envvar="BUS_ACCEPT_V1_0_UNTIL",
+                                      formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"],
                                       help="End of the wire format 1.0 transition window (UTC; "
                                            "default 2027-06-01): 1.0 records created later are rejected.")
     ] = None,

@@ -130,7 +130,7 @@ class FeedReader:
         verified: VerifiedAlert | None = None
         error: VerificationError | None = None
         try:
-            verified = unseal(msg.key, value, headers, self.resolver, self.schemas,
+            verified = unseal(msg.key, msg.value, headers, self.resolver, self.schemas,
                               accept_v1_0_until=self.accept_v1_0_until)
         except VerificationError as exc:
             error = exc

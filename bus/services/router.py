@@ -263,7 +263,7 @@ class Router:
                 headers = [(k, bytes(v) if v is not None else b"") for k, v in (msg.headers or [])]
                 value = msg.value if msg.value is not None else b""
                 result = route(
-                    msg.key, value, headers, resolver=self.resolver, policy=self.policy, feed_topics=self._feeds,
+                    msg.key, msg.value, headers, resolver=self.resolver, policy=self.policy, feed_topics=self._feeds,
                     freshness=self.freshness,
                     seen=lambda mid: mid in self._seen or mid in pending_seen,
                     now=now, schemas=self.schemas, accept_v1_0_until=self.options.accept_v1_0_until,
