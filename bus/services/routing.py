@@ -35,6 +35,9 @@ class RoutingResult:
     key_id: str | None = None
     verified: VerifiedAlert | None = field(default=None, repr=False)
     crashed: bool = False  # an unexpected exception, not a verification verdict: worth a bug report
+    authenticated_producer: str | None = None
+    """The producer, once the record's signature verified with a key the directory lists for it
+    (`VerificationError.producer`); None otherwise. Only this member may be told the verdict."""
 
     def audit_entry(self) -> dict[str, Any]:
         """The decision as it goes to the audit trail (before chaining)."""
@@ -70,11 +73,12 @@ def _peek(headers: Headers, name: str) -> str | None:
 
 
 def _unverified(headers: Headers, reason: RejectReason, detail: str,
-                crashed: bool = False) -> RoutingResult:
+                crashed: bool = False, authenticated_producer: str | None = None) -> RoutingResult:
     source = _peek(headers, "ce_source")
     return RoutingResult(
         False, _peek(headers, "ce_id"), source.rsplit(":", 1)[-1] if source else None, None,
         reason=reason, detail=detail, key_id=_peek(headers, "bus_keyid"), crashed=crashed,
+        authenticated_producer=authenticated_producer,
     )
 
 
@@ -100,7 +104,7 @@ def route(
     try:
         verified = unseal(key, value, headers, resolver, schemas, accept_v1_0_until=accept_v1_0_until)
     except VerificationError as exc:
-        return _unverified(headers, exc.reason, exc.detail)
+        return _unverified(headers, exc.reason, exc.detail, authenticated_producer=exc.producer)
     except Exception as exc:  # a hostile record must never stop the router: dead-letter it
         return _unverified(headers, RejectReason.BAD_SCHEMA,
                            f"record could not be processed ({type(exc).__name__}: {exc})", crashed=True)
@@ -108,7 +112,7 @@ def route(
     base = {
         "message_id": str(header.message_id), "producer": header.producer,
         "alert_type": header.alert_type.value, "created": header.created,
-        "key_id": verified.key_id, "verified": verified,
+        "key_id": verified.key_id, "verified": verified, "authenticated_producer": header.producer,
     }
     try:
         freshness.check(header.created, header.expires, now)

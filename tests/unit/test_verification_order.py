@@ -227,3 +227,19 @@ def test_the_router_passes_its_window_down() -> None:
 
 
 GOOD_CREATED = START + timedelta(days=10)
+
+
+def test_the_router_result_names_the_producer_only_once_authenticated() -> None:
+    common: dict[str, Any] = dict(
+        resolver=DIRECTORY, policy=parse_policy({"version": "t", "partners": [{"id": "EUROPOL", "kind": "eu-agency"}],
+                                                 "rules": []}),
+        feed_topics={}, freshness=FreshnessPolicy(max_age=timedelta(days=3650)), seen=lambda _: False,
+        now=REVOKED_AT + timedelta(days=2), schemas=SCHEMAS,
+    )
+    revoked = route(LATE.key, LATE.value, LATE.headers, **common)
+    assert revoked.reason is RejectReason.KEY_REVOKED and revoked.authenticated_producer == "NL-CUSTOMS"
+    forged = route(LATE.key, LATE.value + b"\x00", LATE.headers, **common)
+    assert forged.reason is RejectReason.BAD_SIGNATURE and forged.authenticated_producer is None
+    assert forged.producer == "NL-CUSTOMS"  # what the envelope claims, for the audit trail only
+    replayed = route(GOOD.key, GOOD.value, GOOD.headers, **{**common, "seen": lambda _: True})
+    assert replayed.reason is RejectReason.REPLAY and replayed.authenticated_producer == "NL-CUSTOMS"
