@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 DEMO    := var/demo
 
-.PHONY: setup demo demo-secure demo-stop test unit lint bench clean
+.PHONY: setup system-tools demo demo-secure demo-stop test unit lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,8 +27,20 @@ demo-secure: setup
 demo-stop:
 	-$(BIN)/bus broker stop --dir $(DEMO)/broker
 
-test: setup
+# System tools some tests drive, from Debian's packages when missing: kcat reads our
+# records as an ecosystem tool would (tests/integration/test_ecosystem_tools.py).
+APT_TOOLS := kcat
+system-tools:
+	@missing=""; for t in $(APT_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing from Debian's packages"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; } >/dev/null 2>&1 \
+	    || { echo "could not install$$missing (needs root and apt)"; exit 1; }; \
+	fi
+
+test: setup system-tools
 	$(BIN)/ruff check .
+	$(BIN)/bus schema check --all
 	$(BIN)/pytest -q
 
 unit: $(STAMP)

@@ -72,7 +72,28 @@ __all__ = [
     "UnknownKeyError",
     "VerificationError",
     "WaitTimedOut",
+    "quote",
 ]
+
+QUOTE_LIMIT = 64
+"""Characters of an untrusted value an error detail quotes before it cuts the value short."""
+DETAIL_LIMIT = 1000
+"""Longest detail a VerificationError keeps: details reach audit entries and dead-letter headers."""
+
+
+def quote(value: str | bytes, limit: int = QUOTE_LIMIT) -> str:
+    """`repr` of an untrusted value for an error detail, bounded: at most `limit` characters
+    of it, then `...(N bytes)`, so a hostile 500 KB header cannot make a 500 KB message."""
+    size = len(value) if isinstance(value, bytes) else len(value.encode("utf-8", "surrogatepass"))
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}...({size} bytes)"
+
+
+def _bounded(detail: str) -> str:
+    if len(detail) <= DETAIL_LIMIT:
+        return detail
+    return f"{detail[:DETAIL_LIMIT]}...({len(detail)} characters)"
 
 
 class RejectReason(StrEnum):
@@ -171,9 +192,9 @@ class VerificationError(BusError):
     def __init__(self, detail: str, reason: RejectReason | None = None, *, producer: str | None = None) -> None:
         if reason is not None:
             self.reason = reason
-        self.detail = detail
+        self.detail = _bounded(detail)
         self.producer = producer
-        super().__init__(f"{self.reason}: {detail}")
+        super().__init__(f"{self.reason}: {self.detail}")
 
 
 class SignatureError(VerificationError):

@@ -22,7 +22,7 @@ def write_private(path: Path, data: bytes) -> None:
 
 
 def generate_keypair(member: str, out_dir: Path, *, overwrite: bool = False) -> tuple[Path, Path, SigningKey]:
-    if not MEMBER_ID_RE.match(member):
+    if not MEMBER_ID_RE.fullmatch(member):
         raise KeyFileError(
             f"member id {member!r} must be upper-case letters/digits separated by '-', e.g. NL-CUSTOMS"
         )

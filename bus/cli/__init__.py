@@ -15,6 +15,7 @@ from bus.cli import (
     provision,
     publish,
     router,
+    schema,
     stix,
     tail,
 )
@@ -44,6 +45,7 @@ app.add_typer(audit.app, name="audit", help="Inspect the hash-chained audit trai
 app.add_typer(connector.app, name="connector", help="Run connectors.")
 app.add_typer(stix.app, name="stix", help="Export alerts as STIX 2.1 bundles.")
 app.add_typer(misp.app, name="misp", help="Export alerts as a MISP feed.")
+app.add_typer(schema.app, name="schema", help="Check schema evolution; list schema fingerprints.")
 keys.register(app)
 publish.register(app)
 tail.register(app)

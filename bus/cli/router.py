@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -56,6 +56,12 @@ def run(
                             help="Seconds a transaction may take to commit before the router starts over "
                                  "from what Kafka committed (a broker died under it).")
     ] = 30.0,
+    accept_v1_0_until: Annotated[
+        datetime | None, typer.Option("--accept-v1-0-until", envvar="BUS_ACCEPT_V1_0_UNTIL",
+                                      formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"],
+                                      help="End of the wire format 1.0 transition window (UTC; "
+                                           "default 2027-06-01): 1.0 records created later are rejected.")
+    ] = None,
     max_idle: Annotated[
         float | None, typer.Option("--exit-when-idle", help="Exit after this many idle seconds (one-shot runs).")
     ] = None,
@@ -78,13 +84,17 @@ def run(
     freshness = FreshnessPolicy(max_future_skew=parse_duration(max_skew), max_age=parse_duration(max_age))
     if replay < freshness.max_age + freshness.max_future_skew:
         raise BusError("--replay-window must cover --max-age plus --max-skew, or old replays slip through")
+    from bus.core.signing import V1_0_ACCEPTED_UNTIL
+
+    window = V1_0_ACCEPTED_UNTIL if accept_v1_0_until is None else (
+        accept_v1_0_until if accept_v1_0_until.tzinfo else accept_v1_0_until.replace(tzinfo=UTC))
     sources = FileSources(policy, federation=federation, authority_pub=authority_pub, keys=keys,
                           state_dir=state_dir)
     router = Router(
         settings, sources.load, freshness=freshness, changed=sources.changed,
         options=RouterOptions(group_id=group, transactional_id=transactional_id, batch_size=batch_size,
                               replay_window=replay, reload_interval=reload_interval,
-                              commit_timeout=commit_timeout),
+                              commit_timeout=commit_timeout, accept_v1_0_until=window),
     )
     router.install_signal_handlers()
     stats = router.run(max_idle=max_idle)

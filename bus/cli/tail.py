@@ -80,6 +80,12 @@ def tail(
     since: Annotated[
         datetime | None, typer.Option("--since", help="Only records written at or after this time (UTC).")
     ] = None,
+    accept_v1_0_until: Annotated[
+        datetime | None, typer.Option("--accept-v1-0-until", envvar="BUS_ACCEPT_V1_0_UNTIL",
+                                      formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"],
+                                      help="End of the wire format 1.0 transition window (UTC; "
+                                           "default 2027-06-01): 1.0 records created later are refused.")
+    ] = None,
     *,
     settings: KafkaSettings,
 ) -> None:
@@ -97,8 +103,12 @@ def tail(
             highlight=False,
         )
     count = bad = 0
+    from bus.core.signing import V1_0_ACCEPTED_UNTIL
+
+    window = V1_0_ACCEPTED_UNTIL if accept_v1_0_until is None else (
+        accept_v1_0_until if accept_v1_0_until.tzinfo else accept_v1_0_until.replace(tzinfo=UTC))
     with FeedReader(settings, [topic], resolver, from_beginning=start_at_beginning,
-                    follow=follow, since=since) as reader:
+                    follow=follow, since=since, accept_v1_0_until=window) as reader:
         try:
             for rec in reader.records():
                 if alert_type and claimed_type(rec) != alert_type.value:

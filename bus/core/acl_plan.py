@@ -265,7 +265,7 @@ def desired_state(
                             "router may write there and only partners read it")
     for m in members:
         user = user_name(m.id)
-        if not _USER_RE.match(user):
+        if not _USER_RE.fullmatch(user):
             raise PlanError(f"member id {m.id!r} cannot be a user name")
         if user in taken:
             raise PlanError(f"member {m.id} would get user {user!r}, already the {taken[user]}")

@@ -6,11 +6,11 @@ lets a reader pick the exact writer schema without a schema registry: every
 member ships the same `schemas/avro` folder. Layout: docs/wire-format.md.
 
 Schema files: `<alert-type>.avsc` is the current schema of that alert type
-(used to encode and as reader schema); `<alert-type>.<anything>.avsc` (e.g.
-`suspicious-container.v0.avsc`) is an older writer schema that is still
-decoded and resolved to the current one; it must inline its named types, as
-references resolve to the current files. Other files (e.g. the shared
-`AlertHeader`) are only loaded when a schema references them.
+(used to encode and as reader schema); `<alert-type>.r<N>.avsc` (e.g.
+`suspicious-container.r1.avsc`) is an older revision that is still decoded and
+resolved to the current one; it must inline its named types, as references
+resolve to the current files. Other files (shared named types such as
+`eu.epa.bus.AlertHeader.avsc`) are only loaded when a schema references them.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ HEADER_SIZE = len(MAGIC) + FINGERPRINT_SIZE
 SCHEMAS_ENV = "BUS_SCHEMAS_DIR"
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "schemas" / "avro"
 
-_ALERT_FILE = re.compile(r"(?P<type>[a-z][a-z0-9]*(?:-[a-z0-9]+)*)(?P<version>\.[^/]+)?\.avsc")
+_ALERT_FILE = re.compile(r"(?P<type>[a-z][a-z0-9]*(?:-[a-z0-9]+)*)(?P<version>\.r[1-9][0-9]*)?\.avsc")
 
 
 def crc64_fingerprint(schema: Any) -> bytes:

@@ -8,8 +8,10 @@ Single Object Encoding of the alert. Headers are kafka-python's
 Parsing is strict on purpose: every header value has exactly one accepted
 spelling, so the signed bytes and their meaning cannot drift apart.
 Missing or repeated headers are `SignatureError` (the signed set is
-ambiguous); present but malformed or unsupported values are `SchemaError`
-(the record is not in this wire format).
+ambiguous); present but null, malformed or unsupported values are
+`SchemaError` (the record is not in this wire format). Every pattern is
+matched against the whole value (`fullmatch`): `^...$` would let a trailing
+newline through. Details quote untrusted values bounded (`bus.errors.quote`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from datetime import UTC, datetime
 
 from bus.core.models import MEMBER_ID_RE
 from bus.core.signing import Headers, covered_values
-from bus.errors import BusError, SchemaError
+from bus.errors import BusError, SchemaError, quote
 
 SPECVERSION = "1.0"
 CONTENT_TYPE = "application/avro"
@@ -32,7 +34,7 @@ KEY_ID_HEADER = "bus_keyid"
 
 ALERT_TYPE_RE = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 KEY_ID_RE = re.compile(r"[0-9a-f]{32}")
-TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ def build_headers(
     *, message_id: uuid.UUID | str, producer: str, alert_type: str, time: datetime, key_id: str
 ) -> list[tuple[str, bytes]]:
     """The CloudEvents headers plus `bus_keyid`, in signing order (no signature yet)."""
-    if not MEMBER_ID_RE.match(producer):
+    if not MEMBER_ID_RE.fullmatch(producer):
         raise BusError(f"producer {producer!r} is not a member id")
     if not ALERT_TYPE_RE.fullmatch(alert_type):
         raise BusError(f"alert type {alert_type!r} is not a valid type name")
@@ -100,7 +102,7 @@ def _text(name: str, raw: bytes) -> str:
     try:
         return raw.decode("ascii")
     except UnicodeDecodeError:
-        raise SchemaError(f"header {name} is not ASCII") from None
+        raise SchemaError(f"header {name} is not ASCII: {quote(raw)}") from None
 
 
 def parse_headers(headers: Headers) -> CloudEventMeta:
@@ -109,9 +111,9 @@ def parse_headers(headers: Headers) -> CloudEventMeta:
     values = {name: _text(name, value) for name, value in raw.items()}
 
     if values["ce_specversion"] != SPECVERSION:
-        raise SchemaError(f"unsupported ce_specversion {values['ce_specversion']!r}")
+        raise SchemaError(f"unsupported ce_specversion {quote(values['ce_specversion'])}")
     if values["content-type"] != CONTENT_TYPE:
-        raise SchemaError(f"unsupported content-type {values['content-type']!r}")
+        raise SchemaError(f"unsupported content-type {quote(values['content-type'])}")
 
     ce_id = values["ce_id"]
     try:
@@ -119,17 +121,17 @@ def parse_headers(headers: Headers) -> CloudEventMeta:
     except ValueError:
         canonical = None
     if canonical != ce_id:
-        raise SchemaError(f"ce_id {ce_id!r} is not a lowercase hyphenated UUID")
+        raise SchemaError(f"ce_id {quote(ce_id)} is not a lowercase hyphenated UUID")
 
     source = values["ce_source"]
     producer = source.removeprefix(SOURCE_PREFIX)
-    if not source.startswith(SOURCE_PREFIX) or not MEMBER_ID_RE.match(producer):
-        raise SchemaError(f"ce_source {source!r} is not {SOURCE_PREFIX}<MEMBER-ID>")
+    if not source.startswith(SOURCE_PREFIX) or not MEMBER_ID_RE.fullmatch(producer):
+        raise SchemaError(f"ce_source {quote(source)} is not {SOURCE_PREFIX}<MEMBER-ID>")
 
     type_ = values["ce_type"]
     alert_type = claimed_alert_type(type_)
     if alert_type is None:
-        raise SchemaError(f"ce_type {type_!r} is not {TYPE_PREFIX}<alert-type>{TYPE_SUFFIX}")
+        raise SchemaError(f"ce_type {quote(type_)} is not {TYPE_PREFIX}<alert-type>{TYPE_SUFFIX}")
 
     text = values["ce_time"]
     try:
@@ -137,11 +139,13 @@ def parse_headers(headers: Headers) -> CloudEventMeta:
             raise ValueError
         time = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise SchemaError(f"ce_time {text!r} is not YYYY-MM-DDTHH:MM:SS.mmmZ") from None
+        raise SchemaError(
+            f"ce_time {quote(text)} is not a real UTC time written YYYY-MM-DDTHH:MM:SS.mmmZ"
+        ) from None
 
     key_id = values[KEY_ID_HEADER]
     if not KEY_ID_RE.fullmatch(key_id):
-        raise SchemaError(f"{KEY_ID_HEADER} {key_id!r} is not 32 lowercase hex digits")
+        raise SchemaError(f"{KEY_ID_HEADER} {quote(key_id)} is not 32 lowercase hex digits")
 
     return CloudEventMeta(
         id=ce_id, producer=producer, alert_type=alert_type, time=time, key_id=key_id

@@ -21,9 +21,45 @@ def key_id_of(public_key: Ed25519PublicKey) -> str:
     return hashlib.sha256(raw).hexdigest()[:32]
 
 
+_P = 2**255 - 19
+# The y coordinates of the 8 points of small order (orders 1, 2, 4 and 8) on edwards25519:
+# 0, 1, p-1 and the two order-8 values. Each point's encoding is its y (little-endian) with
+# the sign of x in the top bit, so masking that bit covers every encoding of them.
+_SMALL_ORDER_Y = frozenset({
+    0,
+    1,
+    _P - 1,
+    int.from_bytes(bytes.fromhex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"), "little"),
+    int.from_bytes(bytes.fromhex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"), "little"),
+})
+
+
+def weak_public_key(raw: bytes) -> str | None:
+    """Why a raw Ed25519 public key must not be trusted, or None.
+
+    OpenSSL (and RFC 8032) verify against any point, but a key of small order
+    admits signatures that verify for *every* message (the identity key with
+    R = identity, S = 0, for one), and a non-canonical encoding gives one key
+    two key ids. Neither comes out of real key generation, so both are refused
+    wherever a public key is read.
+    """
+    y = int.from_bytes(raw, "little") & ((1 << 255) - 1)
+    if y >= _P:
+        return "non-canonical encoding (y >= 2^255 - 19)"
+    if y in _SMALL_ORDER_Y:
+        return "a point of small order (signatures with it prove nothing)"
+    return None
+
+
 @dataclass(frozen=True)
 class PublicKey:
     key: Ed25519PublicKey
+
+    def __post_init__(self) -> None:
+        raw = self.key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        problem = weak_public_key(raw)
+        if problem is not None:
+            raise KeyFileError(f"Ed25519 public key {raw.hex()} is {problem}")
 
     @property
     def key_id(self) -> str:
@@ -64,7 +100,10 @@ class PublicKey:
             raise KeyFileError(f"{source}: not a PEM public key ({exc})") from exc
         if not isinstance(key, Ed25519PublicKey):
             raise KeyFileError(f"{source}: not an Ed25519 public key")
-        return cls(key)
+        try:
+            return cls(key)
+        except KeyFileError as exc:
+            raise KeyFileError(f"{source}: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -165,6 +165,7 @@ def _short(value: str, limit: int = 40) -> str:
 MEMBER_ID_PATTERN = r"^[A-Z0-9]+(-[A-Z0-9]+)*$"
 """Member ids: upper-case letters/digits in '-'-separated groups (NL-CUSTOMS). The one definition."""
 MEMBER_ID_RE = re.compile(MEMBER_ID_PATTERN)
+"""Use with `fullmatch`: `$` alone would accept a trailing newline ('NL-CUSTOMS\\n')."""
 _OWNER_CODE = re.compile(r"[A-Z]{3}[UJZR]\d{7}")
 _LOCODE = re.compile(r"[A-Z]{2}[A-Z2-9]{3}")
 _HS_CODE = re.compile(r"\d{6,10}")
@@ -173,7 +174,7 @@ _OPERATION_ID = re.compile(r"[A-Z0-9][A-Z0-9-]{2,63}")
 
 
 def _member_id(value: str) -> str:
-    if len(value) > 64 or not MEMBER_ID_RE.match(value):
+    if len(value) > 64 or not MEMBER_ID_RE.fullmatch(value):
         raise _fail(
             "member_id",
             f"{_short(value)} is not a member id: 1-64 upper-case letters/digits in "

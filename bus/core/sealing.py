@@ -1,10 +1,11 @@
 """Alert <-> signed Kafka record: the whole pipeline, both ways, without I/O.
 
-`unseal` verifies the signature *before* it decodes the value: the key is
-chosen from the (signed) headers, so untrusted bytes never reach the Avro
-decoder or the models unless a key the resolver accepts signed them, and any
-tampering with the key, the covered headers or the value reports
-`bad-signature` instead of whatever the decoder happens to trip over. Once
+`unseal` verifies the signature *before* it judges the key's validity or
+decodes the value: the key is chosen from the (signed) headers, so untrusted
+bytes never reach the Avro decoder or the models unless the claimed producer's
+key signed them, any tampering with the key, the covered headers or the value
+reports `bad-signature` instead of whatever the decoder happens to trip over,
+and every later verdict is about a record its producer provably sent. Once
 decoded, the body must agree with the headers it was signed with.
 """
 
@@ -18,11 +19,19 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from bus.core.codec import SchemaSet
-from bus.core.envelope import build_headers, format_time, parse_headers
+from bus.core.envelope import CloudEventMeta, build_headers, format_time, parse_headers
 from bus.core.keyring import KeyResolver
 from bus.core.keys import SigningKey
 from bus.core.models import ALERT_MODELS, AlertType, BaseAlert
-from bus.core.signing import Headers, sign_record, signature_of, verify_record
+from bus.core.signing import (
+    V1_0_ACCEPTED_UNTIL,
+    Headers,
+    WireVersion,
+    require_supported,
+    sign_record,
+    signature_of,
+    verify_record,
+)
 from bus.errors import (
     AlertValidationError,
     BusError,
@@ -61,6 +70,7 @@ class VerifiedAlert:
     alert_type: AlertType
     created: datetime
     value_size: int
+    wire_version: WireVersion = WireVersion.V1_1
 
 
 def seal(alert: BaseAlert, signer: SigningKey, schemas: SchemaSet | None = None) -> SealedRecord:
@@ -87,26 +97,54 @@ def seal(alert: BaseAlert, signer: SigningKey, schemas: SchemaSet | None = None)
 
 def unseal(
     key: bytes | None,
-    value: bytes,
+    value: bytes | None,
     headers: Headers,
     resolver: KeyResolver,
     schemas: SchemaSet | None = None,
+    *,
+    accept_v1_0_until: datetime = V1_0_ACCEPTED_UNTIL,
 ) -> VerifiedAlert:
     """Verify a received record and return its alert, or raise VerificationError.
 
-    Steps (docs/wire-format.md, "Verification"): parse the envelope, resolve the
-    key from its claims, verify the signature over the received bytes, decode
-    the value, build the model, check the body agrees with the envelope.
+    Steps, first failure wins (docs/wire-format.md, "Verification"): parse the
+    envelope; one `bus_sig` of a valid shape; look the key up and check the
+    claimed producer owns it; verify the signature over the received bytes;
+    the format is still accepted at `ce_time`; the key's status at `ce_time`
+    and the producer's right to the type; decode the value; build the model;
+    check the body agrees with the envelope.
+
+    Every error raised after the signature verified carries `producer`: only
+    then is it known who sent the record, so only then may they be told why.
     """
     meta = parse_headers(headers)
-    signature_of(headers)  # an unsigned record is refused before any key lookup
-    public = resolver.resolve(meta.key_id, meta.producer, meta.alert_type, meta.time)
+    if value is None:
+        raise SchemaError("record value is null: an alert record always carries its Avro value")
+    signature_of(headers)  # an unsigned or malformed signature is refused before any key lookup
+    public = resolver.lookup(meta.key_id, meta.producer)
     if public.key_id != meta.key_id:
         raise VerificationError(
             f"resolver returned key {public.key_id} for key id {meta.key_id}",
             RejectReason.UNKNOWN_KEY,
         )
-    verify_record(public, key, headers, value)
+    version = verify_record(public, key, headers, value)
+    try:
+        return _verified(meta, version, value, resolver, schemas, accept_v1_0_until)
+    except VerificationError as exc:
+        exc.producer = meta.producer
+        raise
+
+
+def _verified(
+    meta: CloudEventMeta,
+    version: WireVersion,
+    value: bytes,
+    resolver: KeyResolver,
+    schemas: SchemaSet | None,
+    accept_v1_0_until: datetime,
+) -> VerifiedAlert:
+    """The steps after the signature: every input here is authenticated."""
+    require_supported(version, meta.time, accept_v1_0_until)
+    resolver.authorize(meta.key_id, meta.producer, meta.alert_type, meta.time)
 
     schemas = schemas or SchemaSet.default()
     alert_type, record = schemas.decode(value)
@@ -129,6 +167,7 @@ def unseal(
         alert_type=alert.alert_type,
         created=h.created,
         value_size=len(value),
+        wire_version=version,
     )
 
 

@@ -2,9 +2,11 @@
 
 Without it anyone holding a key file could claim to be anyone. The directory is
 the single source of truth, signed by the federation authority, and it is also
-the full `KeyResolver`: key ownership, publishing rights, validity periods and
-revocation are all decided here, from pure data (no file I/O, no clock unless
-the caller omits one).
+the full `KeyResolver`: key ownership (`lookup`, before the signature is checked),
+then validity periods, revocation and publishing rights (`authorize`, after it)
+are all decided here, from pure data (no file I/O, no clock unless the caller
+omits one). Validity bounds: `not_before` inclusive, `not_after` exclusive,
+`revoked_at` inclusive (a signature made exactly at `revoked_at` is revoked).
 
 Versioning rule: every change made through `add_member`, `add_key` or
 `revoke_key` returns a new directory with `version + 1` and a fresh
@@ -38,7 +40,14 @@ from pydantic import (
 
 from bus.core.keys import PublicKey, SigningKey
 from bus.core.models import MEMBER_ID_RE, AlertType
-from bus.errors import DirectoryError, KeyFileError, RejectReason, UnknownKeyError, VerificationError
+from bus.errors import (
+    DirectoryError,
+    KeyFileError,
+    RejectReason,
+    UnknownKeyError,
+    VerificationError,
+    quote,
+)
 
 DOMAIN = b"EPA-BUS-FEDERATION/1\x00"
 """Prefix of the signing input, so a directory signature can never pass for an alert's."""
@@ -255,31 +264,36 @@ class FederationDirectory(BaseModel):
         return self._keys().get(key_id)
 
     # KeyResolver ---------------------------------------------------------------------
-    def resolve(self, key_id: str, producer: str, alert_type: str, created: datetime) -> PublicKey:
-        """The key that must have signed an alert of `producer` created at `created`.
+    def lookup(self, key_id: str, producer: str) -> PublicKey:
+        """The key `key_id` if the directory lists it for `producer` (first question).
 
-        Checks, first failure wins: known key, owned by the producer, type allowed,
-        valid at `created` (not-yet-valid, revoked, expired).
+        Raises `unknown-key` or `key-not-owned-by-producer`; says nothing about
+        validity or rights, which are only judged once the signature verified.
         """
-        _require_aware(created, "created")
         found = self._keys().get(key_id)
         if found is None:
             raise UnknownKeyError(
-                f"key id {key_id!r} belongs to no member of federation directory "
+                f"key id {quote(key_id)} belongs to no member of federation directory "
                 f"{self.federation_id} v{self.version}"
             )
         member, key = found
         if member.id != producer:
             raise VerificationError(
-                f"key {key_id} belongs to {member.id}, not to producer {producer}",
+                f"key {key_id} belongs to {member.id}, not to producer {quote(producer)}",
                 RejectReason.KEY_NOT_OWNED,
             )
-        if str(alert_type) not in member.may_publish:
-            allowed = ", ".join(member.may_publish) or "nothing"
-            raise VerificationError(
-                f"{member.id} may not publish {alert_type} (allowed: {allowed})",
-                RejectReason.TYPE_NOT_ALLOWED,
-            )
+        return key.public
+
+    def authorize(self, key_id: str, producer: str, alert_type: str, created: datetime) -> None:
+        """May this key sign an alert of `alert_type` created at `created` (second question)?
+
+        Checks, first failure wins: not yet valid (`created < not_before`), revoked
+        (`created >= revoked_at`), expired (`created >= not_after`), then the
+        member's right to publish the type.
+        """
+        _require_aware(created, "created")
+        self.lookup(key_id, producer)  # called out of order, it refuses as lookup would
+        member, key = self._keys()[key_id]
         status = key.status_at(created)
         when = rfc3339(created)
         if status is KeyStatus.NOT_YET_VALID:
@@ -302,7 +316,18 @@ class FederationDirectory(BaseModel):
                 f"alert created {when}",
                 RejectReason.KEY_EXPIRED,
             )
-        return key.public
+        if str(alert_type) not in member.may_publish:
+            allowed = ", ".join(member.may_publish) or "nothing"
+            raise VerificationError(
+                f"{member.id} may not publish {quote(str(alert_type))} (allowed: {allowed})",
+                RejectReason.TYPE_NOT_ALLOWED,
+            )
+
+    def resolve(self, key_id: str, producer: str, alert_type: str, created: datetime) -> PublicKey:
+        """`lookup` then `authorize`: the key, if it may sign this alert (no record needed)."""
+        public = self.lookup(key_id, producer)
+        self.authorize(key_id, producer, alert_type, created)
+        return public
 
     # serialisation -------------------------------------------------------------------
     def to_document(self) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from bus.config import KafkaSettings
 from bus.core.codec import SchemaSet
 from bus.core.keyring import KeyResolver
 from bus.core.sealing import VerifiedAlert, unseal
+from bus.core.signing import V1_0_ACCEPTED_UNTIL
 from bus.errors import BusError, VerificationError
 
 
@@ -54,6 +55,7 @@ class FeedReader:
         idle_timeout: float = 3.0,
         schemas: SchemaSet | None = None,
         since: datetime | None = None,
+        accept_v1_0_until: datetime = V1_0_ACCEPTED_UNTIL,
     ) -> None:
         self.settings = settings
         self.topics = list(topics)
@@ -62,6 +64,7 @@ class FeedReader:
         self.follow = follow
         self.idle_timeout = idle_timeout
         self.schemas = schemas or SchemaSet.default()
+        self.accept_v1_0_until = accept_v1_0_until
         self._consumer = kafka_adapter.consumer(
             settings, group_id=group_id,
             auto_offset_reset="earliest" if from_beginning else "latest",
@@ -127,7 +130,8 @@ class FeedReader:
         verified: VerifiedAlert | None = None
         error: VerificationError | None = None
         try:
-            verified = unseal(msg.key, value, headers, self.resolver, self.schemas)
+            verified = unseal(msg.key, msg.value, headers, self.resolver, self.schemas,
+                              accept_v1_0_until=self.accept_v1_0_until)
         except VerificationError as exc:
             error = exc
         return FeedRecord(

@@ -32,6 +32,7 @@ from bus.core.audit import AuditChain
 from bus.core.codec import SchemaSet
 from bus.core.keyring import KeyResolver
 from bus.core.policy import Policy
+from bus.core.signing import V1_0_ACCEPTED_UNTIL
 from bus.core.trust import FreshnessPolicy
 from bus.services.routing import RoutingResult, route
 
@@ -54,6 +55,8 @@ class RouterOptions:
     replication: int = 1
     commit_timeout: float = 30.0
     """Seconds each transaction step may take before the router rebuilds its clients."""
+    accept_v1_0_until: datetime = V1_0_ACCEPTED_UNTIL
+    """Wire format 1.0 records created at or after this are rejected `unsupported-format`."""
 
 
 @dataclass
@@ -260,10 +263,10 @@ class Router:
                 headers = [(k, bytes(v) if v is not None else b"") for k, v in (msg.headers or [])]
                 value = msg.value if msg.value is not None else b""
                 result = route(
-                    msg.key, value, headers, resolver=self.resolver, policy=self.policy, feed_topics=self._feeds,
+                    msg.key, msg.value, headers, resolver=self.resolver, policy=self.policy, feed_topics=self._feeds,
                     freshness=self.freshness,
                     seen=lambda mid: mid in self._seen or mid in pending_seen,
-                    now=now, schemas=self.schemas,
+                    now=now, schemas=self.schemas, accept_v1_0_until=self.options.accept_v1_0_until,
                 )
                 if result.accepted:
                     for feed in result.feeds:

@@ -16,6 +16,7 @@ from bus.core.codec import SchemaSet
 from bus.core.keyring import KeyResolver
 from bus.core.policy import Decision, Policy, evaluate
 from bus.core.sealing import VerifiedAlert, unseal
+from bus.core.signing import V1_0_ACCEPTED_UNTIL, Headers
 from bus.core.trust import FreshnessPolicy
 from bus.errors import RejectReason, VerificationError
 
@@ -34,6 +35,9 @@ class RoutingResult:
     key_id: str | None = None
     verified: VerifiedAlert | None = field(default=None, repr=False)
     crashed: bool = False  # an unexpected exception, not a verification verdict: worth a bug report
+    authenticated_producer: str | None = None
+    """The producer, once the record's signature verified with a key the directory lists for it
+    (`VerificationError.producer`); None otherwise. Only this member may be told the verdict."""
 
     def audit_entry(self) -> dict[str, Any]:
         """The decision as it goes to the audit trail (before chaining)."""
@@ -57,10 +61,10 @@ class RoutingResult:
         return entry
 
 
-def _peek(headers: list[tuple[str, bytes]], name: str) -> str | None:
+def _peek(headers: Headers, name: str) -> str | None:
     """Best-effort header value for the audit trail of a record we could not verify."""
     values = [v for k, v in headers if k == name]
-    if len(values) != 1:
+    if len(values) != 1 or values[0] is None:
         return None
     try:
         return values[0].decode()
@@ -68,19 +72,20 @@ def _peek(headers: list[tuple[str, bytes]], name: str) -> str | None:
         return None
 
 
-def _unverified(headers: list[tuple[str, bytes]], reason: RejectReason, detail: str,
-                crashed: bool = False) -> RoutingResult:
+def _unverified(headers: Headers, reason: RejectReason, detail: str,
+                crashed: bool = False, authenticated_producer: str | None = None) -> RoutingResult:
     source = _peek(headers, "ce_source")
     return RoutingResult(
         False, _peek(headers, "ce_id"), source.rsplit(":", 1)[-1] if source else None, None,
         reason=reason, detail=detail, key_id=_peek(headers, "bus_keyid"), crashed=crashed,
+        authenticated_producer=authenticated_producer,
     )
 
 
 def route(
     key: bytes | None,
-    value: bytes,
-    headers: list[tuple[str, bytes]],
+    value: bytes | None,
+    headers: Headers,
     *,
     resolver: KeyResolver,
     policy: Policy,
@@ -89,15 +94,17 @@ def route(
     seen: Callable[[str], bool],
     now: datetime,
     schemas: SchemaSet,
+    accept_v1_0_until: datetime = V1_0_ACCEPTED_UNTIL,
 ) -> RoutingResult:
     """Decide what happens to one record.
 
-    `feed_topics` maps partner id to feed topic; `seen(message_id)` answers the replay question.
+    `feed_topics` maps partner id to feed topic; `seen(message_id)` answers the replay question;
+    `accept_v1_0_until` ends the wire format 1.0 transition window (see `bus.core.signing`).
     """
     try:
-        verified = unseal(key, value, headers, resolver, schemas)
+        verified = unseal(key, value, headers, resolver, schemas, accept_v1_0_until=accept_v1_0_until)
     except VerificationError as exc:
-        return _unverified(headers, exc.reason, exc.detail)
+        return _unverified(headers, exc.reason, exc.detail, authenticated_producer=exc.producer)
     except Exception as exc:  # a hostile record must never stop the router: dead-letter it
         return _unverified(headers, RejectReason.BAD_SCHEMA,
                            f"record could not be processed ({type(exc).__name__}: {exc})", crashed=True)
@@ -105,7 +112,7 @@ def route(
     base = {
         "message_id": str(header.message_id), "producer": header.producer,
         "alert_type": header.alert_type.value, "created": header.created,
-        "key_id": verified.key_id, "verified": verified,
+        "key_id": verified.key_id, "verified": verified, "authenticated_producer": header.producer,
     }
     try:
         freshness.check(header.created, header.expires, now)

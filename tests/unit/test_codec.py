@@ -61,7 +61,7 @@ def schema_dir(tmp_path: Path) -> Path:
     for name, schema in {
         "t.Head.avsc": HEADER,
         "thing.avsc": CURRENT,
-        "thing.v0.avsc": OLD,
+        "thing.r1.avsc": OLD,
         "other-thing.avsc": OTHER,
     }.items():
         (tmp_path / name).write_text(json.dumps(schema))
@@ -93,7 +93,7 @@ def test_soe_header_is_magic_plus_little_endian_crc(schemas: SchemaSet) -> None:
 def test_alert_types_are_the_unversioned_files(schemas: SchemaSet) -> None:
     assert schemas.alert_types == {"thing", "other-thing"}
     assert sorted(name for _, name in schemas.fingerprints().values()) == [
-        "other-thing.avsc", "thing.avsc", "thing.v0.avsc"
+        "other-thing.avsc", "thing.avsc", "thing.r1.avsc"
     ]
 
 
@@ -105,7 +105,7 @@ def test_round_trip(schemas: SchemaSet) -> None:
 def test_older_writer_schema_is_resolved_to_the_current_one(
     schemas: SchemaSet, schema_dir: Path
 ) -> None:
-    old = load_schema(str(schema_dir / "thing.v0.avsc"))
+    old = load_schema(str(schema_dir / "thing.r1.avsc"))
     buf = io.BytesIO()
     schemaless_writer(buf, old, {"header": {"id": "a1", "n": 7}, "label": "L"})
     alert_type, record = schemas.decode(MAGIC + crc64_fingerprint(old) + buf.getvalue())

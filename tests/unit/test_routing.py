@@ -39,7 +39,7 @@ def test_a_record_that_breaks_the_pipeline_is_dead_lettered_not_fatal():
     """A poison record (here: a resolver that blows up) becomes a reject, never a crash loop."""
 
     class Exploding:
-        def resolve(self, *args):  # type: ignore[no-untyped-def]
+        def lookup(self, *args):  # type: ignore[no-untyped-def]
             raise RuntimeError("boom")
 
     signer = SigningKey.generate("NL-CUSTOMS")

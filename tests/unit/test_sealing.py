@@ -124,7 +124,8 @@ def test_headers_describe_the_alert() -> None:
     assert h["ce_type"] == b"eu.epa.alert.suspicious-container.v1"
     assert h["content-type"] == b"application/avro"
     assert h["bus_keyid"] == SIGNER.key_id.encode()
-    assert len(h["bus_sig"]) == 64
+    assert len(h["bus_sig"]) == 86  # format 1.1: base64url, no padding
+    assert all(value.isascii() and value.decode().isprintable() for value in h.values())
 
 
 def test_seal_refuses_a_key_of_another_member() -> None:
@@ -165,10 +166,11 @@ def test_other_key_of_the_same_member_does_not_verify() -> None:
 
 def test_resolver_returning_a_key_with_another_id_is_refused() -> None:
     class Confused:
-        def resolve(
-            self, key_id: str, producer: str, alert_type: str, created: datetime
-        ) -> PublicKey:
+        def lookup(self, key_id: str, producer: str) -> PublicKey:
             return STRANGER.public
+
+        def authorize(self, key_id: str, producer: str, alert_type: str, created: datetime) -> None:
+            pass
 
     with pytest.raises(VerificationError) as info:
         unseal(RECORD.key, RECORD.value, RECORD.headers, Confused(), SCHEMAS)
@@ -179,16 +181,22 @@ def test_resolver_sees_the_claims() -> None:
     calls = []
 
     class Recording:
-        def resolve(
-            self, key_id: str, producer: str, alert_type: str, created: datetime
-        ) -> PublicKey:
-            calls.append((key_id, producer, alert_type, created))
+        def lookup(self, key_id: str, producer: str) -> PublicKey:
+            calls.append(("lookup", key_id, producer))
             return SIGNER.public
+
+        def authorize(self, key_id: str, producer: str, alert_type: str, created: datetime) -> None:
+            calls.append(("authorize", key_id, producer, alert_type, created))
 
     unseal(RECORD.key, RECORD.value, RECORD.headers, Recording(), SCHEMAS)
     assert calls == [
-        (SIGNER.key_id, "NL-CUSTOMS", "suspicious-container", ALERT.header.created)
+        ("lookup", SIGNER.key_id, "NL-CUSTOMS"),
+        ("authorize", SIGNER.key_id, "NL-CUSTOMS", "suspicious-container", ALERT.header.created),
     ]
+    calls.clear()
+    with pytest.raises(SignatureError):  # a record that does not verify is never authorized
+        unseal(RECORD.key, RECORD.value + b"\x00", RECORD.headers, Recording(), SCHEMAS)
+    assert [c[0] for c in calls] == ["lookup"]
 
 
 # ---- tampering ----
