@@ -64,7 +64,7 @@ def test_private_files_replace_any_older_mode_and_never_leave_temporaries(tmp_pa
 
 
 def test_keys_and_scram_secrets_are_owner_only_under_any_umask(tmp_path, permissive_umask):
-    key, pub, _ = generate_keypair("NL-CUSTOMS", tmp_path / "keys")
+    key, _, _ = generate_keypair("NL-CUSTOMS", tmp_path / "keys")
     assert mode(key) == 0o600
     SecretsFile(tmp_path / "secrets.yaml", env={}).generate(["nl-customs"])
     assert mode(tmp_path / "secrets.yaml") == 0o600
