@@ -17,6 +17,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,13 +31,16 @@ DEFAULT_PORT = 9092
 ADMIN_USER = "admin"
 LISTENERS_FILE = "listeners.json"
 
+Echo = Callable[[str], object]
+"""Where progress messages go (print, or the CLI's stderr console)."""
+
 
 def jar_cache_dir() -> Path:
     base = os.environ.get("BUS_KAFKA_CACHE") or Path.home() / ".cache" / "epa-bus"
     return Path(base) / f"kafka-{KAFKA_VERSION}" / "libs"
 
 
-def ensure_jars(echo=print) -> Path:
+def ensure_jars(echo: Echo = print) -> Path:
     """Fetch the Kafka jars with Maven on first use; return the libs directory."""
     libs = jar_cache_dir()
     marker = libs / ".complete"
@@ -317,7 +321,7 @@ class LocalBroker:
     def is_running(self) -> bool:
         return self.pid() is not None
 
-    def start(self, timeout: float = 90.0, echo=print) -> None:
+    def start(self, timeout: float = 90.0, echo: Echo = print) -> None:
         """Format storage on first start, launch the JVM, wait until it answers."""
         if self.is_running():
             echo(f"broker already running (pid {self.pid()}) at {self.bootstrap}")
@@ -325,7 +329,7 @@ class LocalBroker:
         proc, since = self._launch(echo)
         self._await_started(proc, since, timeout)
 
-    def _launch(self, echo=print) -> tuple[subprocess.Popen[bytes], int]:
+    def _launch(self, echo: Echo = print) -> tuple[subprocess.Popen[bytes], int]:
         """Write config, format if new, spawn the JVM; return it and the log size before it ran.
 
         Split from waiting so that a cluster can launch every node before any of them
@@ -499,7 +503,7 @@ class LocalCluster:
         return cls(directory, nodes, ports=[x.port for x in listeners],
                    controller_ports=[x.controller_port for x in listeners], heap=heap, host=listeners[0].host)
 
-    def start(self, timeout: float = 120.0, echo=print) -> list[int]:
+    def start(self, timeout: float = 120.0, echo: Echo = print) -> list[int]:
         """Launch every node that is not running, then wait for each; return their ids.
 
         On a fresh cluster that is every node (launched before any is awaited: none can
@@ -560,7 +564,7 @@ class LocalCluster:
             time.sleep(0.05)
         n.pid_file.unlink(missing_ok=True)
 
-    def start_node(self, node_id: int, timeout: float = 90.0, echo=print) -> None:
+    def start_node(self, node_id: int, timeout: float = 90.0, echo: Echo = print) -> None:
         """Restart one node of a running cluster and wait until it has rejoined."""
         self.node(node_id).start(timeout=timeout, echo=echo)
 
