@@ -39,8 +39,34 @@ def step(title: str) -> None:
     console.print(Rule(f"[bold cyan]{title}"))
 
 
+def bus_command(executable: str = sys.executable, search_path: str | None = None, cwd: Path | None = None) -> str:
+    """How the user types this interpreter's `bus`: `bus` when PATH finds that one, else its
+    path, relative when under the current folder (`.venv/bin/bus` after `make demo`, whose
+    virtualenv is not activated in the user's shell)."""
+    script = Path(executable).parent / "bus"
+    found = shutil.which("bus", path=search_path)
+    if found is not None and Path(found).resolve() == script.resolve():
+        return "bus"
+    try:
+        return str(script.relative_to(cwd or Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
+def path_hint(command: str) -> str | None:
+    """What to tell a user whose shell would not find `bus`, or None if it would."""
+    if command == "bus":
+        return None
+    activate = Path(command).with_name("activate")
+    return (f"`bus` is not on your PATH: run `source {activate}` to put it there, "
+            f"or call `{command}` as the commands above do")
+
+
+BUS = bus_command()
+
+
 def bus(*args: str, env: dict[str, str], check: bool = True, quiet: bool = False) -> subprocess.CompletedProcess[str]:
-    console.print(f"[dim]$ bus {' '.join(args)}[/]", highlight=False)
+    console.print(f"[dim]$ {BUS} {' '.join(args)}[/]", highlight=False)
     result = subprocess.run([sys.executable, "-m", "bus", *args], env=env, text=True,
                             capture_output=True, cwd=REPO)
     if not quiet:
@@ -139,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
 
         step("3. Start the policy router (policies/default.yaml)")
         bus("policy", "validate", "--policy", "policies/default.yaml", env=env)
-        console.print(f"[dim]$ bus router run --policy policies/default.yaml {' '.join(trust)}  "
+        console.print(f"[dim]$ {BUS} router run --policy policies/default.yaml {' '.join(trust)}  "
                       f"(logs: {work / 'router.log'})[/]")
         with open(work / "router.log", "wb") as log:
             router = subprocess.Popen(
@@ -198,8 +224,14 @@ def main(argv: list[str] | None = None) -> int:
                 router.kill()
         if args.keep:
             console.print(f"broker left running at 127.0.0.1:{port}; stop it with `make demo-stop`")
+            if not args.secure:
+                console.print(f"try: BUS_BOOTSTRAP=127.0.0.1:{port} {BUS} tail feed.europol --from-beginning "
+                              f"--federation {fed / 'federation.yaml'} --authority-pub {fed / 'authority.pub'}",
+                              highlight=False)
         else:
             broker.stop()
+        if (hint := path_hint(BUS)) is not None:
+            console.print(hint, highlight=False)
 
 
 if __name__ == "__main__":

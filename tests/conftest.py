@@ -4,18 +4,46 @@ Where it comes from (first match wins):
 - `BUS_TEST_BOOTSTRAP=host:port`: an existing cluster;
 - `BUS_TEST_KAFKA=testcontainers`: testcontainers' Kafka module (needs Docker);
 - otherwise `bus.adapters.broker.LocalBroker` on a free port in a temp dir.
+
+The suite does not obey the caller's `BUS_*` settings: an operator's shell exports
+`BUS_BOOTSTRAP`, `BUS_SASL_USERNAME`... for real work, and every settings object the
+tests build (and every `bus` subprocess they run) would pick them up. They are removed
+from this process's environment before anything else is imported; `BUS_TEST_*` are the
+suite's own. A test that wants a `BUS_*` variable sets it itself (monkeypatch.setenv, or
+`env=` of `tests.helpers.run_bus`).
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 
 import pytest
 
-from bus.config import KafkaSettings
+TEST_PREFIX = "BUS_TEST_"
+KEPT = frozenset({"BUS_KAFKA_CACHE"})
+"""Where this machine caches the Kafka jars: a location, not a setting under test."""
+FORWARDED = {"BUS_TEST_KAFKA_ENGINE": "BUS_KAFKA_ENGINE"}
+"""Settings the suite may be asked to run with, by their `BUS_TEST_*` name."""
+
+
+def scrub_bus_environment(environ: MutableMapping[str, str]) -> list[str]:
+    """Drop the caller's `BUS_*` variables (but `BUS_TEST_*` and KEPT), then set those the
+    suite was asked for through FORWARDED; return the names dropped."""
+    dropped = [k for k in environ if k.startswith("BUS_") and not k.startswith(TEST_PREFIX) and k not in KEPT]
+    for name in dropped:
+        del environ[name]
+    for test_name, name in FORWARDED.items():
+        if environ.get(test_name):
+            environ[name] = environ[test_name]
+    return dropped
+
+
+SCRUBBED = scrub_bus_environment(os.environ)
+
+from bus.config import KafkaSettings  # noqa: E402  (after the scrub, whatever it reads at import)
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,6 +8,7 @@ Everything the broker writes (data, logs, pid) lives under one directory.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -16,17 +17,22 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bus.adapters.private_file import write_private
 from bus.errors import BrokerError
 
 POM = Path(__file__).with_name("kafka-pom.xml")
 KAFKA_VERSION = "4.1.0"
 DEFAULT_HEAP = "512m"
+DEFAULT_PORT = 9092
 ADMIN_USER = "admin"
+LISTENERS_FILE = "listeners.json"
 
-
+Echo = Callable[[str], object]
+"""Where progress messages go (print, or the CLI's stderr console)."""
 
 
 def jar_cache_dir() -> Path:
@@ -34,7 +40,7 @@ def jar_cache_dir() -> Path:
     return Path(base) / f"kafka-{KAFKA_VERSION}" / "libs"
 
 
-def ensure_jars(echo=print) -> Path:
+def ensure_jars(echo: Echo = print) -> Path:
     """Fetch the Kafka jars with Maven on first use; return the libs directory."""
     libs = jar_cache_dir()
     marker = libs / ".complete"
@@ -72,12 +78,52 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Listeners:
+    """Where a broker started from a directory listens, recorded there by `start`.
+
+    `bus broker status|stop|start --dir D` read it back, so an operator need not repeat
+    the `--port` the broker was started with (and a cluster restarts a dead node on the
+    ports its peers expect).
+    """
+
+    host: str
+    port: int
+    controller_port: int
+    tls_port: int = 0
+
+    def save(self, directory: Path) -> None:
+        (directory / LISTENERS_FILE).write_text(json.dumps(self.__dict__, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, directory: Path) -> Listeners | None:
+        """What `start` recorded in `directory`, or None if nothing (readable) is there."""
+        try:
+            data = json.loads((Path(directory) / LISTENERS_FILE).read_text())
+            return cls(host=str(data["host"]), port=int(data["port"]),
+                       controller_port=int(data["controller_port"]), tls_port=int(data.get("tls_port", 0)))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+
+def recorded_broker(directory: Path, port: int | None = None, *, secure: bool = False, tls: bool = False,
+                    heap: str = DEFAULT_HEAP) -> LocalBroker:
+    """The broker of `directory` on the ports it was last started with; on `port` if one is
+    given, or on 9092 when nothing was recorded."""
+    recorded = Listeners.load(Path(directory)) if port is None else None
+    if recorded is None:
+        return LocalBroker(Path(directory), port=port or DEFAULT_PORT, secure=secure, tls=tls, heap=heap)
+    return LocalBroker(Path(directory), host=recorded.host, port=recorded.port,
+                       controller_port=recorded.controller_port, tls_port=recorded.tls_port,
+                       secure=secure, tls=tls, heap=heap)
+
+
 @dataclass
 class LocalBroker:
     """One KRaft node acting as both broker and controller, on loopback."""
 
     directory: Path
-    port: int = 9092
+    port: int = DEFAULT_PORT
     secure: bool = False
     heap: str = DEFAULT_HEAP
     host: str = "127.0.0.1"
@@ -227,12 +273,28 @@ class LocalBroker:
         """The SCRAM admin password, created once per broker directory (0600)."""
         if self.admin_password_file.exists():
             return self.admin_password_file.read_text().strip()
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self._make_directory()
         password = secrets.token_urlsafe(24)
-        fd = os.open(self.admin_password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(password + "\n")
+        write_private(self.admin_password_file, password + "\n")
         return password
+
+    def _make_directory(self) -> None:
+        """Owner-only when we create it: the data holds SCRAM credentials, the config a password."""
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    @property
+    def properties_file(self) -> Path:
+        return self.directory / "server.properties"
+
+    def write_config(self) -> Path:
+        """Write server.properties (0600: with --secure it holds the admin password), the log
+        configuration and the listeners record; return the properties file."""
+        self._make_directory()
+        (self.directory / "logs").mkdir(parents=True, exist_ok=True)
+        write_private(self.properties_file, self._server_properties())
+        (self.directory / "log4j2.properties").write_text(self._log4j_properties())
+        Listeners(self.host, self.port, self.controller_port, self.tls_port).save(self.directory)
+        return self.properties_file
 
     def _java(self, libs: Path, main: str, *args: str, heap: str = "256m") -> list[str]:
         return [
@@ -259,7 +321,7 @@ class LocalBroker:
     def is_running(self) -> bool:
         return self.pid() is not None
 
-    def start(self, timeout: float = 90.0, echo=print) -> None:
+    def start(self, timeout: float = 90.0, echo: Echo = print) -> None:
         """Format storage on first start, launch the JVM, wait until it answers."""
         if self.is_running():
             echo(f"broker already running (pid {self.pid()}) at {self.bootstrap}")
@@ -267,7 +329,7 @@ class LocalBroker:
         proc, since = self._launch(echo)
         self._await_started(proc, since, timeout)
 
-    def _launch(self, echo=print) -> tuple[subprocess.Popen[bytes], int]:
+    def _launch(self, echo: Echo = print) -> tuple[subprocess.Popen[bytes], int]:
         """Write config, format if new, spawn the JVM; return it and the log size before it ran.
 
         Split from waiting so that a cluster can launch every node before any of them
@@ -276,10 +338,7 @@ class LocalBroker:
         if port_is_open(self.host, self.port):
             raise BrokerError(f"port {self.port} is already in use by another process")
         libs = ensure_jars(echo)
-        (self.directory / "logs").mkdir(parents=True, exist_ok=True)
-        props = self.directory / "server.properties"
-        props.write_text(self._server_properties())
-        (self.directory / "log4j2.properties").write_text(self._log4j_properties())
+        props = self.write_config()
         if not (self.data_dir / "meta.properties").exists():
             self._format(libs, props)
         since = self.log_file.stat().st_size if self.log_file.exists() else 0
@@ -426,16 +485,34 @@ class LocalCluster:
     def bootstrap(self) -> str:
         return ",".join(n.bootstrap for n in self.nodes)
 
-    def node(self, node_id: int) -> LocalBroker:
+    def node(self, node_id: int) -> _ClusterNode:
         return self.nodes[node_id - 1]
 
     def is_running(self) -> bool:
         return any(n.is_running() for n in self.nodes)
 
-    def start(self, timeout: float = 120.0, echo=print) -> None:
-        """Launch every node first (none can finish alone: it needs a quorum), then wait for all."""
+    @classmethod
+    def recorded(cls, directory: Path, nodes: int, *, heap: str = CLUSTER_HEAP) -> LocalCluster | None:
+        """The cluster of `directory` on the ports its nodes were last started with, if every
+        node recorded them (see `Listeners`); None otherwise."""
+        directory = Path(directory)
+        found = [Listeners.load(directory / f"node-{i + 1}") for i in range(nodes)]
+        listeners = [x for x in found if x is not None]
+        if len(listeners) != nodes or len({x.host for x in listeners}) != 1:
+            return None
+        return cls(directory, nodes, ports=[x.port for x in listeners],
+                   controller_ports=[x.controller_port for x in listeners], heap=heap, host=listeners[0].host)
+
+    def start(self, timeout: float = 120.0, echo: Echo = print) -> list[int]:
+        """Launch every node that is not running, then wait for each; return their ids.
+
+        On a fresh cluster that is every node (launched before any is awaited: none can
+        finish starting alone, it needs a quorum); on a running one, the dead nodes, which
+        rejoin on the ports and storage they had. If a launched node fails to start, only
+        the launched nodes are stopped: the live ones keep serving.
+        """
         (self.directory / CLUSTER_MARKER).write_text(f"{len(self.nodes)}\n")
-        launched: list[tuple[LocalBroker, subprocess.Popen[bytes], int]] = []
+        launched: list[tuple[_ClusterNode, subprocess.Popen[bytes], int]] = []
         try:
             for n in self.nodes:
                 if not n.is_running():
@@ -444,13 +521,22 @@ class LocalCluster:
             for n, proc, since in launched:
                 n._await_started(proc, since, max(1.0, deadline - time.monotonic()))
         except BaseException:
-            self.stop()
+            self._stop_nodes([n for n, _, _ in launched], timeout=30.0)
+            if not self.is_running():
+                forget_cluster(self.directory)
             raise
+        return [n.node_id for n, _, _ in launched]
 
     def stop(self, timeout: float = 30.0) -> bool:
         """Stop every node (clean shutdown, SIGKILL if it lingers); True if any was running."""
+        stopped = self._stop_nodes(self.nodes, timeout)
+        forget_cluster(self.directory)
+        return stopped
+
+    @staticmethod
+    def _stop_nodes(nodes: list[_ClusterNode], timeout: float) -> bool:
         # All at once: stopped one by one, the last node would wait for a lost quorum.
-        pids = [(n, n.pid()) for n in self.nodes]
+        pids = [(n, n.pid()) for n in nodes]
         for _, pid in pids:
             if pid is not None:
                 os.kill(pid, signal.SIGTERM)
@@ -461,7 +547,6 @@ class LocalCluster:
             if pid is not None and _alive(pid):
                 os.kill(pid, signal.SIGKILL)
             n.pid_file.unlink(missing_ok=True)
-        forget_cluster(self.directory)
         return any(p is not None for _, p in pids)
 
     def stop_node(self, node_id: int, kill: bool = True, timeout: float = 30.0) -> None:
@@ -479,7 +564,7 @@ class LocalCluster:
             time.sleep(0.05)
         n.pid_file.unlink(missing_ok=True)
 
-    def start_node(self, node_id: int, timeout: float = 90.0, echo=print) -> None:
+    def start_node(self, node_id: int, timeout: float = 90.0, echo: Echo = print) -> None:
         """Restart one node of a running cluster and wait until it has rejoined."""
         self.node(node_id).start(timeout=timeout, echo=echo)
 

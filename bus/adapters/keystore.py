@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import stat
 from pathlib import Path
 
+from bus.adapters.private_file import write_private
 from bus.core.keyring import Keyring
 from bus.core.keys import PublicKey, SigningKey
 from bus.core.models import MEMBER_ID_RE
 from bus.errors import KeyFileError
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Create the file with 0600 from the start: no window where others can read it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.chmod(path, 0o600)
 
 
 def generate_keypair(member: str, out_dir: Path, *, overwrite: bool = False) -> tuple[Path, Path, SigningKey]:

@@ -14,13 +14,13 @@ import re
 import secrets
 import stat
 import subprocess
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import yaml
 from pydantic import SecretStr
 
+from bus.adapters.private_file import write_private
 from bus.errors import BusError
 
 ENV_PREFIX = "BUS_SECRET_"
@@ -129,15 +129,7 @@ class SecretsFile:
         body = ("# SCRAM passwords written by `bus provision --generate-missing`.\n"
                 "# Keep this file private (0600) and out of version control.\n"
                 + yaml.safe_dump({"users": dict(sorted(users.items()))}, sort_keys=False))
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(body)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_private(self.path, body)
 
 
 __all__ = ["ENV_PREFIX", "SecretsError", "SecretsFile", "env_name", "generate_password"]

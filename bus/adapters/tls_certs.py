@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +17,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from bus.adapters.private_file import write_private
 
 VALIDITY = dt.timedelta(days=825)
 
@@ -42,12 +43,6 @@ class TlsFiles:
 
 def tls_files(directory: Path) -> TlsFiles:
     return TlsFiles(directory / "ca.pem", directory / "server.pem", directory / "server.key")
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
 
 
 def _name(common_name: str) -> x509.Name:
@@ -102,8 +97,8 @@ def ensure_certificates(directory: Path, hosts: list[str]) -> TlsFiles:
     key_pem = key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
     chain = cert.public_bytes(pem) + ca_cert.public_bytes(pem)
-    _write_private(files.server_key, key_pem)
-    _write_private(files.keystore, key_pem + chain)
+    write_private(files.server_key, key_pem)
+    write_private(files.keystore, key_pem + chain)
     files.server_cert.write_bytes(chain)
     files.ca_cert.write_bytes(ca_cert.public_bytes(pem))
     # The CA key is not kept: nothing else will ever be signed by this CA.

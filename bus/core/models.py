@@ -695,9 +695,11 @@ def parse_alert(
 ) -> BaseAlert:
     """Validate the JSON shape `{"header": {...}, ...body}` into the right alert model.
 
-    `alert_type` and `producer` fill the header when it lacks them (`bus publish --type
-    --member`) and must agree with it when it has them: a file claiming another
-    producer is a mistake or an impersonation attempt, never silently overridden.
+    `alert_type` and `producer` fill the header when it lacks them (the type and member an
+    alert is published as: `bus publish --type --member`, the connector's member, the
+    http-ingest path) and must agree with it when it has them: a file claiming another
+    producer is a mistake or an impersonation attempt, never silently overridden. The
+    messages name fields and values only, never a caller's flags: every caller shows them.
     """
     if not isinstance(data, Mapping):
         _reject("alert", f"expected a JSON object, got {type(data).__name__}")
@@ -720,7 +722,7 @@ def parse_alert(
     declared = header.get("alert_type")
     if declared is None:
         if wanted is None:
-            _reject("header.alert_type", f"required (or pass --type): one of {_valid_types()}")
+            _reject("header.alert_type", f"required field is missing: one of {_valid_types()}")
         declared_type = wanted
     else:
         declared_type = _alert_type(declared) if isinstance(declared, str) else None
@@ -732,7 +734,7 @@ def parse_alert(
         if wanted is not None and declared_type != wanted:
             _reject(
                 "header.alert_type",
-                f"{declared_type.value!r} does not match --type {wanted.value!r}",
+                f"{declared_type.value!r} does not match the alert type being published, {wanted.value!r}",
             )
     header["alert_type"] = declared_type
 
@@ -742,7 +744,8 @@ def parse_alert(
             header["producer"] = producer
     elif producer is not None and header["producer"] != producer:
         errors.append(
-            ("header.producer", f"{header['producer']!r} does not match --member {producer!r}")
+            ("header.producer",
+             f"{_short(str(header['producer']))} does not match the publishing member {producer!r}")
         )
 
     model = ALERT_MODELS[declared_type]

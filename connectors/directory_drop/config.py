@@ -17,10 +17,17 @@ class CsvColumn(Section):
     field: str = Field(description="Alert field path, e.g. container_number or header.tlp.")
     list: bool = Field(False, description="Split the cell into a list.")
     separator: str | None = Field(None, description="List separator (default: csv.list_separator).")
+    required: bool = Field(False, description="Reject a file whose header row lacks this column. Otherwise "
+                                              "a mapped column may be absent: its field is left out.")
 
 
 class CsvSettings(Section):
-    """How a CSV export maps to alert fields (header row required)."""
+    """How a CSV export maps to alert fields (header row required).
+
+    Every column of a file must be mapped (unless `ignore_unmapped`); a mapped column may be
+    absent from a file (unless `required`), since exports often leave optional ones out.
+    Whether an alert is complete is the alert model's rule, checked per row, naming the field.
+    """
 
     delimiter: str = Field(",", min_length=1, max_length=1)
     encoding: str = "utf-8-sig"

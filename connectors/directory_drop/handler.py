@@ -52,3 +52,7 @@ class DropHandler:
 
     def completed(self, info: FileInfo) -> None:
         """Stateless: nothing to commit beyond the move."""
+
+    def describe(self, info: FileInfo, rows: list[Row]) -> str:
+        """One row per alert of the file: the counts say it all."""
+        return ""

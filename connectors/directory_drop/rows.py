@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bus.adapters.alert_files import AlertFileError, read_items
-from connectors.directory_drop.config import CsvSettings
+from connectors.directory_drop.config import CsvColumn, CsvSettings
 from connectors.sdk.inbox import FileRejected
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -49,8 +49,9 @@ def csv_items(path: Path, settings: CsvSettings | None) -> list[tuple[str, Any]]
                 for name, spec in zip(header, mapping, strict=True)
                 if spec is None and name.strip() and not settings.ignore_unmapped]
     present = {name.strip().lower() for name in header}
-    problems += [f"mapped column {name!r} is missing from the header row"
-                 for name in settings.columns if name.strip().lower() not in present]
+    problems += [f"required column {name!r} is missing from the header row"
+                 for name, spec in settings.columns.items()
+                 if isinstance(spec, CsvColumn) and spec.required and name.strip().lower() not in present]
     if problems:
         raise FileRejected(problems)
     items: list[tuple[str, Any]] = []

@@ -19,6 +19,7 @@ class EdifactHandler:
         self.store = store
         self.suffixes = tuple(s.lower() for s in settings.suffixes)
         self._pending: dict[str, Containers] = {}
+        self._containers_read: dict[str, int] = {}
 
     def read(self, info: FileInfo) -> list[Row]:
         try:
@@ -40,6 +41,7 @@ class EdifactHandler:
             except AlertValidationError as exc:
                 rows.append(Row(event.where, problems=[f"{loc}: {msg}" for loc, msg in exc.errors]))
         self._pending[info.sha256] = containers
+        self._containers_read[info.sha256] = len(events)
         return rows
 
     def already_applied(self, info: FileInfo) -> bool:
@@ -47,3 +49,8 @@ class EdifactHandler:
 
     def completed(self, info: FileInfo) -> None:
         self.store.commit(self._pending.pop(info.sha256), info.sha256)
+
+    def describe(self, info: FileInfo, rows: list[Row]) -> str:
+        """Only containers with findings become rows: say how many containers there were."""
+        read = self._containers_read.pop(info.sha256, len(rows))
+        return f"{read} container{'s' if read != 1 else ''} read, {len(rows)} with findings"

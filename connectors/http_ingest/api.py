@@ -1,7 +1,8 @@
 """The ingest API's logic, independent of the HTTP server that carries it.
 
 Nothing is published unless every alert of the request is valid, and 202 is
-only sent once Kafka acknowledged every alert of the request.
+only sent once Kafka acknowledged every alert of the request. Every answer is
+counted by system and status; every refusal is also logged, as one bounded line.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ from connectors.sdk.publishing import KafkaDown
 from connectors.sdk.runtime import Services
 
 ALERTS_PREFIX = "/v1/alerts/"
+UNIDENTIFIED = "-"
+"""The system label of a request whose token was missing or unknown."""
+MAX_LOGGED_CHARS = 200
+MAX_LOGGED_FIELDS = 5
 
 
 @dataclass
@@ -36,6 +41,39 @@ class Response:
 
 def problem(status: int, error: str, detail: str, **extra: Any) -> Response:
     return Response(status, Problem(error=error, detail=detail, **extra).model_dump(mode="json"))
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A request turned away on its request line and headers, and the system that sent it
+    when its token identified one (a 403 belongs to that system, not to "-")."""
+
+    response: Response
+    system: str = UNIDENTIFIED
+
+
+def bounded(text: str, limit: int = MAX_LOGGED_CHARS) -> str:
+    """Client-supplied text made safe for one log line: printable, and at most `limit` characters."""
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[: limit + 1])
+    return shown if len(text) <= limit and len(shown) <= limit else f"{shown[:limit]}…({len(text)} chars)"
+
+
+def rejection_fields(system: str, response: Response) -> dict[str, Any]:
+    """What the log says about a refused request: never a token, never an unbounded value."""
+    body = response.body if isinstance(response.body, dict) else {}
+    fields: dict[str, Any] = {"system": system, "status": response.status,
+                              "reason": bounded(str(body.get("error", "")), 64),
+                              "detail": bounded(str(body.get("detail", "")))}
+    errors = body.get("errors") or []
+    if errors:
+        fields["fields"] = [bounded(_field_error(e)) for e in errors[:MAX_LOGGED_FIELDS]]
+        fields["fields_total"] = len(errors)
+    return fields
+
+
+def _field_error(error: dict[str, Any]) -> str:
+    item = error.get("item")
+    return f"{'' if item is None else f'[{item}] '}{error.get('loc')}: {error.get('msg')}"
 
 
 class ReceiptCache:
@@ -71,26 +109,33 @@ class IngestApi:
         self.requests = services.metrics.counter(
             "bus_connector_http_requests", "Ingest requests by system and status.", ["system", "status"])
 
-    def count(self, system: str, status: int) -> None:
-        self.requests.labels(self.services.name, system, str(status)).inc()
+    def answered(self, system: str, response: Response) -> None:
+        """Count the answer by system and status; log it too if it refuses the request."""
+        self.requests.labels(self.services.name, system, str(response.status)).inc()
+        if response.status >= 500:
+            self.services.log.error("request failed", **rejection_fields(system, response))
+        elif response.status >= 400:
+            self.services.log.warning("request rejected", **rejection_fields(system, response))
 
-    def authorize(self, path: str, authorization: str | None) -> tuple[SystemToken, AlertType] | Response:
+    def authorize(self, path: str, authorization: str | None) -> tuple[SystemToken, AlertType] | Refused:
         """Checks that need only the request line and headers (before reading the body)."""
         system = self.tokens.system_for(authorization)
         if system is None:
             self.services.metrics.rejected_inc("unauthorized")
             response = problem(401, "unauthorized", "a valid `Authorization: Bearer <token>` is required")
             response.headers["WWW-Authenticate"] = 'Bearer realm="bus-http-ingest"'
-            return response
+            return Refused(response)
         type_text = path[len(ALERTS_PREFIX):]
         try:
             alert_type = AlertType(type_text)
         except ValueError:
             valid = ", ".join(t.value for t in AlertType)
-            return problem(404, "unknown-alert-type", f"no alert type {type_text!r}; valid types: {valid}")
+            return Refused(problem(404, "unknown-alert-type",
+                                   f"no alert type {bounded(type_text, 64)!r}; valid types: {valid}"), system.name)
         if not system.allows(alert_type):
             self.services.metrics.rejected_inc("forbidden")
-            return problem(403, "forbidden", f"system {system.name} may not post {alert_type.value} alerts")
+            return Refused(problem(403, "forbidden", f"system {system.name} may not post {alert_type.value} alerts"),
+                           system.name)
         return system, alert_type
 
     def post_alerts(self, system: SystemToken, alert_type: AlertType, content_type: str | None,
@@ -117,14 +162,11 @@ class IngestApi:
             receipts = self._publish(alerts)
         except KafkaDown as exc:
             self.services.metrics.rejected_inc("kafka-unavailable", len(alerts))
-            self.services.log.warning("kafka unavailable; request refused", system=system.name,
-                                      alerts=len(alerts), error=str(exc))
             response = problem(503, "kafka-unavailable", f"Kafka did not acknowledge the alerts: {exc}",
                                message_ids=[a.header.message_id for a in alerts])
             response.headers["Retry-After"] = str(self.settings.retry_after_s)
             return response
         except BusError as exc:
-            self.services.log.error("publish failed", system=system.name, error=str(exc))
             return problem(500, "internal-error", str(exc))
         self.services.log.info("alerts accepted", system=system.name, alert_type=alert_type.value,
                                alerts=len(receipts), message_ids=[str(r.message_id) for r in receipts])

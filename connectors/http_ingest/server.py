@@ -11,7 +11,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from connectors.http_ingest.api import ALERTS_PREFIX, IngestApi, Response, problem
+from connectors.http_ingest.api import ALERTS_PREFIX, UNIDENTIFIED, IngestApi, Refused, Response, problem
 
 OPENAPI_PATH = "/openapi.json"
 
@@ -56,11 +56,11 @@ class IngestHandler(BaseHTTPRequestHandler):
         api = self.server.api
         path = self._path()
         if not path.startswith(ALERTS_PREFIX):
-            self._reply(problem(404, "not-found", f"POST alerts to {ALERTS_PREFIX}<alert-type>"), "-")
+            self._reply(problem(404, "not-found", f"POST alerts to {ALERTS_PREFIX}<alert-type>"))
             return
         authorized = api.authorize(path, self.headers.get("Authorization"))
-        if isinstance(authorized, Response):
-            self._reply(authorized, "-", close=True)
+        if isinstance(authorized, Refused):
+            self._reply(authorized.response, authorized.system, close=True)
             return
         system, alert_type = authorized
         length = self.headers.get("Content-Length")
@@ -76,15 +76,15 @@ class IngestHandler(BaseHTTPRequestHandler):
         self._reply(api.post_alerts(system, alert_type, self.headers.get("Content-Type"), body), system.name)
 
     def do_PUT(self) -> None:
-        self._reply(problem(405, "method-not-allowed", "use POST"), "-")
+        self._reply(problem(405, "method-not-allowed", "use POST"))
 
     do_DELETE = do_PATCH = do_PUT
 
     def _path(self) -> str:
         return self.path.split("?", 1)[0].rstrip("/") or "/"
 
-    def _reply(self, response: Response, system: str = "-", close: bool = False) -> None:
-        self.server.api.count(system, response.status)
+    def _reply(self, response: Response, system: str = UNIDENTIFIED, close: bool = False) -> None:
+        self.server.api.answered(system, response)
         headers = {"Content-Type": "application/json", **response.headers}
         if close:  # the body was not read: the connection cannot be reused
             headers["Connection"] = "close"

@@ -111,7 +111,7 @@ def test_skip_mode_publishes_the_valid_rows_and_reports_the_rest(kafka, tmp_path
         drop(inbox, "mixed.jsonl", "\n".join([alert_line(), alert_line(container_number="X"), alert_line()]))
         wait_for(lambda: (inbox / "failed" / "mixed.jsonl").exists(), what="file handled")
     report = (inbox / "failed" / "mixed.jsonl.errors.txt").read_text()
-    assert "partially published: 2 rows published, 1 invalid rows skipped" in report
+    assert "partially published: 2 alerts published, 1 invalid ones skipped" in report
     assert "line 2: container_number" in report
     assert len(ids_on_topic(kafka, member)) == 2
 

@@ -27,8 +27,9 @@ CSV_COLUMNS = {
 
 
 def handler(tmp_path: Path, **overrides) -> DropHandler:
+    overrides.setdefault("csv", CsvSettings(columns=CSV_COLUMNS))
     settings = DropSettings(inbox=tmp_path, alert_type="suspicious-container", defaults=HEADER_DEFAULTS,
-                            csv=CsvSettings(columns=CSV_COLUMNS), **overrides)
+                            **overrides)
     return DropHandler(settings, MEMBER)
 
 
@@ -115,8 +116,29 @@ def test_csv_problems_are_reported_per_row_or_for_the_file(tmp_path):
     unmapped.write_text("Container,Colour\nCSQU3054383,red\n")
     with pytest.raises(FileRejected) as caught:
         handler(tmp_path).read(info(unmapped))
-    assert "column 'Colour' is not mapped" in str(caught.value)
-    assert "mapped column 'Seals' is missing" in str(caught.value)
+    assert caught.value.problems == ["column 'Colour' is not mapped (map it, or set csv.ignore_unmapped: true)"]
+
+
+def test_mapped_columns_are_optional_unless_required(tmp_path):
+    """An export without the optional columns (seals, indicators, TLP...) is read as it is."""
+    path = tmp_path / "short.csv"
+    path.write_text("container ,SUMMARY\nCSQU3054383,Bananas over weight\n")
+    [row] = handler(tmp_path).read(info(path))
+    assert row.problems == [] and row.alert.container_number == "CSQU3054383"
+    assert row.alert.seal_numbers == [] and row.alert.header.tlp.value == "AMBER"  # from defaults
+
+    # Leaving out a column the alert cannot do without fails each row, naming the field.
+    no_container = tmp_path / "no-container.csv"
+    no_container.write_text("Summary,TLP\nBananas over weight,RED\n")
+    [row] = handler(tmp_path).read(info(no_container))
+    assert row.alert is None and row.problems == ["container_number: required field is missing"]
+
+    # `required: true` makes that a file-level rejection that names the column.
+    strict = handler(tmp_path, csv=CsvSettings(columns={
+        **CSV_COLUMNS, "Container": {"field": "container_number", "required": True}}))
+    with pytest.raises(FileRejected) as caught:
+        strict.read(info(no_container))
+    assert caught.value.problems == ["required column 'Container' is missing from the header row"]
 
 
 def test_csv_needs_a_mapping(tmp_path):

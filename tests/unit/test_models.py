@@ -403,7 +403,7 @@ def test_producer_must_match_member() -> None:
     data = _example("suspicious-container.json")
     data["header"]["producer"] = "BE-CUSTOMS"
     errors = _errors(data, producer="NL-CUSTOMS")
-    _assert_error(errors, "header.producer", "'BE-CUSTOMS' does not match --member 'NL-CUSTOMS'")
+    _assert_error(errors, "header.producer", "'BE-CUSTOMS' does not match the publishing member 'NL-CUSTOMS'")
     # the same producer in both places is fine
     assert parse_alert(data, producer="BE-CUSTOMS").header.producer == "BE-CUSTOMS"
 
@@ -420,12 +420,12 @@ def test_unknown_alert_type_names_the_valid_ones() -> None:
     _assert_error(_errors(data), "header.alert_type", valid)
     del data["header"]["alert_type"]
     _assert_error(_errors(data, alert_type="vessel"), "alert_type", valid)
-    _assert_error(_errors(data), "header.alert_type", "required (or pass --type)")
+    _assert_error(_errors(data), "header.alert_type", "required field is missing: one of")
 
 
 def test_alert_type_argument_must_agree_with_header() -> None:
     errors = _errors(_example("suspicious-container.json"), alert_type=AlertType.OPERATION_NOTICE)
-    _assert_error(errors, "header.alert_type", "does not match --type 'operation-notice'")
+    _assert_error(errors, "header.alert_type", "does not match the alert type being published, 'operation-notice'")
 
 
 def test_whole_alert_size_is_limited() -> None:

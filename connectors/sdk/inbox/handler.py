@@ -52,7 +52,16 @@ class FileHandler(Protocol):
         ...
 
     def already_applied(self, info: FileInfo) -> bool:
-        """True if this exact file was completed before (the crash came before the move)."""
+        """True if a file with this exact content was completed before: the same file after a
+        crash that came before the move, or a byte-identical copy dropped again."""
+        ...
+
+    def describe(self, info: FileInfo, rows: list[Row]) -> str:
+        """What the file held besides its rows, for the verdict ("" if the rows say it all).
+
+        A handler whose rows are not one per record of the file says so here, e.g. EDIFACT
+        makes a row only for a container with findings: "3 containers read, 2 with findings".
+        """
         ...
 
     def completed(self, info: FileInfo) -> None:

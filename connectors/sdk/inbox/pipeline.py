@@ -119,8 +119,11 @@ class InboxPipeline:
         log = self.log.bind(file=path.name, sha256=sha[:12])
 
         if self.handler.already_applied(info):
-            log.info("file was completed before a crash; moving it")
-            return self._finish(info, Outcome.DONE, "already published", [])
+            if checkpoint is not None:  # it was being published when the process stopped
+                log.info("file was completed before a crash; moving it")
+                return self._finish(info, Outcome.DONE, "already published before a restart", [])
+            log.info("file is identical to one already published; nothing published again")
+            return self._finish(info, Outcome.DONE, "duplicate of a file already published; nothing published", [])
         try:
             rows = self.handler.read(info)
         except FileRejected as exc:
@@ -135,8 +138,10 @@ class InboxPipeline:
         problems = [f"{r.where}: {p}" for r in invalid for p in r.problems]
         if invalid:
             self.services.metrics.rejected_inc("invalid-alert", len(invalid))
+        held = self.handler.describe(info, rows)
+        held = f" ({held})" if held else ""
         if invalid and (self.settings.invalid_rows == "reject-file" or not valid):
-            verdict = f"rejected: {len(invalid)} of {len(rows)} rows invalid; nothing published"
+            verdict = f"rejected: {len(invalid)} of {len(rows)} alerts invalid{held}; nothing published"
             result = self._finish(info, Outcome.FAILED, verdict, problems)
             result.invalid = len(invalid)
             return result
@@ -146,11 +151,11 @@ class InboxPipeline:
             return result
         self.handler.completed(info)
         if invalid:
-            verdict = (f"partially published: {len(valid)} rows published, "
-                       f"{len(invalid)} invalid rows skipped")
+            verdict = (f"partially published: {len(valid)} alerts published, "
+                       f"{len(invalid)} invalid ones skipped{held}")
             final = self._finish(info, Outcome.FAILED, verdict, problems)
         else:
-            final = self._finish(info, Outcome.DONE, f"published {len(valid)} alert(s)", [])
+            final = self._finish(info, Outcome.DONE, f"published {len(valid)} alert(s){held}", [])
         final.published, final.already_published, final.invalid = (
             result.published, result.already_published, len(invalid))
         return final
