@@ -6,6 +6,9 @@ decoder or the models unless a key the resolver accepts signed them, and any
 tampering with the key, the covered headers or the value reports
 `bad-signature` instead of whatever the decoder happens to trip over. Once
 decoded, the body must agree with the headers it was signed with.
+
+Encrypted alerts (`bus.core.confidential`) are signed and verified by the same
+`authenticate` step; only what is inside the value differs.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from bus.core.codec import SchemaSet
-from bus.core.envelope import build_headers, format_time, parse_headers
+from bus.core.envelope import CloudEventMeta, build_headers, format_time, parse_headers
 from bus.core.keyring import KeyResolver
 from bus.core.keys import SigningKey
 from bus.core.models import ALERT_MODELS, AlertType, BaseAlert
@@ -61,19 +64,31 @@ class VerifiedAlert:
     alert_type: AlertType
     created: datetime
     value_size: int
+    encrypted: bool = False
+    """True if the alert travelled encrypted and was decrypted by this reader."""
 
 
 def seal(alert: BaseAlert, signer: SigningKey, schemas: SchemaSet | None = None) -> SealedRecord:
     """Encode, wrap in CloudEvents headers and sign an alert as its producer."""
-    header = alert.header
-    if signer.member != header.producer:
-        raise BusError(
-            f"key of {signer.member} cannot sign an alert produced by {header.producer}"
-        )
+    check_signer(alert, signer)
     schemas = schemas or SchemaSet.default()
+    value = schemas.encode(str(alert.alert_type), alert.to_avro())
+    return sign_value(alert, signer, alert.partition_key().encode(), value)
+
+
+def check_signer(alert: BaseAlert, signer: SigningKey) -> None:
+    """Only the producer's own key may sign its alert."""
+    if signer.member != alert.header.producer:
+        raise BusError(
+            f"key of {signer.member} cannot sign an alert produced by {alert.header.producer}"
+        )
+
+
+def sign_value(alert: BaseAlert, signer: SigningKey, key: bytes, value: bytes) -> SealedRecord:
+    """The signed record of `alert` with the given record key and value (plain or encrypted)."""
+    check_signer(alert, signer)
+    header = alert.header
     alert_type = str(alert.alert_type)
-    value = schemas.encode(alert_type, alert.to_avro())
-    key = alert.partition_key().encode()
     headers = build_headers(
         message_id=header.message_id,
         producer=header.producer,
@@ -97,6 +112,28 @@ def unseal(
     Steps (docs/wire-format.md, "Verification"): parse the envelope, resolve the
     key from its claims, verify the signature over the received bytes, decode
     the value, build the model, check the body agrees with the envelope.
+
+    An encrypted alert is refused with reason `encrypted` after its signature
+    verified: read those with `bus.core.confidential.unseal_any` (and `decrypt`).
+    """
+    meta = authenticate(key, value, headers, resolver)
+    schemas = schemas or SchemaSet.default()
+    if schemas.is_encrypted(value):
+        raise VerificationError(
+            f"alert {meta.id} is encrypted; this verifier does not decrypt "
+            "(bus.core.confidential.unseal_any, or a reader given the member's decryption key)",
+            RejectReason.ENCRYPTED,
+            producer=meta.producer,
+        )
+    return decode_verified(meta, value, schemas)
+
+
+def authenticate(
+    key: bytes | None, value: bytes, headers: Headers, resolver: KeyResolver
+) -> CloudEventMeta:
+    """Steps 1-3 of verification: the envelope, its key, the signature over the received bytes.
+
+    Returns the envelope's claims, now authenticated; nothing of the value is decoded.
     """
     meta = parse_headers(headers)
     signature_of(headers)  # an unsigned record is refused before any key lookup
@@ -107,8 +144,13 @@ def unseal(
             RejectReason.UNKNOWN_KEY,
         )
     verify_record(public, key, headers, value)
+    return meta
 
-    schemas = schemas or SchemaSet.default()
+
+def decode_verified(
+    meta: CloudEventMeta, value: bytes, schemas: SchemaSet, *, encrypted: bool = False
+) -> VerifiedAlert:
+    """Steps 4-6 on an authenticated plain alert value: decode, validate, agree with `meta`."""
     alert_type, record = schemas.decode(value)
     if alert_type != meta.alert_type:
         raise SignatureError(
@@ -129,6 +171,7 @@ def unseal(
         alert_type=alert.alert_type,
         created=h.created,
         value_size=len(value),
+        encrypted=encrypted,
     )
 
 
