@@ -206,7 +206,8 @@ def add_key_cmd(
     key = _build(MemberKey, key_id=pub.key_id, public_key=pub.to_raw_b64(), not_before=start, not_after=end,
                  use=KeyUse.ENCRYPTION if isinstance(pub, EncryptionPublicKey) else KeyUse.SIGNING)
     if use is not None and key.use is not use:
-        raise BusError(f"{public_key} holds a {key.use.value} key; --use asked for {use.value}")
+        kind = "an encryption key" if key.use is KeyUse.ENCRYPTION else "a signing key"
+        raise BusError(f"{public_key} is {kind}; --use asked for {use.value}")
     directory, authority_id = _edit(file, authority_key, lambda d: add_key(d, member, key))
     out.print(f"added {key.use.value} key {key.key_id} to {member}: valid {rfc3339(key.not_before)} .. "
               f"{rfc3339(key.not_after)}", highlight=False)
@@ -343,9 +344,12 @@ def demo(
               highlight=False)
     out.print(f"authority key   {fed.authority_key} (0600)", highlight=False)
     out.print(f"authority pub   {fed.authority_pub}", highlight=False)
-    out.print(f"member keys     {fed.keys_dir}/<MEMBER>.key (0600) and .pub", highlight=False)
+    out.print(f"member keys     {fed.keys_dir}/<MEMBER>.key (signing) and <MEMBER>.enc.key (encryption), "
+              "0600, each with its .pub", highlight=False)
+    out.print(f"  {'member':<22} {'signing key id':<32}  encryption key id", highlight=False)
     for member_id, signer in fed.signers.items():
-        out.print(f"  {member_id:<22} {signer.key_id}", highlight=False)
+        enc = fed.decryption_keys[member_id].key_id
+        out.print(f"  {member_id:<22} {signer.key_id}  {enc}", highlight=False)
     out.print(
         f"check it: bus federation verify --file {fed.directory_path} "
         f"--authority-pub {fed.authority_pub}",
