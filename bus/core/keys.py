@@ -123,18 +123,21 @@ _FIELD_PRIME = 2**255 - 19
 _PROBE = X25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
 
 
-def _check_x25519(raw: bytes) -> None:
-    """Refuse what no honest member publishes: wrong size, non-canonical or small-order points.
+def _check_canonical(raw: bytes) -> None:
+    """The encoding itself: 32 bytes, u-coordinate below 2^255 - 19 (so the top bit is clear).
 
-    A small-order "public key" makes every shared secret all-zero, so anything encrypted to
-    it is readable by everyone; a non-canonical encoding would give one key two key ids.
+    A non-canonical encoding would give one key two key ids.
     """
     if len(raw) != RAW_KEY_SIZE:
         raise KeyFileError(f"an X25519 public key is {RAW_KEY_SIZE} bytes, got {len(raw)}")
     if int.from_bytes(raw, "little") >= _FIELD_PRIME:
         raise KeyFileError("not a canonical X25519 public key (u-coordinate >= 2^255-19 or top bit set)")
+
+
+def _check_order(key: X25519PublicKey) -> None:
+    """A small-order "public key" makes every shared secret all-zero: readable by everyone."""
     try:
-        _PROBE.exchange(X25519PublicKey.from_public_bytes(raw))
+        _PROBE.exchange(key)
     except ValueError:
         raise KeyFileError(
             "X25519 public key is a small-order point (every shared secret would be zero); refused"
@@ -148,7 +151,8 @@ class EncryptionPublicKey:
     key: X25519PublicKey
 
     def __post_init__(self) -> None:
-        _check_x25519(self.raw)
+        _check_canonical(self.raw)
+        _check_order(self.key)
 
     @property
     def raw(self) -> bytes:
@@ -168,7 +172,8 @@ class EncryptionPublicKey:
 
     @classmethod
     def from_raw(cls, raw: bytes) -> EncryptionPublicKey:
-        _check_x25519(raw)
+        """Refuses wrong sizes, non-canonical encodings and small-order points (KeyFileError)."""
+        _check_canonical(raw)  # before loading: a loader may silently mask the top bit
         return cls(X25519PublicKey.from_public_bytes(raw))
 
     @classmethod

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -180,9 +181,9 @@ class MemberKey(BaseModel):
             raise KeyFileError(f"key {self.key_id} is an {self.use.value} key, not a signing key")
         return PublicKey.from_raw_b64(self.public_key)
 
-    @property
+    @functools.cached_property
     def encryption_public(self) -> EncryptionPublicKey:
-        """The X25519 key of an encryption key (a signing key has none)."""
+        """The X25519 key of an encryption key (a signing key has none); parsed and checked once."""
         if self.use is not KeyUse.ENCRYPTION:
             raise KeyFileError(f"key {self.key_id} is a {self.use.value} key, not an encryption key")
         return EncryptionPublicKey.from_raw_b64(self.public_key)
