@@ -24,9 +24,13 @@ What binds what (so that nothing can be moved from where it was put):
 - HPKE binds each wrapped key to its recipient's key (it is encrypted to it) and,
   through `info`, to the message id, the recipient member and that key's id: a
   wrapped key moved to another entry, key id or alert opens nothing.
+- The record commits to the data key (`key_commitment`, a hash of it): every
+  recipient must open that very key, so all read the same alert; ChaCha20-Poly1305
+  alone would let a producer craft one ciphertext that opens differently per key.
 - The AEAD's associated data is every byte of the value before the ciphertext
-  (schema fingerprint, clear header, nonce, wrapped-key list): a ciphertext lifted
-  into another envelope, even one its producer signs again, does not decrypt.
+  (schema fingerprint, clear header, nonce, key commitment, wrapped-key list): a
+  ciphertext lifted into another envelope, even one its producer signs again, does
+  not decrypt.
 - After decryption the alert's header must equal the clear header: the facts the
   alert was routed on are the facts it states.
 
@@ -35,6 +39,8 @@ Pure: no I/O. Randomness comes from the OS (data key, nonce, HPKE ephemeral key)
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import struct
 import uuid
@@ -88,6 +94,7 @@ from bus.errors import (
 
 __all__ = [
     "DATA_KEY_SIZE",
+    "KEY_COMMITMENT_LABEL",
     "NONCE_SIZE",
     "PAD_BLOCK",
     "SUITE",
@@ -102,6 +109,7 @@ __all__ = [
     "WrappedKey",
     "decrypt",
     "encrypt_value",
+    "key_commitment",
     "needs_encryption",
     "pad",
     "recipient_keys",
@@ -125,6 +133,8 @@ PAD_BLOCK = 256
 """The encrypted alert is padded to a multiple of this, so its length says little about it."""
 WRAP_INFO_LABEL = b"EPA-BUS-ENC/1 wrapped-key"
 """First part of every HPKE `info` (then 00 and the bound values), see `wrap_info`."""
+KEY_COMMITMENT_LABEL = b"EPA-BUS-ENC/1 key commitment"
+"""Hashed with the data key into `key_commitment`, see `key_commitment`."""
 
 
 # -- which alerts are encrypted --------------------------------------------------------------
@@ -287,6 +297,17 @@ class WrappedKey:
         return {"member": self.member, "key_id": self.key_id, "enc": self.enc, "sealed_key": self.sealed_key}
 
 
+def key_commitment(data_key: bytes) -> bytes:
+    """SHA-256(KEY_COMMITMENT_LABEL || 00 || data key).
+
+    ChaCha20-Poly1305 does not commit to its key: one ciphertext can be made to open under
+    two keys to two plaintexts. Signed into the record, this makes every recipient open
+    the same data key, so all of them read the same alert, and the producer cannot later
+    show another key for what it signed.
+    """
+    return hashlib.sha256(KEY_COMMITMENT_LABEL + b"\x00" + data_key).digest()
+
+
 def pad(data: bytes) -> bytes:
     """`data || 80 || 00...` up to the next multiple of PAD_BLOCK (always at least one byte added)."""
     padded = data + b"\x80"
@@ -356,6 +377,7 @@ def encrypt_value(
     placeholder = schemas.encode_encrypted({
         "header": clear.to_avro(),
         "nonce": nonce,
+        "key_commitment": key_commitment(data_key),
         "recipients": [w.to_avro() for w in wrapped],
         "ciphertext": bytes(ciphertext_size),
     })
@@ -444,6 +466,7 @@ class VerifiedEnvelope:
     header: ClearHeader
     recipients: tuple[WrappedKey, ...]
     nonce: bytes
+    key_commitment: bytes
     ciphertext: bytes = field(repr=False)
     associated_data: bytes = field(repr=False)
     value_size: int
@@ -513,6 +536,7 @@ def _envelope(meta: CloudEventMeta, key: bytes | None, value: bytes, schemas: Sc
         header=header,
         recipients=recipients,
         nonce=bytes(record["nonce"]),
+        key_commitment=bytes(record["key_commitment"]),
         ciphertext=ciphertext,
         associated_data=bytes(value[: len(value) - len(ciphertext)]),
         value_size=len(value),
@@ -609,8 +633,12 @@ def decrypt(
             "was altered, or made for another member, key or alert",
             RejectReason.DECRYPTION_FAILED, producer=envelope.producer,
         ) from None
-    if len(data_key) != DATA_KEY_SIZE:
-        raise SchemaError(f"alert {mid}: the wrapped data key is {len(data_key)} bytes, not {DATA_KEY_SIZE}")
+    if len(data_key) != DATA_KEY_SIZE or not hmac.compare_digest(key_commitment(data_key), envelope.key_commitment):
+        raise DecryptionError(
+            f"alert {mid}: the data key wrapped for {member} is not the one the producer committed to "
+            "(its recipients would not all read the same alert)",
+            RejectReason.DECRYPTION_FAILED, producer=envelope.producer,
+        )
     try:
         padded = ChaCha20Poly1305(data_key).decrypt(
             envelope.nonce, envelope.ciphertext, envelope.associated_data

@@ -22,6 +22,7 @@ from bus.core.confidential import (
     EncryptMode,
     VerifiedEnvelope,
     decrypt,
+    key_commitment,
     needs_encryption,
     pad,
     recipients_with_keys,
@@ -378,24 +379,45 @@ def test_a_ciphertext_moved_into_another_alert_does_not_decrypt() -> None:
     assert reason(lambda: open_as(resign(other, value=moved), "EUROPOL")) is RejectReason.DECRYPTION_FAILED
 
 
-def test_the_clear_header_must_state_what_the_alert_says() -> None:
-    """A producer that routes on facts its alert does not state is caught by the recipients."""
+def handmade(a: BaseAlert, clear: dict[str, Any], *, data_key: bytes, wrapped_key: bytes | None = None,
+             commitment: bytes | None = None) -> SealedRecord:
+    """An encrypted record built from the format description, signed by its producer, with choices
+    an honest producer would not make (another clear header, another key wrapped or committed)."""
     from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-    a = alert(tlp="RED")
-    clear = ClearHeader.of(a.header).model_copy(update={"tlp": "GREEN"}).to_avro()  # the lie
-    data_key, nonce = bytes(range(32)), bytes(12)
-    inner = pad(SCHEMAS.encode(str(a.alert_type), a.to_avro()))  # the truth
+    nonce = bytes(12)
+    inner = pad(SCHEMAS.encode(str(a.alert_type), a.to_avro()))
     size = len(inner) + 16
     aad = SCHEMAS.encode_encrypted({
         "header": clear, "nonce": nonce, "ciphertext": bytes(size),
-        "recipients": [wrap(a.header.message_id, m, data_key) for m in RECIPIENTS],
+        "key_commitment": commitment or key_commitment(data_key),
+        "recipients": [wrap(a.header.message_id, m, wrapped_key or data_key) for m in clear["release_to"]],
     })[:-size]
     value = aad + ChaCha20Poly1305(data_key).encrypt(nonce, inner, aad)
-    record = sign_value(a, SIGNERS["NL-CUSTOMS"], str(a.header.message_id).encode(), value)
+    return sign_value(a, SIGNERS["NL-CUSTOMS"], str(a.header.message_id).encode(), value)
+
+
+def test_the_clear_header_must_state_what_the_alert_says() -> None:
+    """A producer that routes on facts its alert does not state is caught by the recipients."""
+    a = alert(tlp="RED")
+    lie = ClearHeader.of(a.header).model_copy(update={"tlp": "GREEN"}).to_avro()
+    record = handmade(a, lie, data_key=bytes(range(32)))
     assert envelope_of(record).routing_facts().tlp == "GREEN"
     with pytest.raises(SignatureError, match="disagrees with the clear header in tlp"):
         decrypt(envelope_of(record), decryptor("EUROPOL"), SCHEMAS)
+    honest = handmade(a, ClearHeader.of(a.header).to_avro(), data_key=bytes(range(32)))
+    assert decrypt(envelope_of(honest), decryptor("EUROPOL"), SCHEMAS).alert == a  # the helper is sound
+
+
+def test_every_recipient_must_open_the_data_key_the_producer_committed_to() -> None:
+    """ChaCha20-Poly1305 does not commit to its key; the record does, so all recipients read one alert."""
+    a = alert()
+    clear = ClearHeader.of(a.header).to_avro()
+    committed_elsewhere = handmade(a, clear, data_key=bytes(range(32)), commitment=key_commitment(bytes(32)))
+    assert reason(lambda: open_as(committed_elsewhere, "EUROPOL")) is RejectReason.DECRYPTION_FAILED
+    other_key_wrapped = handmade(a, clear, data_key=bytes(range(32)), wrapped_key=bytes(32))
+    with pytest.raises(DecryptionError, match="not the one the producer committed to"):
+        open_as(other_key_wrapped, "NL-POLICE")
 
 
 def test_the_record_key_must_be_the_message_id() -> None:

@@ -144,6 +144,8 @@ def test_the_vector_decrypts_following_the_document_alone() -> None:
         # the library the reference implementation uses agrees
         assert SUITE.decrypt(entry["enc"] + entry["sealed_key"], private, info=info) == data_key
 
+    commitment = hashlib.sha256(b"EPA-BUS-ENC/1 key commitment" + b"\x00" + data_key).digest()
+    assert record["key_commitment"] == commitment == bytes.fromhex(field("key commitment"))
     plaintext = ChaCha20Poly1305(data_key).decrypt(record["nonce"], ciphertext, aad)
     assert len(plaintext) % 256 == 0
     stripped = plaintext.rstrip(b"\x00")
