@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -317,9 +318,14 @@ class WatchedDirectory:
         self.path, self.authority_pub, self.state_path = Path(path), authority_pub, state_path
         self._watcher = DirectoryWatcher(self.path)
         self._directory = load_verified_directory(self.path, authority_pub, state_path)
+        self._lock = threading.Lock()  # connectors publish from many threads
         self.last_error: str | None = None
 
     def current(self) -> FederationDirectory:
+        with self._lock:
+            return self._current()
+
+    def _current(self) -> FederationDirectory:
         if self._watcher.changed():
             try:
                 self._directory = load_verified_directory(self.path, self.authority_pub, self.state_path)

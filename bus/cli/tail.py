@@ -22,6 +22,8 @@ from bus.core.models import AlertType
 from bus.errors import BusError, RejectReason
 from bus.services.reader import FeedReader, FeedRecord
 
+#: Verified, but not for these keys: counted apart from records that failed verification.
+UNREADABLE = frozenset({RejectReason.ENCRYPTED, RejectReason.NOT_A_RECIPIENT, RejectReason.NO_DECRYPTION_KEY})
 COLUMNS = "{status:<22} {time:<20} {type:<21} {producer:<20} {tlp:<17} {key:<16} {summary}"
 
 
@@ -66,8 +68,8 @@ def row(rec: FeedRecord) -> str:
     elif rec.envelope is not None:
         c = rec.envelope.header
         assert rec.error is not None
-        status = ("[yellow]🔒 encrypted[/]" if rec.error.reason == RejectReason.ENCRYPTED
-                  else f"[red]🔒 {rec.error.reason}[/]")
+        status = ("[yellow]⊘ encrypted[/]" if rec.error.reason == RejectReason.ENCRYPTED
+                  else f"[red]✘ {rec.error.reason}[/]")
         fields = {
             "time": c.created.strftime("%Y-%m-%d %H:%M:%S"), "type": c.alert_type.value,
             "producer": c.producer, "tlp": f"TLP:{c.tlp.value}",
@@ -139,8 +141,9 @@ def tail(
                 if alert_type and claimed_type(rec) != alert_type.value:
                     continue
                 count += 1
-                sealed += rec.envelope is not None and rec.verified is None
-                bad += rec.envelope is None and not rec.ok
+                unreadable = rec.error is not None and rec.error.reason in UNREADABLE
+                sealed += unreadable
+                bad += not rec.ok and not unreadable
                 if as_json:
                     print(json.dumps(record_dict(rec)), flush=True)
                 else:
