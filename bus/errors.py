@@ -6,6 +6,7 @@ one line and exits with the class's `exit_code`:
     BusError                              any problem a human can act on (exit 2)
     ├── InvalidInput                      something given to us is wrong; `errors` names the fields
     │   ├── AlertValidationError          an alert breaks a rule of its model
+    │   │   └── EncryptionError           an alert cannot be encrypted as asked (no recipient key, ...)
     │   ├── ConfigError                   a settings file or option is wrong
     │   ├── DirectoryError                the federation directory must not be used (`problem`)
     │   ├── PlanError                     directory + policy cannot be turned into safe grants
@@ -14,7 +15,8 @@ one line and exits with the class's `exit_code`:
     ├── VerificationError                 a received record must not be trusted; `reason` says why
     │   ├── SignatureError                    bad-signature
     │   ├── SchemaError                       bad-schema
-    │   └── UnknownKeyError                   unknown-key
+    │   ├── UnknownKeyError                   unknown-key
+    │   └── DecryptionError                   encrypted, not-a-recipient, no-decryption-key, decryption-failed
     ├── KafkaError                        talking to Kafka failed (raised by bus.adapters.kafka)
     │   ├── KafkaUnavailable              no broker answered (exit 3)
     │   ├── AuthenticationFailed          the broker refused our credentials (exit 4)
@@ -49,7 +51,9 @@ __all__ = [
     "BusError",
     "CodeListError",
     "ConfigError",
+    "DecryptionError",
     "DirectoryError",
+    "EncryptionError",
     "Fenced",
     "InvalidInput",
     "KafkaError",
@@ -123,6 +127,17 @@ class RejectReason(StrEnum):
     """An acknowledgement for an alert the acknowledging member was never sent."""
     INTERNAL_ERROR = "internal-error"
     """The router failed on this record in a way no rule describes: a bug worth a report."""
+    # Encrypted alerts (docs/wire-format.md, "Encrypted alerts"). The router never decrypts:
+    # only `encrypted` can reach it (a verifier that does not handle encrypted alerts); the
+    # other three are a reader's verdicts on a record it tried to decrypt.
+    ENCRYPTED = "encrypted"
+    """An encrypted alert reached a verifier that does not decrypt (no decryption key given)."""
+    NOT_A_RECIPIENT = "not-a-recipient"
+    """The reader's member holds no wrapped data key in this encrypted alert."""
+    NO_DECRYPTION_KEY = "no-decryption-key"
+    """The reader is a recipient, but its data key is wrapped for an encryption key it did not give."""
+    DECRYPTION_FAILED = "decryption-failed"
+    """A wrapped key or the ciphertext does not authenticate (altered, or bound to another context)."""
 
 
 class BusError(Exception):
@@ -177,6 +192,11 @@ class KeyFileError(InvalidInput):
     """A key file is missing, unreadable or not the expected kind of key."""
 
 
+class EncryptionError(AlertValidationError):
+    """An alert cannot be encrypted as asked: no recipients named, a recipient without a valid
+    encryption key, no directory to find keys in. Like any invalid alert it is never retried."""
+
+
 # -- records that must not be trusted -----------------------------------------------------------
 
 
@@ -207,6 +227,12 @@ class SchemaError(VerificationError):
 
 class UnknownKeyError(VerificationError):
     reason = RejectReason.UNKNOWN_KEY
+
+
+class DecryptionError(VerificationError):
+    """An encrypted alert this reader cannot (or must not) read; `reason` says which case."""
+
+    reason = RejectReason.DECRYPTION_FAILED
 
 
 # -- Kafka ----------------------------------------------------------------------------------------

@@ -29,12 +29,13 @@ from bus.adapters.federation_file import (
     write_directory_file,
 )
 from bus.cli._common import err, fail, handle_errors, out
-from bus.core.keys import PublicKey
+from bus.core.keys import EncryptionPublicKey, public_key_from_pem
 from bus.core.trust import (
     ALERT_TYPES,
     DirectoryError,
     FederationDirectory,
     KeyStatus,
+    KeyUse,
     Member,
     MemberKey,
     MemberKind,
@@ -178,7 +179,9 @@ def add_member_cmd(
 def add_key_cmd(
     member: Annotated[str, typer.Option("--member", help="Member id.")],
     public_key: Annotated[
-        Path, typer.Option("--public-key", help="The member's public key (PEM).")
+        Path,
+        typer.Option("--public-key", help="The member's public key (PEM): <MEMBER>.pub (Ed25519, signing) "
+                     "or <MEMBER>.enc.pub (X25519, encryption); the kind is read from the key."),
     ],
     authority_key: AuthorityKeyOpt,
     not_before: Annotated[
@@ -187,19 +190,26 @@ def add_key_cmd(
     not_after: Annotated[
         str | None, typer.Option("--not-after", help="Valid until, exclusive (default: +1 year).")
     ] = None,
+    use: Annotated[
+        KeyUse | None,
+        typer.Option("--use", help="Refuse the key unless it is of this kind (signing or encryption)."),
+    ] = None,
     file: FileOpt = DEFAULT_FILE,
 ) -> None:
-    """Add a key to a member: step one of a rotation (both keys valid during the overlap)."""
+    """Add a signing or encryption key to a member: step one of a rotation (both valid in the overlap)."""
     try:
-        pub = PublicKey.from_pem(public_key.read_bytes(), source=str(public_key))
+        pub = public_key_from_pem(public_key.read_bytes(), source=str(public_key))
     except OSError as exc:
         raise BusError(f"cannot read public key {public_key}: {exc.strerror or exc}") from None
     start = parse_time(not_before, "--not-before") if not_before else utcnow()
     end = parse_time(not_after, "--not-after") if not_after else start + timedelta(days=365)
-    key = _build(MemberKey, key_id=pub.key_id, public_key=pub.to_raw_b64(),
-                 not_before=start, not_after=end)
+    key = _build(MemberKey, key_id=pub.key_id, public_key=pub.to_raw_b64(), not_before=start, not_after=end,
+                 use=KeyUse.ENCRYPTION if isinstance(pub, EncryptionPublicKey) else KeyUse.SIGNING)
+    if use is not None and key.use is not use:
+        kind = "an encryption key" if key.use is KeyUse.ENCRYPTION else "a signing key"
+        raise BusError(f"{public_key} is {kind}; --use asked for {use.value}")
     directory, authority_id = _edit(file, authority_key, lambda d: add_key(d, member, key))
-    out.print(f"added key {key.key_id} to {member}: valid {rfc3339(key.not_before)} .. "
+    out.print(f"added {key.use.value} key {key.key_id} to {member}: valid {rfc3339(key.not_before)} .. "
               f"{rfc3339(key.not_after)}", highlight=False)
     _signed_note(file, directory, authority_id)
 
@@ -293,7 +303,7 @@ def verify(
     members.add_column("may publish", min_width=20)
     keys = Table(title=f"keys (status at {rfc3339(when)})", title_justify="left",
                  box=box.SIMPLE_HEAD)
-    for column in ("member / key id", "valid from", "valid until", "status"):
+    for column in ("member / use / key id", "valid from", "valid until", "status"):
         keys.add_column(column, no_wrap=True)
     notes: list[str] = []
     for member in directory.members:
@@ -301,13 +311,17 @@ def verify(
                         member.kind.value, member.country,
                         "\n".join(member.may_publish) or "-", end_section=True)
         keys.add_row(f"[bold]{member.id}[/]", "", "", "" if member.keys else "[yellow]no keys[/]")
-        for key in member.keys:
-            status = key.status_at(when)
-            keys.add_row(f"  {key.key_id}", _short(key.not_before), _short(key.not_after),
-                         f"[{STATUS_STYLE[status]}]{status.value}[/]")
-            if key.revoked_at is not None:
-                notes.append(f"{member.id} key {key.key_id} revoked at {rfc3339(key.revoked_at)}"
-                             f": {key.revocation_reason or 'no reason given'}")
+        for use in KeyUse:
+            of_use = [k for k in member.keys if k.use is use]
+            if of_use:
+                keys.add_row(f"  [dim]{use.value}[/]", "", "", "")
+            for key in of_use:
+                status = key.status_at(when)
+                keys.add_row(f"    {key.key_id}", _short(key.not_before), _short(key.not_after),
+                             f"[{STATUS_STYLE[status]}]{status.value}[/]")
+                if key.revoked_at is not None:
+                    notes.append(f"{member.id} {use.value} key {key.key_id} revoked at "
+                                 f"{rfc3339(key.revoked_at)}: {key.revocation_reason or 'no reason given'}")
     out.print(members)
     out.print(keys)
     for note in notes:
@@ -330,9 +344,12 @@ def demo(
               highlight=False)
     out.print(f"authority key   {fed.authority_key} (0600)", highlight=False)
     out.print(f"authority pub   {fed.authority_pub}", highlight=False)
-    out.print(f"member keys     {fed.keys_dir}/<MEMBER>.key (0600) and .pub", highlight=False)
+    out.print(f"member keys     {fed.keys_dir}/<MEMBER>.key (signing) and <MEMBER>.enc.key (encryption), "
+              "0600, each with its .pub", highlight=False)
+    out.print(f"  {'member':<22} {'signing key id':<32}  encryption key id", highlight=False)
     for member_id, signer in fed.signers.items():
-        out.print(f"  {member_id:<22} {signer.key_id}", highlight=False)
+        enc = fed.decryption_keys[member_id].key_id
+        out.print(f"  {member_id:<22} {signer.key_id}  {enc}", highlight=False)
     out.print(
         f"check it: bus federation verify --file {fed.directory_path} "
         f"--authority-pub {fed.authority_pub}",

@@ -1,4 +1,9 @@
-"""`bus tail`: print a topic's records with their verification result."""
+"""`bus tail`: print a topic's records with their verification result.
+
+Encrypted alerts are verified like any other; with `--decrypt-key` (the member's
+`<MEMBER>.enc.key`, repeatable after a rotation) they are decrypted too. Without
+it, or for a member that was not named, only the clear routing facts are shown.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +16,14 @@ import typer
 from rich.markup import escape
 
 from bus.cli._common import KafkaSettings, handle_errors, kafka_options, out
+from bus.core.confidential import Decryptor
 from bus.core.envelope import claimed_alert_type
 from bus.core.models import AlertType
+from bus.errors import BusError, RejectReason
 from bus.services.reader import FeedReader, FeedRecord
 
+#: Verified, but not for these keys: counted apart from records that failed verification.
+UNREADABLE = frozenset({RejectReason.ENCRYPTED, RejectReason.NOT_A_RECIPIENT, RejectReason.NO_DECRYPTION_KEY})
 COLUMNS = "{status:<22} {time:<20} {type:<21} {producer:<20} {tlp:<17} {key:<16} {summary}"
 
 
@@ -22,6 +31,8 @@ def claimed_type(rec: FeedRecord) -> str | None:
     """The verified type, or for a record that failed verification the type its header claims."""
     if rec.verified is not None:
         return rec.verified.alert.alert_type.value
+    if rec.envelope is not None:
+        return rec.envelope.alert_type.value
     values = [v for k, v in rec.headers if k == "ce_type"]
     return claimed_alert_type(values[0].decode(errors="replace")) if len(values) == 1 else None
 
@@ -34,7 +45,12 @@ def record_dict(rec: FeedRecord) -> dict[str, Any]:
     }
     if rec.verified is not None:
         v = rec.verified
-        base.update(key_id=v.key_id, alert=v.alert.model_dump(mode="json"))
+        base.update(key_id=v.key_id, alert=v.alert.model_dump(mode="json"), encrypted=v.encrypted)
+    elif rec.envelope is not None:
+        e = rec.envelope
+        base.update(key_id=e.key_id, encrypted=True, signature_verified=True,
+                    clear_header=e.header.model_dump(mode="json"),
+                    wrapped_for={w.member: w.key_id for w in e.recipients})
     if rec.error is not None:
         base.update(reason=str(rec.error.reason), error=rec.error.detail)
     return base
@@ -43,11 +59,21 @@ def record_dict(rec: FeedRecord) -> dict[str, Any]:
 def row(rec: FeedRecord) -> str:
     if rec.verified is not None:
         h = rec.verified.alert.header
-        status = "[green]✔ verified[/]"
+        status = "[green]✔ decrypted[/]" if rec.verified.encrypted else "[green]✔ verified[/]"
         fields = {
             "time": h.created.strftime("%Y-%m-%d %H:%M:%S"), "type": h.alert_type.value,
             "producer": h.producer, "tlp": f"TLP:{h.tlp.value}",
             "summary": escape(h.summary[:80]),
+        }
+    elif rec.envelope is not None:
+        c = rec.envelope.header
+        assert rec.error is not None
+        status = ("[yellow]⊘ encrypted[/]" if rec.error.reason == RejectReason.ENCRYPTED
+                  else f"[red]✘ {rec.error.reason}[/]")
+        fields = {
+            "time": c.created.strftime("%Y-%m-%d %H:%M:%S"), "type": c.alert_type.value,
+            "producer": c.producer, "tlp": f"TLP:{c.tlp.value}",
+            "summary": escape(f"(encrypted for {', '.join(c.release_to)})"[:80]),
         }
     else:
         assert rec.error is not None
@@ -86,6 +112,16 @@ def tail(
                                       help="End of the wire format 1.0 transition window (UTC; "
                                            "default 2027-06-01): 1.0 records created later are refused.")
     ] = None,
+    decrypt_keys: Annotated[
+        list[Path] | None,
+        typer.Option("--decrypt-key", help="Your X25519 private key (<MEMBER>.enc.key) to read encrypted "
+                     "alerts; repeat it to include keys rotated out."),
+    ] = None,
+    member: Annotated[
+        str | None,
+        typer.Option("--member", envvar="BUS_MEMBER",
+                     help="The member the decryption keys belong to (default: from <MEMBER>.enc.key)."),
+    ] = None,
     *,
     settings: KafkaSettings,
 ) -> None:
@@ -93,6 +129,7 @@ def tail(
     from bus.cli._resolver import resolver_from
 
     resolver = resolver_from(keys, federation, authority_pub)
+    decryptor = decryptor_from(decrypt_keys or [], member)
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
     start_at_beginning = from_beginning or since is not None or not follow
@@ -102,19 +139,21 @@ def tail(
                                       producer="PRODUCER", tlp="TLP", key="KEY", summary="SUMMARY") + "[/]",
             highlight=False,
         )
-    count = bad = 0
+    count = bad = sealed = 0
     from bus.core.signing import V1_0_ACCEPTED_UNTIL
 
     window = V1_0_ACCEPTED_UNTIL if accept_v1_0_until is None else (
         accept_v1_0_until if accept_v1_0_until.tzinfo else accept_v1_0_until.replace(tzinfo=UTC))
     with FeedReader(settings, [topic], resolver, from_beginning=start_at_beginning,
-                    follow=follow, since=since, accept_v1_0_until=window) as reader:
+                    follow=follow, since=since, accept_v1_0_until=window, decryptor=decryptor) as reader:
         try:
             for rec in reader.records():
                 if alert_type and claimed_type(rec) != alert_type.value:
                     continue
                 count += 1
-                bad += not rec.ok
+                unreadable = rec.error is not None and rec.error.reason in UNREADABLE
+                sealed += unreadable
+                bad += not rec.ok and not unreadable
                 if as_json:
                     print(json.dumps(record_dict(rec)), flush=True)
                 else:
@@ -122,7 +161,24 @@ def tail(
         except KeyboardInterrupt:
             pass
     if not as_json:
-        out.print(f"[dim]{count} record(s), {bad} failed verification[/]")
+        unread = f", {sealed} encrypted and not readable with the keys given" if sealed else ""
+        out.print(f"[dim]{count} record(s), {bad} failed verification{unread}[/]")
+
+
+def decryptor_from(paths: list[Path], member: str | None) -> Decryptor | None:
+    """The member's decryption keys, or None without --decrypt-key."""
+    if not paths:
+        return None
+    from bus.adapters.keystore import load_decryption_key, member_of_encryption_key_file
+
+    if member is None:
+        named = {member_of_encryption_key_file(p) for p in paths}
+        if len(named) != 1 or None in named:
+            raise BusError("--decrypt-key: say whose keys these are with --member (or name the files "
+                           "<MEMBER>.enc.key)")
+        member = named.pop()
+    assert member is not None
+    return Decryptor.of(load_decryption_key(p, member) for p in paths)
 
 
 def register(app: typer.Typer) -> None:

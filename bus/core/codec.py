@@ -11,6 +11,10 @@ Schema files: `<alert-type>.avsc` is the current schema of that alert type
 resolved to the current one; it must inline its named types, as references
 resolve to the current files. Other files (shared named types such as
 `eu.epa.bus.AlertHeader.avsc`) are only loaded when a schema references them.
+Files named after a full Avro name in the bus namespace (`eu.epa.bus.<Name>.avsc`)
+are never alert types nor older alert schemas: `eu.epa.bus.EncryptedAlert.avsc`
+is the encrypted-alert wrapper (`bus.core.confidential`), a value of its own with
+its own fingerprint.
 """
 
 from __future__ import annotations
@@ -37,6 +41,10 @@ SCHEMAS_ENV = "BUS_SCHEMAS_DIR"
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "schemas" / "avro"
 
 _ALERT_FILE = re.compile(r"(?P<type>[a-z][a-z0-9]*(?:-[a-z0-9]+)*)(?P<version>\.r[1-9][0-9]*)?\.avsc")
+NAMESPACE = "eu.epa.bus"
+"""Files named `<NAMESPACE>.<Name>.avsc` hold named types, never alert schemas."""
+ENCRYPTED_ALERT = f"{NAMESPACE}.EncryptedAlert"
+"""Full name (and file stem) of the encrypted-alert wrapper schema."""
 
 
 def crc64_fingerprint(schema: Any) -> bytes:
@@ -67,7 +75,10 @@ class SchemaSet:
             raise BusError(f"schema folder {self.directory} does not exist")
         self._current: dict[str, _Writer] = {}
         self._by_fingerprint: dict[bytes, _Writer] = {}
-        files = sorted(self.directory.glob("*.avsc"))
+        self._encrypted: _Writer | None = None
+        files = sorted(
+            f for f in self.directory.glob("*.avsc") if not f.name.startswith(NAMESPACE + ".")
+        )
         current = [f for f in files if (m := _ALERT_FILE.fullmatch(f.name)) and not m["version"]]
         for path in current:
             self._add(path, path.name.removesuffix(".avsc"), current=True)
@@ -77,13 +88,22 @@ class SchemaSet:
                 self._add(path, m["type"], current=False)
         if not self._current:
             raise BusError(f"no <alert-type>.avsc schemas in {self.directory}")
+        wrapper = self.directory / f"{ENCRYPTED_ALERT}.avsc"
+        if wrapper.is_file():
+            self._encrypted = self._load(wrapper, ENCRYPTED_ALERT, current=True)
+            if self._encrypted.fingerprint in self._by_fingerprint:
+                raise BusError(f"{wrapper.name} has the fingerprint of an alert schema")
 
-    def _add(self, path: Path, alert_type: str, *, current: bool) -> None:
+    @staticmethod
+    def _load(path: Path, alert_type: str, *, current: bool) -> _Writer:
         try:
             schema = load_schema(str(path))
         except Exception as exc:
             raise BusError(f"cannot load Avro schema {path}: {exc}") from exc
-        writer = _Writer(alert_type, path, schema, crc64_fingerprint(schema), current)
+        return _Writer(alert_type, path, schema, crc64_fingerprint(schema), current)
+
+    def _add(self, path: Path, alert_type: str, *, current: bool) -> None:
+        writer = self._load(path, alert_type, current=current)
         clash = self._by_fingerprint.get(writer.fingerprint)
         if clash is not None:
             if clash.alert_type != alert_type:
@@ -134,21 +154,71 @@ class SchemaSet:
         return buf.getvalue()
 
     def decode(self, data: bytes) -> tuple[str, dict[str, Any]]:
-        """(alert type, record in the shape of the current schema) from SOE bytes."""
-        if len(data) < HEADER_SIZE:
-            raise SchemaError(
-                f"value is {len(data)} bytes, shorter than the {HEADER_SIZE}-byte SOE header"
-            )
-        if data[:2] != MAGIC:
-            raise SchemaError(
-                f"not Avro single-object encoding: starts with {bytes(data[:2]).hex()}, "
-                f"expected {MAGIC.hex()}"
-            )
-        fp = bytes(data[2:HEADER_SIZE])
+        """(alert type, record in the shape of the current schema) from SOE bytes.
+
+        An encrypted alert is not an alert value: it is refused here (`is_encrypted` tells
+        the two apart; `decode_encrypted` reads it).
+        """
+        fp = _soe_fingerprint(data)
         writer = self._by_fingerprint.get(fp)
         if writer is None:
+            if self._encrypted is not None and fp == self._encrypted.fingerprint:
+                raise SchemaError(
+                    "value is an encrypted alert: verify it with bus.core.confidential.unseal_any "
+                    "and decrypt it with a recipient's key"
+                )
             raise SchemaError(f"unknown schema fingerprint {fp.hex()}")
         reader = None if writer.current else self._current[writer.alert_type].schema
+        return writer.alert_type, self._read(writer, data, reader)
+
+    # -- the encrypted-alert wrapper (bus.core.confidential) --------------------------------
+
+    @property
+    def encrypted_schema(self) -> Any:
+        """The parsed `eu.epa.bus.EncryptedAlert` schema (SchemaError if this folder lacks it)."""
+        return self._wrapper().schema
+
+    @property
+    def encrypted_fingerprint(self) -> bytes:
+        return self._wrapper().fingerprint
+
+    def _wrapper(self) -> _Writer:
+        if self._encrypted is None:
+            raise SchemaError(
+                f"no {ENCRYPTED_ALERT}.avsc in {self.directory}: encrypted alerts are not supported"
+            )
+        return self._encrypted
+
+    def is_encrypted(self, data: bytes) -> bool:
+        """Whether SOE bytes carry the encrypted-alert fingerprint (a peek; nothing verified)."""
+        return (
+            self._encrypted is not None
+            and len(data) >= HEADER_SIZE
+            and bytes(data[:2]) == MAGIC
+            and bytes(data[2:HEADER_SIZE]) == self._encrypted.fingerprint
+        )
+
+    def encode_encrypted(self, record: dict[str, Any]) -> bytes:
+        """SOE bytes of an `eu.epa.bus.EncryptedAlert` record."""
+        writer = self._wrapper()
+        buf = io.BytesIO()
+        buf.write(MAGIC)
+        buf.write(writer.fingerprint)
+        try:
+            schemaless_writer(buf, writer.schema, record, strict_allow_default=True)
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+            raise SchemaError(f"encrypted alert record does not fit its schema: {exc}") from exc
+        return buf.getvalue()
+
+    def decode_encrypted(self, data: bytes) -> dict[str, Any]:
+        """The `eu.epa.bus.EncryptedAlert` record of SOE bytes (SchemaError otherwise)."""
+        writer = self._wrapper()
+        fp = _soe_fingerprint(data)
+        if fp != writer.fingerprint:
+            raise SchemaError(f"not an encrypted alert: schema fingerprint {fp.hex()}")
+        return self._read(writer, data, None)
+
+    def _read(self, writer: _Writer, data: bytes, reader: Any) -> dict[str, Any]:
         buf = io.BytesIO(data)
         buf.seek(HEADER_SIZE)
         try:
@@ -163,7 +233,21 @@ class SchemaSet:
             )
         if not isinstance(record, dict):
             raise SchemaError(f"{writer.path.name} is not a record schema")
-        return writer.alert_type, record
+        return record
+
+
+def _soe_fingerprint(data: bytes) -> bytes:
+    """The 8 fingerprint bytes of an SOE value, after checking its length and marker."""
+    if len(data) < HEADER_SIZE:
+        raise SchemaError(
+            f"value is {len(data)} bytes, shorter than the {HEADER_SIZE}-byte SOE header"
+        )
+    if data[:2] != MAGIC:
+        raise SchemaError(
+            f"not Avro single-object encoding: starts with {bytes(data[:2]).hex()}, "
+            f"expected {MAGIC.hex()}"
+        )
+    return bytes(data[2:HEADER_SIZE])
 
 
 def default_directory() -> Path:

@@ -1,24 +1,35 @@
-"""Ed25519 key material: generation, key ids, PEM files.
+"""Key material: Ed25519 signing keys and X25519 encryption keys; key ids, PEM files.
 
 The key id is a thumbprint of the raw public key so that nobody has to trust
-a name chosen by the key holder: `hex(sha256(raw_public_key))[:32]`.
+a name chosen by the key holder: `hex(sha256(raw_public_key))[:32]`, the same
+rule for both kinds of key (the directory keeps key ids unique across both).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from bus.errors import KeyFileError
 
+RAW_KEY_SIZE = 32
+"""Raw public keys of both kinds are 32 bytes."""
+
+
+def thumbprint(raw_public_key: bytes) -> str:
+    """The key id of a raw public key: first 32 hex digits of its SHA-256."""
+    return hashlib.sha256(raw_public_key).hexdigest()[:32]
+
 
 def key_id_of(public_key: Ed25519PublicKey) -> str:
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:32]
+    return thumbprint(public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
 
 
 _P = 2**255 - 19
@@ -78,15 +89,11 @@ class PublicKey:
         )
 
     def to_raw_b64(self) -> str:
-        import base64
-
         raw = self.key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         return base64.b64encode(raw).decode()
 
     @classmethod
     def from_raw_b64(cls, text: str) -> PublicKey:
-        import base64
-
         try:
             return cls(Ed25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True)))
         except ValueError as exc:
@@ -144,3 +151,137 @@ class SigningKey:
         if not isinstance(key, Ed25519PrivateKey):
             raise KeyFileError(f"{source}: not an Ed25519 private key")
         return cls(member, key)
+
+
+# -- X25519 encryption keys -----------------------------------------------------------------
+
+#: 2^255 - 19: a canonical X25519 public key (little-endian u-coordinate) is below it.
+_FIELD_PRIME = 2**255 - 19
+#: Any scalar will do: X25519 with a small-order point gives the all-zero secret, which
+#: OpenSSL refuses to return. Fixed, so checking a key is deterministic and cheap.
+_PROBE = X25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
+
+
+def _check_canonical(raw: bytes) -> None:
+    """The encoding itself: 32 bytes, u-coordinate below 2^255 - 19 (so the top bit is clear).
+
+    A non-canonical encoding would give one key two key ids.
+    """
+    if len(raw) != RAW_KEY_SIZE:
+        raise KeyFileError(f"an X25519 public key is {RAW_KEY_SIZE} bytes, got {len(raw)}")
+    if int.from_bytes(raw, "little") >= _FIELD_PRIME:
+        raise KeyFileError("not a canonical X25519 public key (u-coordinate >= 2^255-19 or top bit set)")
+
+
+def _check_order(key: X25519PublicKey) -> None:
+    """A small-order "public key" makes every shared secret all-zero: readable by everyone."""
+    try:
+        _PROBE.exchange(key)
+    except ValueError:
+        raise KeyFileError(
+            "X25519 public key is a small-order point (every shared secret would be zero); refused"
+        ) from None
+
+
+@dataclass(frozen=True)
+class EncryptionPublicKey:
+    """A member's X25519 public key: what producers wrap data keys for (HPKE, RFC 9180)."""
+
+    key: X25519PublicKey
+
+    def __post_init__(self) -> None:
+        _check_canonical(self.raw)
+        _check_order(self.key)
+
+    @property
+    def raw(self) -> bytes:
+        return self.key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+    @property
+    def key_id(self) -> str:
+        return thumbprint(self.raw)
+
+    def to_pem(self) -> bytes:
+        return self.key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+    def to_raw_b64(self) -> str:
+        return base64.b64encode(self.raw).decode()
+
+    @classmethod
+    def from_raw(cls, raw: bytes) -> EncryptionPublicKey:
+        """Refuses wrong sizes, non-canonical encodings and small-order points (KeyFileError)."""
+        _check_canonical(raw)  # before loading: a loader may silently mask the top bit
+        return cls(X25519PublicKey.from_public_bytes(raw))
+
+    @classmethod
+    def from_raw_b64(cls, text: str) -> EncryptionPublicKey:
+        try:
+            raw = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise KeyFileError(f"not a base64 X25519 public key: {exc}") from exc
+        return cls.from_raw(raw)
+
+    @classmethod
+    def from_pem(cls, data: bytes, source: str = "<bytes>") -> EncryptionPublicKey:
+        try:
+            key = serialization.load_pem_public_key(data)
+        except ValueError as exc:
+            raise KeyFileError(f"{source}: not a PEM public key ({exc})") from exc
+        if not isinstance(key, X25519PublicKey):
+            raise KeyFileError(f"{source}: not an X25519 public key")
+        try:
+            return cls(key)
+        except KeyFileError as exc:
+            raise KeyFileError(f"{source}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class DecryptionKey:
+    """A member's X25519 private key, with the member id it reads for. Never leaves the member."""
+
+    member: str
+    key: X25519PrivateKey
+
+    @classmethod
+    def generate(cls, member: str) -> DecryptionKey:
+        return cls(member, X25519PrivateKey.generate())
+
+    @property
+    def public(self) -> EncryptionPublicKey:
+        return EncryptionPublicKey(self.key.public_key())
+
+    @property
+    def key_id(self) -> str:
+        return self.public.key_id
+
+    def to_pem(self) -> bytes:
+        return self.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+    @classmethod
+    def from_pem(cls, member: str, data: bytes, source: str = "<bytes>") -> DecryptionKey:
+        try:
+            key = serialization.load_pem_private_key(data, password=None)
+        except (ValueError, TypeError) as exc:
+            raise KeyFileError(f"{source}: not an unencrypted PEM private key ({exc})") from exc
+        if not isinstance(key, X25519PrivateKey):
+            raise KeyFileError(f"{source}: not an X25519 private key (an encryption key)")
+        return cls(member, key)
+
+
+def public_key_from_pem(data: bytes, source: str = "<bytes>") -> PublicKey | EncryptionPublicKey:
+    """A PEM public key of either kind: Ed25519 (signing) or X25519 (encryption)."""
+    try:
+        key = serialization.load_pem_public_key(data)
+    except ValueError as exc:
+        raise KeyFileError(f"{source}: not a PEM public key ({exc})") from exc
+    if isinstance(key, Ed25519PublicKey):
+        return PublicKey(key)
+    if isinstance(key, X25519PublicKey):
+        return EncryptionPublicKey.from_pem(data, source)
+    raise KeyFileError(f"{source}: neither an Ed25519 (signing) nor an X25519 (encryption) public key")

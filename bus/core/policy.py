@@ -17,6 +17,11 @@ Evaluation, per partner (restrictions always win over rules):
 
 Rules are additive (every matching rule adds its `deliver_to`); the first rule in file
 order that delivers to a partner is the one reported for it.
+
+The policy decides on `RoutingFacts`: the header fields listed there and nothing else.
+They are built from a plain alert's header (`RoutingFacts.of`) or from the clear part
+of an encrypted alert (`bus.core.confidential`), so encrypted alerts are routed by
+exactly the same rules without being decrypted.
 """
 
 from __future__ import annotations
@@ -45,7 +50,15 @@ from bus.core.codelists import (
     SourceReliability,
     Tlp,
 )
-from bus.core.models import AlertHeader, AlertType, BaseAlert, CountryCode, MemberId, UnLocode
+from bus.core.models import (
+    AlertHeader,
+    AlertType,
+    BaseAlert,
+    CountryCode,
+    EmpactPriority,
+    MemberId,
+    UnLocode,
+)
 from bus.errors import BusError
 
 __all__ = [
@@ -62,6 +75,7 @@ __all__ = [
     "Policy",
     "PolicyCase",
     "PolicyValidationError",
+    "RoutingFacts",
     "Rule",
     "check_case",
     "evaluate",
@@ -388,6 +402,49 @@ class Decision:
         }
 
 
+# -- what the policy reads -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingFacts:
+    """Every alert field the policy reads, and only those.
+
+    An encrypted alert keeps exactly these in clear (plus its identity and expiry, which
+    the router needs for replay and freshness), so adding a field here means adding it
+    to the clear header of `eu.epa.bus.EncryptedAlert` too.
+    """
+
+    alert_type: AlertType
+    producer: str
+    tlp: Tlp
+    handling_codes: frozenset[HandlingCode]
+    source_reliability: SourceReliability
+    information_assessment: InformationAssessment
+    empact_priority: EmpactPriority | None
+    release_to: tuple[str, ...]
+    countries: tuple[str, ...]
+    ports: tuple[str, ...]
+
+    @classmethod
+    def of(cls, alert: BaseAlert | AlertHeader | RoutingFacts) -> RoutingFacts:
+        """The facts of a plain alert (or of its header); facts pass through unchanged."""
+        if isinstance(alert, RoutingFacts):
+            return alert
+        h = alert.header if isinstance(alert, BaseAlert) else alert
+        return cls(
+            alert_type=h.alert_type,
+            producer=h.producer,
+            tlp=h.tlp,
+            handling_codes=frozenset(h.handling_codes),
+            source_reliability=h.source_reliability,
+            information_assessment=h.information_assessment,
+            empact_priority=h.empact_priority,
+            release_to=tuple(h.release_to),
+            countries=tuple(h.countries),
+            ports=tuple(h.ports),
+        )
+
+
 # -- compiled form --------------------------------------------------------------------------
 
 
@@ -408,7 +465,7 @@ class _CompiledRule:
     include_producer: bool
     require_named: bool
 
-    def matches(self, h: AlertHeader, countries: Callable[[], frozenset[str]]) -> bool:
+    def matches(self, h: RoutingFacts, countries: Callable[[], frozenset[str]]) -> bool:
         if self.tlps is not None and h.tlp not in self.tlps:
             return False
         if self.producers is not None and h.producer not in self.producers:
@@ -549,7 +606,7 @@ class _Compiled:
 
     __hash__ = None  # type: ignore[assignment]
 
-    def evaluate(self, h: AlertHeader) -> Decision:
+    def evaluate(self, h: RoutingFacts) -> Decision:
         cache: list[frozenset[str]] = []
 
         def countries() -> frozenset[str]:
@@ -753,13 +810,16 @@ def _message(error: Mapping[str, Any]) -> str:
     return str(error["msg"])
 
 
-def evaluate(policy: Policy, alert: BaseAlert | AlertHeader) -> Decision:
-    """Decide, for every partner of `policy`, whether `alert` is delivered and why."""
+def evaluate(policy: Policy, alert: RoutingFacts | BaseAlert | AlertHeader) -> Decision:
+    """Decide, for every partner of `policy`, whether `alert` is delivered and why.
+
+    Takes the routing facts (what an encrypted alert keeps in clear), or a plain alert
+    or header, whose facts are taken with `RoutingFacts.of`.
+    """
     compiled = policy._compiled
     if compiled is None:  # only if built with model_construct
         compiled = policy._compiled = _Compiled(policy)
-    header = alert.header if isinstance(alert, BaseAlert) else alert
-    return compiled.evaluate(header)
+    return compiled.evaluate(RoutingFacts.of(alert))
 
 
 # -- policy test cases ----------------------------------------------------------------------
@@ -813,7 +873,7 @@ class CaseResult:
 def check_case(
     policy: Policy,
     name: str,
-    alert: BaseAlert | AlertHeader,
+    alert: RoutingFacts | BaseAlert | AlertHeader,
     expect: Iterable[str],
     expect_reasons: Mapping[str, str] | None = None,
 ) -> CaseResult:

@@ -7,10 +7,15 @@ key signed them, any tampering with the key, the covered headers or the value
 reports `bad-signature` instead of whatever the decoder happens to trip over,
 and every later verdict is about a record its producer provably sent. Once
 decoded, the body must agree with the headers it was signed with.
+
+Encrypted alerts (`bus.core.confidential`) are signed and verified by the same
+`authenticate` step; only what is inside the value differs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -71,19 +76,31 @@ class VerifiedAlert:
     created: datetime
     value_size: int
     wire_version: WireVersion = WireVersion.V1_1
+    encrypted: bool = False
+    """True if the alert travelled encrypted and was decrypted by this reader."""
 
 
 def seal(alert: BaseAlert, signer: SigningKey, schemas: SchemaSet | None = None) -> SealedRecord:
     """Encode, wrap in CloudEvents headers and sign an alert as its producer."""
-    header = alert.header
-    if signer.member != header.producer:
-        raise BusError(
-            f"key of {signer.member} cannot sign an alert produced by {header.producer}"
-        )
+    check_signer(alert, signer)
     schemas = schemas or SchemaSet.default()
+    value = schemas.encode(str(alert.alert_type), alert.to_avro())
+    return sign_value(alert, signer, alert.partition_key().encode(), value)
+
+
+def check_signer(alert: BaseAlert, signer: SigningKey) -> None:
+    """Only the producer's own key may sign its alert."""
+    if signer.member != alert.header.producer:
+        raise BusError(
+            f"key of {signer.member} cannot sign an alert produced by {alert.header.producer}"
+        )
+
+
+def sign_value(alert: BaseAlert, signer: SigningKey, key: bytes, value: bytes) -> SealedRecord:
+    """The signed record of `alert` with the given record key and value (plain or encrypted)."""
+    check_signer(alert, signer)
+    header = alert.header
     alert_type = str(alert.alert_type)
-    value = schemas.encode(alert_type, alert.to_avro())
-    key = alert.partition_key().encode()
     headers = build_headers(
         message_id=header.message_id,
         producer=header.producer,
@@ -115,6 +132,35 @@ def unseal(
 
     Every error raised after the signature verified carries `producer`: only
     then is it known who sent the record, so only then may they be told why.
+    An encrypted alert is refused with reason `encrypted` after its signature
+    verified: read those with `bus.core.confidential.unseal_any` (and `decrypt`).
+    """
+    meta, version = authenticate(key, value, headers, resolver, accept_v1_0_until=accept_v1_0_until)
+    assert value is not None  # authenticate refuses a null value
+    schemas = schemas or SchemaSet.default()
+    with attributed_to(meta.producer):
+        if schemas.is_encrypted(value):
+            raise VerificationError(
+                f"alert {meta.id} is encrypted; this verifier does not decrypt "
+                "(bus.core.confidential.unseal_any, or a reader given the member's decryption key)",
+                RejectReason.ENCRYPTED,
+            )
+        return decode_verified(meta, value, schemas, version=version)
+
+
+def authenticate(
+    key: bytes | None,
+    value: bytes | None,
+    headers: Headers,
+    resolver: KeyResolver,
+    *,
+    accept_v1_0_until: datetime = V1_0_ACCEPTED_UNTIL,
+) -> tuple[CloudEventMeta, WireVersion]:
+    """Verification up to the value: the envelope, the key, the signature over the
+    received bytes, the format's window and the key's status and rights at `ce_time`.
+
+    Returns the envelope's claims, now authenticated, and the wire format version;
+    nothing of the value is decoded. Plain and encrypted alerts share this step.
     """
     meta = parse_headers(headers)
     if value is None:
@@ -127,26 +173,33 @@ def unseal(
             RejectReason.UNKNOWN_KEY,
         )
     version = verify_record(public, key, headers, value)
+    with attributed_to(meta.producer):
+        require_supported(version, meta.time, accept_v1_0_until)
+        resolver.authorize(meta.key_id, meta.producer, meta.alert_type, meta.time)
+    return meta, version
+
+
+@contextmanager
+def attributed_to(producer: str) -> Iterator[None]:
+    """Verdicts reached after the signature verified name the producer that provably sent
+    the record: the router may tell that producer (a receipt), and nobody else."""
     try:
-        return _verified(meta, version, value, resolver, schemas, accept_v1_0_until)
+        yield
     except VerificationError as exc:
-        exc.producer = meta.producer
+        if exc.producer is None:
+            exc.producer = producer
         raise
 
 
-def _verified(
+def decode_verified(
     meta: CloudEventMeta,
-    version: WireVersion,
     value: bytes,
-    resolver: KeyResolver,
-    schemas: SchemaSet | None,
-    accept_v1_0_until: datetime,
+    schemas: SchemaSet,
+    *,
+    version: WireVersion = WireVersion.V1_1,
+    encrypted: bool = False,
 ) -> VerifiedAlert:
-    """The steps after the signature: every input here is authenticated."""
-    require_supported(version, meta.time, accept_v1_0_until)
-    resolver.authorize(meta.key_id, meta.producer, meta.alert_type, meta.time)
-
-    schemas = schemas or SchemaSet.default()
+    """Decode an authenticated plain alert value, validate it, check it agrees with `meta`."""
     alert_type, record = schemas.decode(value)
     if alert_type != meta.alert_type:
         raise SignatureError(
@@ -168,6 +221,7 @@ def _verified(
         created=h.created,
         value_size=len(value),
         wire_version=version,
+        encrypted=encrypted,
     )
 
 

@@ -8,6 +8,11 @@ are all decided here, from pure data (no file I/O, no clock unless the caller
 omits one). Validity bounds: `not_before` inclusive, `not_after` exclusive,
 `revoked_at` inclusive (a signature made exactly at `revoked_at` is revoked).
 
+A member's key is either a signing key (Ed25519: it signs the member's alerts) or
+an encryption key (X25519: producers wrap data keys for it, see
+`bus.core.confidential`). Both are one `MemberKey` with a `use`, so validity,
+rotation and revocation follow one set of rules; a key only ever serves its use.
+
 Versioning rule: every change made through `add_member`, `add_key` or
 `revoke_key` returns a new directory with `version + 1` and a fresh
 `issued_at`; signing never changes the content. Readers refuse a version lower
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -38,10 +44,11 @@ from pydantic import (
     model_validator,
 )
 
-from bus.core.keys import PublicKey, SigningKey
+from bus.core.keys import EncryptionPublicKey, PublicKey, SigningKey
 from bus.core.models import MEMBER_ID_RE, AlertType
 from bus.errors import (
     DirectoryError,
+    EncryptionError,
     KeyFileError,
     RejectReason,
     UnknownKeyError,
@@ -109,13 +116,30 @@ class KeyStatus(StrEnum):
     REVOKED = "revoked"
 
 
+class KeyUse(StrEnum):
+    """What a member key is for. Omitted in the file (and the signed form) for signing keys."""
+
+    SIGNING = "signing"
+    """Ed25519: verifies the member's alert signatures."""
+    ENCRYPTION = "encryption"
+    """X25519: producers wrap encrypted alerts' data keys for it (HPKE)."""
+
+
 class MemberKey(BaseModel):
-    """One public key of a member with its validity window and optional revocation."""
+    """One public key of a member with its use, validity window and optional revocation.
+
+    For an encryption key the window says when producers may encrypt *to* it: an alert
+    created at time t is wrapped for a key valid at t. Revoking it stops new alerts from
+    being encrypted to it; its holder can still open what was encrypted to it before.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     key_id: str
-    public_key: str = Field(description="base64 of the raw 32-byte Ed25519 public key")
+    use: KeyUse = KeyUse.SIGNING
+    public_key: str = Field(
+        description="base64 of the raw 32-byte public key: Ed25519 (signing) or X25519 (encryption)"
+    )
     not_before: UtcDatetime
     not_after: UtcDatetime
     revoked_at: UtcDatetime | None = None
@@ -124,9 +148,12 @@ class MemberKey(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> MemberKey:
         try:
-            actual = PublicKey.from_raw_b64(self.public_key).key_id
+            if self.use is KeyUse.SIGNING:
+                actual = PublicKey.from_raw_b64(self.public_key).key_id
+            else:
+                actual = EncryptionPublicKey.from_raw_b64(self.public_key).key_id
         except KeyFileError as exc:
-            raise ValueError(str(exc)) from None
+            raise ValueError(f"{self.use.value} key {self.key_id}: {exc}") from None
         if actual != self.key_id:
             raise ValueError(
                 f"key_id {self.key_id} is not the thumbprint of public_key (that would be {actual})"
@@ -139,10 +166,12 @@ class MemberKey(BaseModel):
 
     @classmethod
     def for_public_key(
-        cls, key: PublicKey, not_before: datetime, not_after: datetime
+        cls, key: PublicKey | EncryptionPublicKey, not_before: datetime, not_after: datetime
     ) -> MemberKey:
+        """A key entry of the right use for either kind of public key."""
         return cls(
             key_id=key.key_id,
+            use=KeyUse.ENCRYPTION if isinstance(key, EncryptionPublicKey) else KeyUse.SIGNING,
             public_key=key.to_raw_b64(),
             not_before=not_before,
             not_after=not_after,
@@ -150,7 +179,17 @@ class MemberKey(BaseModel):
 
     @property
     def public(self) -> PublicKey:
+        """The Ed25519 key of a signing key (an encryption key has none)."""
+        if self.use is not KeyUse.SIGNING:
+            raise KeyFileError(f"key {self.key_id} is an {self.use.value} key, not a signing key")
         return PublicKey.from_raw_b64(self.public_key)
+
+    @functools.cached_property
+    def encryption_public(self) -> EncryptionPublicKey:
+        """The X25519 key of an encryption key (a signing key has none); parsed and checked once."""
+        if self.use is not KeyUse.ENCRYPTION:
+            raise KeyFileError(f"key {self.key_id} is a {self.use.value} key, not an encryption key")
+        return EncryptionPublicKey.from_raw_b64(self.public_key)
 
     def status_at(self, at: datetime) -> KeyStatus:
         """Whether a signature made at `at` may be trusted (revocation beats expiry)."""
@@ -198,6 +237,19 @@ class Member(BaseModel):
 
     def key(self, key_id: str) -> MemberKey | None:
         return next((k for k in self.keys if k.key_id == key_id), None)
+
+    def encryption_key_at(self, at: datetime) -> MemberKey | None:
+        """The encryption key to wrap for at `at`: of those valid then, the newest.
+
+        "Newest" is the latest `not_before` (then key id, so the choice is deterministic):
+        once a rotated-in key is valid, new alerts use it, while alerts created
+        earlier were wrapped for the old key, which its holder keeps to open them.
+        """
+        valid = [
+            k for k in self.keys
+            if k.use is KeyUse.ENCRYPTION and k.status_at(at) is KeyStatus.VALID
+        ]
+        return max(valid, key=lambda k: (k.not_before, k.key_id), default=None)
 
 
 class _IndexCache:
@@ -277,6 +329,10 @@ class FederationDirectory(BaseModel):
                 f"{self.federation_id} v{self.version}"
             )
         member, key = found
+        if key.use is not KeyUse.SIGNING:
+            raise UnknownKeyError(
+                f"key id {key_id!r} is an {key.use.value} key of {member.id}, not a signing key"
+            )
         if member.id != producer:
             raise VerificationError(
                 f"key {key_id} belongs to {member.id}, not to producer {quote(producer)}",
@@ -329,10 +385,53 @@ class FederationDirectory(BaseModel):
         self.authorize(key_id, producer, alert_type, created)
         return public
 
+    # encryption keys (RecipientKeys) --------------------------------------------------
+    def encryption_key_for(self, member_id: str, at: datetime) -> EncryptionPublicKey:
+        """The key a producer wraps an alert created at `at` for; EncryptionError if none.
+
+        The error names the member, the directory version and the time, so the producer
+        knows whom to ask (the member must have an encryption key added, or rotated).
+        """
+        _require_aware(at, "time")
+        member = self.member(member_id)
+        where = f"federation directory {self.federation_id} v{self.version}"
+        if member is None:
+            raise EncryptionError(
+                [("header.release_to", f"{member_id} is not a member of {where}; cannot encrypt for it")]
+            )
+        key = member.encryption_key_at(at)
+        if key is None:
+            raise EncryptionError(
+                [("header.release_to", f"{member_id} has no encryption key valid at {rfc3339(at)} in "
+                  f"{where}; it must publish one (bus keygen, bus federation add-key)")]
+            )
+        return key.encryption_public
+
+    def encryption_key_owner(self, key_id: str, at: datetime) -> str | None:
+        """The member whose encryption key `key_id` is, if that key is valid at `at`; else None."""
+        _require_aware(at, "time")
+        found = self._keys().get(key_id)
+        if found is None:
+            return None
+        member, key = found
+        if key.use is not KeyUse.ENCRYPTION or key.status_at(at) is not KeyStatus.VALID:
+            return None
+        return member.id
+
     # serialisation -------------------------------------------------------------------
     def to_document(self) -> dict[str, Any]:
-        """Plain JSON/YAML-ready data (RFC 3339 strings, lists); `None` fields kept."""
-        return _plain(self.model_dump(mode="python"))
+        """Plain JSON/YAML-ready data (RFC 3339 strings, lists); `None` fields kept.
+
+        `use` is left out for signing keys: directories signed before encryption keys
+        existed keep their exact signed bytes, and `use: signing` read from a file is
+        the same model, so it signs the same bytes.
+        """
+        doc: dict[str, Any] = _plain(self.model_dump(mode="python"))
+        for member in doc["members"]:
+            for key in member["keys"]:
+                if key["use"] == KeyUse.SIGNING.value:
+                    del key["use"]
+        return doc
 
     def canonical_bytes(self) -> bytes:
         """Deterministic JSON: sorted keys, no whitespace, UTF-8, RFC 3339 'Z' times."""
@@ -585,6 +684,7 @@ __all__ = [
     "FederationDirectory",
     "FreshnessPolicy",
     "KeyStatus",
+    "KeyUse",
     "Member",
     "MemberKey",
     "MemberKind",

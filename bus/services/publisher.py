@@ -16,6 +16,7 @@ from kafka.errors import KafkaError
 from bus.adapters import kafka_legacy as kafka_adapter
 from bus.config import KafkaSettings
 from bus.core.codec import SchemaSet
+from bus.core.confidential import EncryptionPolicy
 from bus.core.keys import SigningKey
 from bus.core.models import BaseAlert
 from bus.core.sealing import SealedRecord, seal
@@ -45,7 +46,12 @@ class Receipt:
 
 
 class Publisher:
-    """Signs alerts as one member and produces them to `alerts.<type>`."""
+    """Signs alerts as one member and produces them to `alerts.<type>`.
+
+    `encryption` decides which alerts are encrypted to their recipients
+    (`bus.core.confidential.EncryptionPolicy`). Without it every alert goes in clear:
+    `bus publish` and the connectors always pass one (default mode: TLP:RED and H2/H3).
+    """
 
     def __init__(
         self,
@@ -55,17 +61,22 @@ class Publisher:
         schemas: SchemaSet | None = None,
         create_topics: bool = True,
         producer_options: dict[str, Any] | None = None,
+        encryption: EncryptionPolicy | None = None,
     ) -> None:
         self.settings = settings
         self.signer = signer
         self.schemas = schemas or SchemaSet.default()
+        self.encryption = encryption
         if create_topics:
             alert_topics = [t for t in kafka_adapter.default_topics() if t.name in kafka_adapter.ALERT_TOPICS]
             kafka_adapter.ensure_topics(settings, alert_topics)
         self._producer = kafka_adapter.producer(settings, **(producer_options or {}))
 
     def seal(self, alert: BaseAlert) -> SealedRecord:
-        record = seal(alert, self.signer, self.schemas)
+        if self.encryption is None:
+            record = seal(alert, self.signer, self.schemas)
+        else:
+            record = self.encryption.seal(alert, self.signer, self.schemas)
         size = len(record.value) + len(record.key) + sum(len(k) + len(v) for k, v in record.headers)
         if size > MAX_RECORD_BYTES:
             raise AlertValidationError([("alert", f"encoded size {size} bytes exceeds {MAX_RECORD_BYTES}")])

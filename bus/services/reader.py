@@ -3,6 +3,10 @@
 `FeedReader.records()` yields every record with either a verified alert or
 the typed error that says why it must not be trusted; `alerts()` yields only
 verified alerts and raises on the first bad record.
+
+Encrypted alerts are verified without the decryptor, and decrypted with it
+(the member's own private keys); a record the reader cannot decrypt keeps its
+verified envelope (`FeedRecord.envelope`) next to the reason.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from kafka import TopicPartition
 from bus.adapters import kafka_legacy as kafka_adapter
 from bus.config import KafkaSettings
 from bus.core.codec import SchemaSet
+from bus.core.confidential import Decryptor, VerifiedEnvelope, decrypt, unseal_any
 from bus.core.keyring import KeyResolver
-from bus.core.sealing import VerifiedAlert, unseal
+from bus.core.sealing import VerifiedAlert
 from bus.core.signing import V1_0_ACCEPTED_UNTIL
 from bus.errors import BusError, VerificationError
 
@@ -34,6 +39,8 @@ class FeedRecord:
     value: bytes
     verified: VerifiedAlert | None
     error: VerificationError | None
+    envelope: VerifiedEnvelope | None = None
+    """An encrypted alert's verified clear part (set whether or not it was decrypted)."""
 
     @property
     def ok(self) -> bool:
@@ -56,10 +63,12 @@ class FeedReader:
         schemas: SchemaSet | None = None,
         since: datetime | None = None,
         accept_v1_0_until: datetime = V1_0_ACCEPTED_UNTIL,
+        decryptor: Decryptor | None = None,
     ) -> None:
         self.settings = settings
         self.topics = list(topics)
         self.resolver = resolver
+        self.decryptor = decryptor
         self.group_id = group_id
         self.follow = follow
         self.idle_timeout = idle_timeout
@@ -128,14 +137,21 @@ class FeedReader:
         headers = [(k, bytes(v) if v is not None else b"") for k, v in (msg.headers or [])]
         value = msg.value if msg.value is not None else b""
         verified: VerifiedAlert | None = None
+        envelope: VerifiedEnvelope | None = None
         error: VerificationError | None = None
         try:
-            verified = unseal(msg.key, msg.value, headers, self.resolver, self.schemas,
-                              accept_v1_0_until=self.accept_v1_0_until)
+            result = unseal_any(msg.key, msg.value, headers, self.resolver, self.schemas,
+                                accept_v1_0_until=self.accept_v1_0_until)
+            if isinstance(result, VerifiedEnvelope):
+                envelope = result
+                verified = decrypt(result, self.decryptor, self.schemas)
+            else:
+                verified = result
         except VerificationError as exc:
             error = exc
         return FeedRecord(
-            msg.topic, msg.partition, msg.offset, msg.timestamp, msg.key, headers, value, verified, error
+            msg.topic, msg.partition, msg.offset, msg.timestamp, msg.key, headers, value, verified, error,
+            envelope,
         )
 
     def close(self) -> None:

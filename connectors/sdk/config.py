@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bus.adapters.kafka import check_settings
 from bus.config import KafkaSettings, load_settings
+from bus.core.confidential import EncryptMode
 from bus.core.models import MEMBER_ID_PATTERN
 from bus.errors import BusError
 
@@ -60,13 +61,30 @@ class RetrySettings(Section):
 
 
 class PublishSettings(Section):
-    """How hard to try before telling the upstream system that Kafka is down."""
+    """How hard to try before telling the upstream system that Kafka is down, and what to encrypt."""
 
     retry: RetrySettings = RetrySettings()
     connect_timeout_s: float = Field(5.0, gt=0, description="TCP probe and bootstrap timeout.")
     ack_timeout_s: float = Field(30.0, gt=0, description="Wait for acks=all per batch.")
     max_block_s: float = Field(10.0, gt=0, description="Wait for topic metadata in send().")
     create_topics: bool = Field(False, description="Create missing alert topics (dev only).")
+    encrypt: EncryptMode = Field(
+        EncryptMode.AUTO,
+        description="auto: encrypt TLP:RED and H2/H3 alerts to their release_to; always; never (all in "
+        "clear, readable by the bus operator). Encrypting needs `federation`.",
+    )
+    federation: Path | None = Field(
+        None, description="Signed federation directory: the recipients' encryption keys (re-read on change)."
+    )
+    authority_pub: Path | None = Field(None, description="Public key of the authority that signs `federation`.")
+
+    @model_validator(mode="after")
+    def _federation_complete(self) -> PublishSettings:
+        if (self.federation is None) != (self.authority_pub is None):
+            raise ValueError("federation and authority_pub go together (the directory and who signs it)")
+        if self.encrypt is EncryptMode.ALWAYS and self.federation is None:
+            raise ValueError("encrypt: always needs federation and authority_pub (recipients' keys)")
+        return self
 
 
 class ConnectorSettings(BaseSettings):

@@ -20,9 +20,9 @@ import structlog
 from kafka.errors import KafkaError
 
 from bus.config import KafkaSettings
+from bus.core.confidential import EncryptionPolicy
 from bus.core.keys import SigningKey
 from bus.core.models import BaseAlert
-from bus.core.sealing import seal
 from bus.errors import AlertValidationError, BusError
 from bus.services.publisher import MAX_RECORD_BYTES, Publisher, Receipt
 from connectors.sdk.config import PublishSettings
@@ -55,6 +55,15 @@ def probe_bootstrap(settings: KafkaSettings, timeout: float) -> None:
     raise KafkaUnreachable(f"cannot reach Kafka at {settings.describe()}: {'; '.join(problems)}")
 
 
+def encryption_policy(options: PublishSettings) -> EncryptionPolicy:
+    """What the connector encrypts, with the directory file it finds recipients' keys in."""
+    if options.federation is None or options.authority_pub is None:
+        return EncryptionPolicy(options.encrypt)
+    from bus.adapters.federation_file import WatchedDirectory
+
+    return EncryptionPolicy(options.encrypt, WatchedDirectory(options.federation, options.authority_pub))
+
+
 class ReliablePublisher:
     """Thread-safe: the HTTP connector publishes from many request threads at once."""
 
@@ -75,6 +84,7 @@ class ReliablePublisher:
         self.metrics = metrics
         self.stop = stop
         self._factory = factory
+        self.encryption = encryption_policy(options)
         self._lock = threading.Lock()
         self._publisher: Publisher | None = None
         self._ok = False
@@ -98,7 +108,7 @@ class ReliablePublisher:
                 probe_bootstrap(self.kafka, self.options.connect_timeout_s)
                 self._publisher = self._factory(
                     self.kafka, self.signer, create_topics=self.options.create_topics,
-                    producer_options=self.producer_options(),
+                    producer_options=self.producer_options(), encryption=self.encryption,
                 )
                 log.info("kafka connected", bootstrap=self.kafka.describe())
             return self._publisher
@@ -117,11 +127,14 @@ class ReliablePublisher:
         return True
 
     def sealing_problems(self, alert: BaseAlert) -> list[str]:
-        """Problems only sealing reveals (encoded size, producer), as "field: message"."""
+        """Problems only sealing reveals (encoded size, producer, encryption), as "field: message"."""
         if alert.header.producer != self.signer.member:
             return [f"header.producer: {alert.header.producer} is not this connector's member "
                     f"{self.signer.member}"]
-        record = seal(alert, self.signer)
+        try:
+            record = self.encryption.seal(alert, self.signer)
+        except AlertValidationError as exc:  # EncryptionError: no recipients, no key for one
+            return [f"{path}: {message}" for path, message in exc.errors]
         size = len(record.value) + len(record.key) + sum(len(k) + len(v) for k, v in record.headers)
         if size > MAX_RECORD_BYTES:
             return [f"alert: encoded size {size} bytes exceeds {MAX_RECORD_BYTES}"]

@@ -30,6 +30,12 @@ def example_json(name: str) -> dict:
     return data
 
 
+def in_clear(alert: dict) -> dict:
+    """Without H2 (the example's), which would be encrypted by default: see test_confidential_alerts_*."""
+    alert["header"]["handling_codes"] = []
+    return alert
+
+
 def config(tmp_path: Path, bootstrap: str, key: Path, **publish) -> dict:
     return {
         "member": MEMBER, "key_file": str(key), "kafka": {"bootstrap": bootstrap},
@@ -86,7 +92,7 @@ def test_single_and_batch_are_acknowledged_then_on_kafka(kafka, key, ingest):
     assert single.status_code == 202, single.text
     receipt = single.json()
     assert receipt["topic"] == "alerts.suspicious-container" and receipt["offset"] >= 0
-    batch = post(client, "operation-notice", [example_json("operation-notice"), example_json("operation-notice")])
+    batch = post(client, "operation-notice", [in_clear(example_json("operation-notice")) for _ in range(2)])
     assert batch.status_code == 202, batch.text
     receipts = batch.json()["receipts"]
     assert len(receipts) == 2 and len({r["message_id"] for r in receipts}) == 2
@@ -194,3 +200,36 @@ def test_broker_down_gives_503_quickly_and_not_ready(key, tmp_path, monkeypatch)
         metrics = httpx.get(f"{health}/metrics").text
         assert 'bus_connector_kafka_errors_total{connector="http-ingest",kind="connect"}' in metrics
         assert 'bus_connector_rejected_total{connector="http-ingest",reason="kafka-unavailable"} 1.0' in metrics
+
+
+def test_confidential_alerts_are_encrypted_to_their_recipients_or_refused(kafka, key, tmp_path, monkeypatch):
+    """publish.encrypt defaults to auto: an H2 alert without publish.federation is refused by name;
+    with it, the alert is on Kafka encrypted and only its release_to can read it."""
+    from bus.adapters.federation_file import make_demo
+    from bus.core.confidential import Decryptor, unseal_and_decrypt
+
+    monkeypatch.setenv("TEST_SCANNER_TOKEN", SCAN_TOKEN)
+    fed = make_demo(tmp_path / "fed")
+    notice = example_json("operation-notice")  # H2, release_to DE-CUSTOMS, PORT-HAMBURG, EUROPOL
+    settings = settings_for(HttpIngestConnector, tmp_path / "plain.yaml", config(tmp_path, kafka.bootstrap, key[0]))
+    with running(HttpIngestConnector, settings) as runtime:
+        host, port = runtime.connector.address
+        with httpx.Client(base_url=f"http://{host}:{port}", timeout=30) as client:
+            refused = post(client, "operation-notice", notice)
+    assert refused.status_code == 422, refused.text
+    assert "handling code H2" in refused.text and "federation directory" in refused.text
+
+    encrypting = config(tmp_path, kafka.bootstrap, key[0], federation=str(fed.directory_path),
+                        authority_pub=str(fed.authority_pub))
+    settings = settings_for(HttpIngestConnector, tmp_path / "encrypting.yaml", encrypting)
+    with running(HttpIngestConnector, settings) as runtime:
+        host, port = runtime.connector.address
+        with httpx.Client(base_url=f"http://{host}:{port}", timeout=30) as client:
+            accepted = post(client, "operation-notice", notice)
+    assert accepted.status_code == 202, accepted.text
+    mid = accepted.json()["message_id"]
+    [record] = [r for r in read_all(kafka, "alerts.operation-notice") if r.key == mid.encode()]
+    assert notice["codename"].encode() not in record.value and notice["contact"].encode() not in record.value
+    reader = Decryptor.of([fed.decryption_keys["PORT-HAMBURG"]])
+    alert = unseal_and_decrypt(record.key, record.value, record.headers, keyring_for(key[1]), reader).alert
+    assert alert.codename == notice["codename"]  # type: ignore[attr-defined]

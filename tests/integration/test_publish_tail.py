@@ -132,7 +132,8 @@ def test_cli_publish_then_tail_json_shows_verified(kafka, member_keys, tmp_path)
 
 
 def test_cli_tail_table_is_readable(kafka, member_keys):
-    run_bus("publish", "--file", "examples/alerts/operation-notice.json", "--member", "NL-CUSTOMS",
+    # H2: encrypted by default; this test is about the table of plain alerts
+    run_bus("publish", "--file", "examples/alerts/operation-notice.json", "--member", "NL-CUSTOMS", "--no-encrypt",
             "--key", str(member_keys / "NL-CUSTOMS.key"), settings=kafka, check=True)
     tail = run_bus("tail", "alerts.operation-notice", "--keys", str(member_keys), settings=kafka, check=True)
     assert "verified" in tail.stdout and "NL-CUSTOMS" in tail.stdout and "TLP:" in tail.stdout
@@ -216,7 +217,7 @@ def test_unreachable_broker_is_a_clear_error(member_keys):
 
 
 def test_cli_tail_filters_by_type_and_time(kafka, member_keys):
-    run_bus("publish", "--file", "examples/alerts/corruption-indicator.json", "--member", "NL-CUSTOMS",
+    run_bus("publish", "--file", "examples/alerts/corruption-indicator.json", "--member", "NL-CUSTOMS", "--no-encrypt",
             "--key", str(member_keys / "NL-CUSTOMS.key"), settings=kafka, check=True)
     keys = ["--keys", str(member_keys)]
     every = run_bus("tail", "alerts.corruption-indicator", "--json", *keys, settings=kafka, check=True)
