@@ -40,6 +40,7 @@ from bus.errors import (
     ProtocolMismatch,
     RecordTooLarge,
 )
+from tests.helpers import wait_for
 
 TP = TopicPartition
 
@@ -503,6 +504,19 @@ def test_during_an_outage_each_call_fails_the_way_a_real_client_does() -> None:
     assert values(consumer.poll(0)) == [b"y"]
 
 
+def test_closing_a_producer_during_an_outage_answers_every_pending_send() -> None:
+    engine = engine_with(("t", 1), max_wait=0.01)
+    producer = engine.producer()
+    engine.faults.go_down()
+    future = producer.send("t", b"x")
+    producer.close(timeout=5)
+    assert future.done()
+    with pytest.raises(OutcomeUnknown, match="closed"):
+        future.result(0)
+    engine.faults.come_back()
+    assert engine.records("t") == []
+
+
 def test_a_call_blocked_by_an_outage_completes_when_the_cluster_returns() -> None:
     engine = engine_with(("t", 1))
     engine.faults.go_down()
@@ -787,6 +801,89 @@ def test_manual_assignment_needs_no_group() -> None:
         reader.subscribe(["t"])
     with pytest.raises(KafkaOperationFailed):
         reader.commit({TP("t", 1): 1})
+
+
+def test_a_member_may_commit_its_offsets_in_on_revoked() -> None:
+    engine = engine_with(("t", 2))
+    engine.producer().send("t", b"x", partition=0).result(1)
+    first = engine.consumer(group_id="g")
+
+    class CommitOnRevoke(Recorder):
+        def on_revoked(self, partitions: list[TopicPartition]) -> None:
+            first.commit({tp: first.position(tp) for tp in partitions})
+            super().on_revoked(partitions)
+
+    first.subscribe(["t"], listener=CommitOnRevoke())
+    assert values(first.poll(0)) == [b"x"]
+    second = engine.consumer(group_id="g")
+    second.subscribe(["t"])
+    settle(second, first, second)
+    assert engine.committed_offsets("g") == {TP("t", 0): 1, TP("t", 1): 0}
+
+
+def test_members_on_their_own_threads_read_each_record_once_through_rebalances() -> None:
+    """Commit after each poll: eager rebalances hand over exactly at the committed offsets."""
+    engine = engine_with(("t", 4))
+    producer = engine.producer()
+    total = 400
+    consumed: list[bytes] = []
+    owners: dict[TopicPartition, int] = {}
+    guard = threading.Lock()
+    overlaps: list[TopicPartition] = []
+    stop = threading.Event()
+
+    class Owner(Recorder):
+        def __init__(self, me: int) -> None:
+            super().__init__()
+            self.me = me
+
+        def on_assigned(self, partitions: list[TopicPartition]) -> None:
+            with guard:
+                overlaps.extend(tp for tp in partitions if owners.get(tp, self.me) != self.me)
+                owners.update(dict.fromkeys(partitions, self.me))
+            super().on_assigned(partitions)
+
+        def on_revoked(self, partitions: list[TopicPartition]) -> None:
+            with guard:
+                for tp in partitions:
+                    owners.pop(tp, None)
+            super().on_revoked(partitions)
+
+    errors: list[BaseException] = []
+
+    def member(me: int) -> None:
+        consumer = engine.consumer(group_id="g", max_poll_records=7)
+        consumer.subscribe(["t"], listener=Owner(me))
+        try:
+            while not stop.is_set():
+                batch = consumer.poll(0.01)
+                with guard:
+                    consumed.extend(r.value or b"" for r in batch if isinstance(r, Record))
+                consumer.commit({TP(r.topic, r.partition): r.offset + 1 for r in batch})
+        except BaseException as exc:  # reported by the test, not lost in a thread
+            errors.append(exc)
+        with guard:  # close calls no listener: hand over by hand
+            for tp in consumer.assignment():
+                owners.pop(tp, None)
+        consumer.close()
+
+    threads = [threading.Thread(target=member, args=(0,))]
+    threads[0].start()
+    for i in range(total):
+        producer.send("t", b"%d" % i, key=b"%d" % i)
+        if i == total // 3:
+            threads.append(threading.Thread(target=member, args=(1,)))
+            threads[-1].start()
+        if i == 2 * total // 3:
+            threads.append(threading.Thread(target=member, args=(2,)))
+            threads[-1].start()
+    wait_for(lambda: errors or len(consumed) >= total, timeout=20, what="every record consumed")
+    stop.set()
+    for t in threads:
+        t.join(5)
+    assert errors == []
+    assert sorted(consumed) == sorted(b"%d" % i for i in range(total))
+    assert overlaps == []
 
 
 class GroupMachine(RuleBasedStateMachine):

@@ -23,6 +23,7 @@ show that a real broker agrees.
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -86,8 +87,8 @@ class MemoryEngine:
 
     def as_user(self, user: str, password: str) -> MemoryEngine:
         """The same cluster, seen by a SCRAM user: credentials are checked and ACLs enforced."""
-        view = object.__new__(MemoryEngine)
-        view._cluster, view._principal, view.faults = self._cluster, Principal(user, password), self.faults
+        view = copy.copy(self)
+        view._principal = Principal(user, password)
         return view
 
     # -- the Engine protocol ---------------------------------------------------------------

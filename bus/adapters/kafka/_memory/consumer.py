@@ -158,9 +158,8 @@ class MemoryConsumer:
         if member is None:
             member = self._join(group, now)
         if group.rebalancing and not member.rejoined:
-            revoked = self._forget()
-            if revoked:
-                return _Callback("on_revoked", revoked, member)
+            if self._owned:  # still ours (and committable) until the callback returns
+                return _Callback("on_revoked", sorted(self._owned), member)
             self._rejoin(group, member)
         if not group.rebalancing and self._generation != group.generation:
             self._generation = group.generation
@@ -201,14 +200,17 @@ class MemoryConsumer:
         return owned
 
     def _run(self, callback: _Callback) -> None:
-        if self._listener is not None:
-            getattr(self._listener, callback.kind)(callback.partitions)
-        member = callback.member
-        if member is not None:  # revoked: only now may the partitions go to another member
-            with self._cluster.cond:
-                group = self._group()
-                if self._member is member and member.member_id in group.members:
-                    self._rejoin(group, member)
+        try:
+            if self._listener is not None:
+                getattr(self._listener, callback.kind)(callback.partitions)
+        finally:
+            member = callback.member
+            if member is not None:  # revoked: only now may the partitions go to another member
+                with self._cluster.cond:
+                    self._forget()
+                    group = self._group()
+                    if self._member is member and member.member_id in group.members:
+                        self._rejoin(group, member)
 
     def _fetch(self, limit: int) -> list[Polled]:
         cluster = self._cluster
@@ -348,6 +350,8 @@ class MemoryConsumer:
         with cluster.cond:
             self._check_open()
             meta = self.group_metadata()
+            if not offsets:
+                return  # nothing to send, as with the real clients
             cluster.authorize(self._principal, ResourceType.GROUP, meta.group_id, Operation.READ)
             for tp in offsets:
                 cluster.authorize(self._principal, ResourceType.TOPIC, tp.topic, Operation.READ)

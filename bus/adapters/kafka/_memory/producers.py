@@ -177,6 +177,8 @@ class MemoryTransactionalProducer(_Sender):
             txn = self._open_txn()
             if not isinstance(group, MemoryGroupMetadata):
                 raise KafkaOperationFailed("group metadata must come from a consumer of the same engine")
+            if not offsets:
+                return  # nothing to send, as with the real clients
             cluster.authorize(self._principal, ResourceType.GROUP, group.group_id, Operation.READ)
             if not cluster.wait_available(timeout):
                 raise KafkaUnavailable(f"no broker answered within {timeout:g} s")
