@@ -517,6 +517,22 @@ def test_closing_a_producer_during_an_outage_answers_every_pending_send() -> Non
     assert engine.records("t") == []
 
 
+def test_records_held_by_an_outage_are_refused_if_their_transaction_ends_first() -> None:
+    clock = ManualClock()
+    engine = engine_with(("t", 1), clock=clock)
+    tx = engine.transactional_producer("tx", transaction_timeout_ms=1_000)
+    tx.init(1)
+    tx.begin()
+    engine.faults.go_down()
+    future = tx.send("t", b"held")
+    clock.advance(1_001)
+    assert engine.records("t", read_committed=False) == []  # the coordinator aborts the transaction
+    with pytest.raises(KafkaOperationFailed, match="transaction ended"):
+        future.result(0)
+    engine.faults.come_back()
+    assert engine.records("t", read_committed=False) == []
+
+
 def test_a_call_blocked_by_an_outage_completes_when_the_cluster_returns() -> None:
     engine = engine_with(("t", 1))
     engine.faults.go_down()
@@ -884,6 +900,32 @@ def test_members_on_their_own_threads_read_each_record_once_through_rebalances()
     assert errors == []
     assert sorted(consumed) == sorted(b"%d" % i for i in range(total))
     assert overlaps == []
+
+
+def test_subscribing_again_rebalances_onto_the_new_topics() -> None:
+    engine = engine_with(("a", 1), ("b", 1))
+    listener = Recorder()
+    consumer = engine.consumer(group_id="g")
+    consumer.subscribe(["a"], listener=listener)
+    consumer.poll(0)
+    consumer.subscribe(["a", "b"], listener=listener)
+    consumer.poll(0)
+    assert listener.calls[1:] == [("revoked", [TP("a", 0)]), ("assigned", [TP("a", 0), TP("b", 0)])]
+
+
+def test_a_consumer_outside_the_group_commits_only_while_the_group_is_empty() -> None:
+    engine = engine_with(("t", 1))
+    outsider = engine.consumer(group_id="g")
+    outsider.assign([TP("t", 0)])
+    outsider.commit({TP("t", 0): 0})
+    member = engine.consumer(group_id="g")
+    member.subscribe(["t"])
+    member.poll(0)
+    with pytest.raises(KafkaOperationFailed, match="active members"):
+        outsider.commit({TP("t", 0): 1})
+    member.close()
+    outsider.commit({TP("t", 0): 1})
+    assert engine.committed_offsets("g") == {TP("t", 0): 1}
 
 
 class GroupMachine(RuleBasedStateMachine):

@@ -132,7 +132,8 @@ class MemoryEngine:
                     headers: Headers = (), timestamp_ms: int | None = None) -> Delivery:
         """Write a record as a hostile client would: any partition, any bytes, no client size limit.
 
-        The broker's own limits (the topic's max.message.bytes) still apply.
+        The broker's own limit (the topic's max.message.bytes) still applies; injected
+        faults and outages do not (this is the test writing, not a client under test).
         """
         with self._cluster.cond:
             cluster = self._cluster
@@ -147,7 +148,10 @@ class MemoryEngine:
             return Delivery(topic, partition, offset)
 
     def records(self, topic: str, *, partition: int | None = None, read_committed: bool = True) -> list[Record]:
-        """Every record of a topic a reader would see, in partition then offset order."""
+        """Every record of a topic a reader would see, in partition then offset order.
+
+        Injected undecodable records are left out (a consumer returns them by coordinates).
+        """
         with self._cluster.cond:
             self._cluster.expire_transactions()
             logs = self._cluster.topic(topic).logs
