@@ -103,7 +103,9 @@ class TransactionalProducer(Protocol):
     def send_offsets(
         self, offsets: Mapping[TopicPartition, int], group: GroupMetadata, timeout: float
     ) -> None:
-        """Commit consumer positions (next offset to read) as part of this transaction."""
+        """Commit consumer positions (next offset to read) as part of this transaction.
+        Empty `offsets`: nothing is sent. The broker refuses metadata from before a
+        rebalance or of a member that left (KIP-447): a `KafkaError`, then abort."""
         ...
 
     def commit(self, timeout: float) -> None:
@@ -186,7 +188,8 @@ class Consumer(Protocol):
     ) -> dict[TopicPartition, int | None]: ...
 
     def commit(self, offsets: Mapping[TopicPartition, int], timeout: float = 10.0) -> None:
-        """Commit positions (next offset to read) for the group, synchronously."""
+        """Commit positions (next offset to read) for the group, synchronously.
+        Empty `offsets`: nothing is sent (a member without partitions may call it)."""
         ...
 
     def group_metadata(self) -> GroupMetadata: ...
@@ -196,7 +199,8 @@ class Consumer(Protocol):
     def resume(self, partitions: Collection[TopicPartition]) -> None: ...
 
     def close(self) -> None:
-        """Leave the group (without committing) and release the client (never raises)."""
+        """Leave the group (without committing) and release the client (never raises).
+        No listener is called: finish work on the partitions before closing."""
         ...
 
 
