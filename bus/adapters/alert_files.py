@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bus.adapters.schema_files import default_empact_codes
+from bus.core.codelists import EmpactCodeList
 from bus.core.models import BaseAlert, parse_alert
 from bus.errors import AlertValidationError, BusError
 
@@ -60,8 +62,14 @@ def read_items(path: Path) -> list[LocatedItem]:
     return [LocatedItem("", data)]
 
 
-def load_alerts(path: Path, *, alert_type: str | None, producer: str | None) -> list[BaseAlert]:
-    """Parse and validate every alert in the file; raise with all problems at once."""
+def load_alerts(
+    path: Path, *, alert_type: str | None, producer: str | None, empact_codes: EmpactCodeList | None = None
+) -> list[BaseAlert]:
+    """Parse and validate every alert in the file; raise with all problems at once.
+
+    EMPACT priorities are checked against `empact_codes` (default: the bus's code list).
+    """
+    codes = empact_codes or default_empact_codes()
     alerts: list[BaseAlert] = []
     problems: list[str] = []
     items = read_items(path)
@@ -73,7 +81,7 @@ def load_alerts(path: Path, *, alert_type: str | None, producer: str | None) -> 
             problems.append(f"{prefix}expected a JSON object, got {type(item.data).__name__}")
             continue
         try:
-            alerts.append(parse_alert(item.data, alert_type=alert_type, producer=producer))
+            alerts.append(parse_alert(item.data, empact_codes=codes, alert_type=alert_type, producer=producer))
         except AlertValidationError as exc:
             problems += [f"{prefix}{loc}: {msg}" for loc, msg in exc.errors]
     if problems:

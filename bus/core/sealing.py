@@ -18,6 +18,7 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from bus.core.codec import SchemaSet
+from bus.core.codelists import EmpactCodeList
 from bus.core.envelope import build_headers, format_time, parse_headers
 from bus.core.keyring import KeyResolver
 from bus.core.keys import SigningKey
@@ -63,14 +64,13 @@ class VerifiedAlert:
     value_size: int
 
 
-def seal(alert: BaseAlert, signer: SigningKey, schemas: SchemaSet | None = None) -> SealedRecord:
+def seal(alert: BaseAlert, signer: SigningKey, schemas: SchemaSet) -> SealedRecord:
     """Encode, wrap in CloudEvents headers and sign an alert as its producer."""
     header = alert.header
     if signer.member != header.producer:
         raise BusError(
             f"key of {signer.member} cannot sign an alert produced by {header.producer}"
         )
-    schemas = schemas or SchemaSet.default()
     alert_type = str(alert.alert_type)
     value = schemas.encode(alert_type, alert.to_avro())
     key = alert.partition_key().encode()
@@ -90,13 +90,16 @@ def unseal(
     value: bytes,
     headers: Headers,
     resolver: KeyResolver,
-    schemas: SchemaSet | None = None,
+    schemas: SchemaSet,
+    empact_codes: EmpactCodeList,
 ) -> VerifiedAlert:
     """Verify a received record and return its alert, or raise VerificationError.
 
     Steps (docs/wire-format.md, "Verification"): parse the envelope, resolve the
     key from its claims, verify the signature over the received bytes, decode
     the value, build the model, check the body agrees with the envelope.
+    `schemas` decodes the value and `empact_codes` checks its EMPACT priority
+    (`bus.adapters.schema_files` loads both; the core reads no files).
     """
     meta = parse_headers(headers)
     signature_of(headers)  # an unsigned record is refused before any key lookup
@@ -108,13 +111,12 @@ def unseal(
         )
     verify_record(public, key, headers, value)
 
-    schemas = schemas or SchemaSet.default()
     alert_type, record = schemas.decode(value)
     if alert_type != meta.alert_type:
         raise SignatureError(
             f"header ce_type says {meta.alert_type}, disagrees with body schema {alert_type}"
         )
-    alert = _model(alert_type, record)
+    alert = _model(alert_type, record, empact_codes)
 
     h = alert.header
     _agree("ce_id", meta.id, str(h.message_id))
@@ -132,13 +134,13 @@ def unseal(
     )
 
 
-def _model(alert_type: str, record: dict[str, Any]) -> BaseAlert:
+def _model(alert_type: str, record: dict[str, Any], empact_codes: EmpactCodeList) -> BaseAlert:
     try:
         model = ALERT_MODELS[AlertType(alert_type)]
     except (ValueError, KeyError):
         raise SchemaError(f"no alert model for type {alert_type!r}") from None
     try:
-        return model.from_avro(record)
+        return model.from_avro(record, empact_codes=empact_codes)
     except ValidationError as exc:
         fields = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '<alert>'}: {err['msg']}"

@@ -307,7 +307,8 @@ class FederationDirectory(BaseModel):
     # serialisation -------------------------------------------------------------------
     def to_document(self) -> dict[str, Any]:
         """Plain JSON/YAML-ready data (RFC 3339 strings, lists); `None` fields kept."""
-        return _plain(self.model_dump(mode="python"))
+        document: dict[str, Any] = _plain(self.model_dump(mode="python"))
+        return document
 
     def canonical_bytes(self) -> bytes:
         """Deterministic JSON: sorted keys, no whitespace, UTF-8, RFC 3339 'Z' times."""

@@ -15,8 +15,10 @@ from datetime import datetime
 from kafka import TopicPartition
 
 from bus.adapters import kafka_legacy as kafka_adapter
+from bus.adapters.schema_files import default_empact_codes, default_schemas
 from bus.config import KafkaSettings
 from bus.core.codec import SchemaSet
+from bus.core.codelists import EmpactCodeList
 from bus.core.keyring import KeyResolver
 from bus.core.sealing import VerifiedAlert, unseal
 from bus.errors import BusError, VerificationError
@@ -53,6 +55,7 @@ class FeedReader:
         follow: bool = False,
         idle_timeout: float = 3.0,
         schemas: SchemaSet | None = None,
+        empact_codes: EmpactCodeList | None = None,
         since: datetime | None = None,
     ) -> None:
         self.settings = settings
@@ -61,7 +64,8 @@ class FeedReader:
         self.group_id = group_id
         self.follow = follow
         self.idle_timeout = idle_timeout
-        self.schemas = schemas or SchemaSet.default()
+        self.schemas = schemas or default_schemas()
+        self.empact_codes = empact_codes or default_empact_codes()
         self._consumer = kafka_adapter.consumer(
             settings, group_id=group_id,
             auto_offset_reset="earliest" if from_beginning else "latest",
@@ -127,7 +131,7 @@ class FeedReader:
         verified: VerifiedAlert | None = None
         error: VerificationError | None = None
         try:
-            verified = unseal(msg.key, value, headers, self.resolver, self.schemas)
+            verified = unseal(msg.key, value, headers, self.resolver, self.schemas, self.empact_codes)
         except VerificationError as exc:
             error = exc
         return FeedRecord(

@@ -27,9 +27,9 @@ from kafka.structs import OffsetAndMetadata
 from bus.adapters import kafka_legacy as kafka_adapter
 from bus.adapters import transactions
 from bus.adapters.kafka_legacy import AUDIT_TOPIC, DLQ_TOPIC, REPLAY_TOPIC
+from bus.adapters.schema_files import default_empact_codes, default_schemas
 from bus.config import KafkaSettings
 from bus.core.audit import AuditChain
-from bus.core.codec import SchemaSet
 from bus.core.keyring import KeyResolver
 from bus.core.policy import Policy
 from bus.core.trust import FreshnessPolicy
@@ -89,7 +89,8 @@ class Router:
         self.freshness = freshness or FreshnessPolicy()
         self.options = options or RouterOptions()
         self.clock = clock
-        self.schemas = SchemaSet.default()
+        self.schemas = default_schemas()
+        self.empact_codes = default_empact_codes()
         self.stats = RouterStats()
         self.policy, self.resolver = load()
         self._feeds = {p.id: p.feed for p in self.policy.partners}
@@ -263,7 +264,7 @@ class Router:
                     msg.key, value, headers, resolver=self.resolver, policy=self.policy, feed_topics=self._feeds,
                     freshness=self.freshness,
                     seen=lambda mid: mid in self._seen or mid in pending_seen,
-                    now=now, schemas=self.schemas,
+                    now=now, schemas=self.schemas, empact_codes=self.empact_codes,
                 )
                 if result.accepted:
                     for feed in result.feeds:

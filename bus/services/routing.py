@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from bus.core.codec import SchemaSet
+from bus.core.codelists import EmpactCodeList
 from bus.core.keyring import KeyResolver
 from bus.core.policy import Decision, Policy, evaluate
 from bus.core.sealing import VerifiedAlert, unseal
@@ -89,13 +90,14 @@ def route(
     seen: Callable[[str], bool],
     now: datetime,
     schemas: SchemaSet,
+    empact_codes: EmpactCodeList,
 ) -> RoutingResult:
     """Decide what happens to one record.
 
     `feed_topics` maps partner id to feed topic; `seen(message_id)` answers the replay question.
     """
     try:
-        verified = unseal(key, value, headers, resolver, schemas)
+        verified = unseal(key, value, headers, resolver, schemas, empact_codes)
     except VerificationError as exc:
         return _unverified(headers, exc.reason, exc.detail)
     except Exception as exc:  # a hostile record must never stop the router: dead-letter it

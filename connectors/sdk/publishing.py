@@ -19,7 +19,9 @@ from collections.abc import Callable, Sequence
 import structlog
 from kafka.errors import KafkaError
 
+from bus.adapters.schema_files import default_schemas
 from bus.config import KafkaSettings
+from bus.core.codec import SchemaSet
 from bus.core.keys import SigningKey
 from bus.core.models import BaseAlert
 from bus.core.sealing import seal
@@ -67,6 +69,7 @@ class ReliablePublisher:
         stop: threading.Event,
         *,
         factory: PublisherFactory = Publisher,
+        schemas: SchemaSet | None = None,
     ) -> None:
         # kafka-python's own bootstrap wait is 30 s unless told otherwise
         self.kafka = kafka.model_copy(update={"bootstrap_timeout_ms": int(options.connect_timeout_s * 1000)})
@@ -75,6 +78,7 @@ class ReliablePublisher:
         self.metrics = metrics
         self.stop = stop
         self._factory = factory
+        self.schemas = schemas or default_schemas()
         self._lock = threading.Lock()
         self._publisher: Publisher | None = None
         self._ok = False
@@ -97,7 +101,7 @@ class ReliablePublisher:
             if self._publisher is None:
                 probe_bootstrap(self.kafka, self.options.connect_timeout_s)
                 self._publisher = self._factory(
-                    self.kafka, self.signer, create_topics=self.options.create_topics,
+                    self.kafka, self.signer, schemas=self.schemas, create_topics=self.options.create_topics,
                     producer_options=self.producer_options(),
                 )
                 log.info("kafka connected", bootstrap=self.kafka.describe())
@@ -121,7 +125,7 @@ class ReliablePublisher:
         if alert.header.producer != self.signer.member:
             return [f"header.producer: {alert.header.producer} is not this connector's member "
                     f"{self.signer.member}"]
-        record = seal(alert, self.signer)
+        record = seal(alert, self.signer, self.schemas)
         size = len(record.value) + len(record.key) + sum(len(k) + len(v) for k, v in record.headers)
         if size > MAX_RECORD_BYTES:
             return [f"alert: encoded size {size} bytes exceeds {MAX_RECORD_BYTES}"]
