@@ -87,7 +87,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=5000)
     args = parser.parse_args()
     n = args.count
-    from bus.logging import configure
+    from bus.logs import configure
 
     configure(json=True, level="WARNING")  # per-record router logs would measure the terminal
 

@@ -28,7 +28,7 @@ def publish(
     settings: KafkaSettings,
 ) -> None:
     """Validate every alert first; publish only if all are valid. One line per alert."""
-    from bus.logging import quiet
+    from bus.logs import quiet
     from bus.services.publisher import Publisher
 
     quiet()

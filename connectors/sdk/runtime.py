@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import structlog
 
-from bus import logging as bus_logging
+from bus import logs
 from bus.adapters.keystore import load_signing_key
 from bus.adapters.schema_files import default_empact_codes, default_schemas
 from bus.core.codec import SchemaSet
@@ -89,7 +89,7 @@ class Runtime:
     def __init__(self, connector_class: type[Connector], settings: ConnectorSettings, *,
                  configure_logging: bool = True, signer: SigningKey | None = None) -> None:
         if configure_logging:
-            bus_logging.configure(json=settings.log_json, level=settings.log_level)
+            logs.configure(json=settings.log_json, level=settings.log_level)
         name = connector_class.name
         self.stop_event = threading.Event()
         self.metrics = ConnectorMetrics(name)
