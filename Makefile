@@ -41,6 +41,7 @@ system-tools:
 test: setup system-tools
 	$(BIN)/ruff check .
 	$(BIN)/bus schema check --all
+	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 unit: $(STAMP)
@@ -48,6 +49,7 @@ unit: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 bench: setup
 	$(BIN)/python -m bench.throughput

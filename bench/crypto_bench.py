@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
+from bus.adapters.schema_files import default_empact_codes, default_schemas
 from bus.core.codec import SchemaSet
 from bus.core.confidential import Decryptor, VerifiedEnvelope, decrypt, seal_encrypted, unseal_any
 from bus.core.keys import DecryptionKey, SigningKey
@@ -59,7 +60,7 @@ def alerts(n: int, release_to: list[str]) -> list[BaseAlert]:
     base = json.loads((REPO / "examples/alerts/suspicious-container.json").read_text())
     base["header"] = {k: v for k, v in base["header"].items() if k not in ("message_id", "created", "producer")}
     base["header"]["release_to"] = release_to
-    return [parse_alert(base, producer="NL-CUSTOMS") for _ in range(n)]
+    return [parse_alert(base, producer="NL-CUSTOMS", empact_codes=default_empact_codes()) for _ in range(n)]
 
 
 T = TypeVar("T")
@@ -78,7 +79,7 @@ def mean_size(records: list[SealedRecord]) -> float:
 
 
 def run(count: int) -> list[Row]:
-    schemas = SchemaSet.default()
+    schemas = default_schemas()
     directory, producer, decryption = federation(max(RECIPIENT_COUNTS))
     rows: list[Row] = []
 

@@ -17,8 +17,8 @@ import uuid
 from pathlib import Path
 
 from bus.adapters import kafka_legacy as kafka_adapter
+from bus.adapters.schema_files import default_empact_codes, default_schemas
 from bus.config import KafkaSettings
-from bus.core.codec import SchemaSet
 from bus.core.keyring import Keyring
 from bus.core.keys import SigningKey
 from bus.core.models import parse_alert
@@ -32,7 +32,8 @@ def make_alerts(n: int, producer: str):  # type: ignore[no-untyped-def]
 
     base = json.loads((REPO / "examples/alerts/suspicious-container.json").read_text())
     base["header"] = {k: v for k, v in base["header"].items() if k not in ("message_id", "created", "producer")}
-    return [parse_alert(base, producer=producer) for _ in range(n)]
+    codes = default_empact_codes()
+    return [parse_alert(base, empact_codes=codes, producer=producer) for _ in range(n)]
 
 
 def rate(n: int, seconds: float) -> float:
@@ -43,13 +44,13 @@ def bench_core(n: int) -> dict[str, float]:
     signer = SigningKey.generate("NL-CUSTOMS")
     ring = Keyring()
     ring.add(signer.member, signer.public)
-    schemas = SchemaSet.default()
+    schemas, codes = default_schemas(), default_empact_codes()
     alerts = make_alerts(n, signer.member)
     t0 = time.perf_counter()
     sealed = [seal(a, signer, schemas) for a in alerts]
     t1 = time.perf_counter()
     for r in sealed:
-        unseal(r.key, r.value, r.headers, ring, schemas)
+        unseal(r.key, r.value, r.headers, ring, schemas, codes)
     t2 = time.perf_counter()
     return {"seal/s": rate(n, t1 - t0), "unseal/s": rate(n, t2 - t1),
             "value bytes": sum(len(r.value) for r in sealed) / n}
@@ -60,7 +61,7 @@ def bench_produce(settings: KafkaSettings, n: int) -> dict[str, float]:
 
     signer = SigningKey.generate("NL-CUSTOMS")
     alerts = make_alerts(n, signer.member)
-    sample = seal(alerts[0], signer)
+    sample = seal(alerts[0], signer, default_schemas())
     topic = f"bench.raw.{uuid.uuid4().hex[:6]}"
     kafka_adapter.ensure_topics(settings, [kafka_adapter.TopicSpec(topic, 6), *kafka_adapter.default_topics()])
 
@@ -86,7 +87,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=5000)
     args = parser.parse_args()
     n = args.count
-    from bus.logging import configure
+    from bus.logs import configure
 
     configure(json=True, level="WARNING")  # per-record router logs would measure the terminal
 

@@ -4,6 +4,10 @@ broker -> federation (authority + member keys) -> router -> three members
 publish the example alerts (and one forgery) -> two partners' feeds, verified,
 differ because of the policy -> the audit chain verifies. Every step uses the
 real `bus` command, so the output doubles as a tour of the CLI.
+
+It runs from a checkout (`make demo`) and from an installed wheel alike: the
+example alerts and the default policy are package data (`bus.adapters.resources`),
+and `--dir` is relative to the current directory.
 """
 
 from __future__ import annotations
@@ -16,21 +20,23 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from rich.console import Console
 from rich.rule import Rule
 
-REPO = Path(__file__).resolve().parents[1]
+from bus.adapters import resources
+
 console = Console()
 
-# (member, example file) published in the demo
+# (member, example alert file) published in the demo
 PUBLICATIONS = [
-    ("NL-CUSTOMS", "examples/alerts/suspicious-container.json"),
-    ("NL-CUSTOMS", "examples/alerts/batch.jsonl"),
-    ("BE-FEDPOL", "examples/alerts/corruption-indicator.json"),
-    ("PORT-ANTWERP-BRUGES", "examples/alerts/suspicious-container.json"),
-    ("BE-FEDPOL", "examples/alerts/operation-notice.json"),
+    ("NL-CUSTOMS", "suspicious-container.json"),
+    ("NL-CUSTOMS", "batch.jsonl"),
+    ("BE-FEDPOL", "corruption-indicator.json"),
+    ("PORT-ANTWERP-BRUGES", "suspicious-container.json"),
+    ("BE-FEDPOL", "operation-notice.json"),
 ]
 FEEDS = ["feed.europol", "feed.be-customs"]
 
@@ -65,10 +71,19 @@ def path_hint(command: str) -> str | None:
 BUS = bus_command()
 
 
+def shipped(stack: ExitStack, resource: resources.Traversable) -> str:
+    """A shipped file as a path for the `bus` command: relative when it lies under the
+    current directory (a checkout shows `examples/alerts/...`), absolute otherwise."""
+    path = stack.enter_context(resources.as_path(resource)).resolve()
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def bus(*args: str, env: dict[str, str], check: bool = True, quiet: bool = False) -> subprocess.CompletedProcess[str]:
     console.print(f"[dim]$ {BUS} {' '.join(args)}[/]", highlight=False)
-    result = subprocess.run([sys.executable, "-m", "bus", *args], env=env, text=True,
-                            capture_output=True, cwd=REPO)
+    result = subprocess.run([sys.executable, "-m", "bus", *args], env=env, text=True, capture_output=True)
     if not quiet:
         sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
@@ -120,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bus.adapters.broker import LocalBroker, free_port, port_is_open
 
-    work = (REPO / args.dir).resolve() if not args.dir.is_absolute() else args.dir
+    work = args.dir.resolve()
     broker = LocalBroker(work / "broker", port=args.port, secure=args.secure)
     broker.stop()
     shutil.rmtree(work, ignore_errors=True)
@@ -133,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
            "COLUMNS": os.environ.get("COLUMNS", "160")}
     fed = work / "federation"
     router: subprocess.Popen[bytes] | None = None
+    stack = ExitStack()
+    policy = shipped(stack, resources.default_policy())
+    examples = {name: shipped(stack, resources.example_alert(name)) for _, name in PUBLICATIONS}
     try:
         step("1. Start a local Apache Kafka broker (KRaft, official jars, no Docker)")
         bus("broker", "start", "--dir", str(work / "broker"), "--port", str(port),
@@ -152,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             step("2b. Provision topics, one SCRAM user per member, and ACLs (broker-enforced isolation)")
             admin_env = as_user(env, "admin", broker.admin_password())
             secrets_path = work / "secrets.yaml"
-            bus("provision", *trust, "--policy", "policies/default.yaml", "--secrets", str(secrets_path),
+            bus("provision", *trust, "--policy", policy, "--secrets", str(secrets_path),
                 "--generate-missing", env=admin_env)
             secrets = SecretsFile(secrets_path)
 
@@ -164,27 +182,27 @@ def main(argv: list[str] | None = None) -> int:
             auditor_env = user_env("SVC-AUDITOR")
 
         step("3. Start the policy router (policies/default.yaml)")
-        bus("policy", "validate", "--policy", "policies/default.yaml", env=env)
-        console.print(f"[dim]$ {BUS} router run --policy policies/default.yaml {' '.join(trust)}  "
+        bus("policy", "validate", "--policy", policy, env=env)
+        console.print(f"[dim]$ {BUS} router run --policy {policy} {' '.join(trust)}  "
                       f"(logs: {work / 'router.log'})[/]")
         with open(work / "router.log", "wb") as log:
             router = subprocess.Popen(
-                [sys.executable, "-m", "bus", "router", "run", "--policy", "policies/default.yaml",
+                [sys.executable, "-m", "bus", "router", "run", "--policy", policy,
                  *trust, "--state-dir", str(work / "router")],
-                env=user_env("SVC-ROUTER"), stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+                env=user_env("SVC-ROUTER"), stdout=log, stderr=subprocess.STDOUT,
             )
 
         step("4. Members publish signed alerts")
         published = 0
-        for member, path in PUBLICATIONS:
+        for member, name in PUBLICATIONS:
             # --no-encrypt: the TLP:RED / H2 examples would otherwise be encrypted (the default),
             # which the router does not route yet (bus.core.confidential has the API for it).
-            result = bus("publish", "--file", path, "--member", member, "--no-encrypt",
+            result = bus("publish", "--file", examples[name], "--member", member, "--no-encrypt",
                          "--key", str(fed / "keys" / f"{member}.key"), env=user_env(member))
             published += sum(1 for line in result.stdout.splitlines() if line.strip())
         console.print("[bold]A forger signs an alert as NL-CUSTOMS with a key the federation does not know:[/]")
         forged_key = forged_alert(fed, work)
-        bus("publish", "--file", "examples/alerts/suspicious-container.json", "--member", "NL-CUSTOMS",
+        bus("publish", "--file", examples["suspicious-container.json"], "--member", "NL-CUSTOMS",
             "--key", str(forged_key), env=user_env("NL-CUSTOMS"))
         published += 1
 
@@ -232,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                               highlight=False)
         else:
             broker.stop()
+        stack.close()
         if (hint := path_hint(BUS)) is not None:
             console.print(hint, highlight=False)
 

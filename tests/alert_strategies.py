@@ -20,6 +20,7 @@ from stdnum import iso6346
 
 from bus.core.codelists import HandlingCode, InformationAssessment, SourceReliability, Tlp
 from bus.core.models import BaseAlert, parse_alert
+from tests.helpers import CODES
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "alerts"
 
@@ -45,7 +46,7 @@ def recorded(data: dict[str, Any], *, index: int = 0, producer: str = "NL-CUSTOM
     data = json.loads(json.dumps(data))
     data["header"].update(message_id=uuid7(0x0193_5F1E_7A3B_7000_8000_0000_0000_0000 + index),
                           producer=producer, created=created)
-    return parse_alert(data)
+    return parse_alert(data, empact_codes=CODES)
 
 
 container_numbers = st.builds(
@@ -113,4 +114,4 @@ def recorded_alerts(draw: st.DrawFn) -> BaseAlert:
             data["containers"] = sorted(draw(st.sets(container_numbers, max_size=3)))
         data["window_start"] = (created + timedelta(days=1)).isoformat()
         data.pop("window_end", None)
-    return parse_alert(data)
+    return parse_alert(data, empact_codes=CODES)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from bus.adapters.schema_files import default_empact_codes, default_schemas
 from bus.config import KafkaSettings
 from bus.core.keyring import Keyring
 from bus.core.keys import SigningKey
@@ -20,6 +21,9 @@ from bus.core.models import BaseAlert, parse_alert
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "alerts"
 BUS = [sys.executable, "-m", "bus"]
+#: The shipped schemas and EMPACT code list, as every service loads them.
+SCHEMAS = default_schemas()
+CODES = default_empact_codes()
 
 
 def example(name: str, producer: str = "NL-CUSTOMS", **header: Any) -> BaseAlert:
@@ -27,7 +31,7 @@ def example(name: str, producer: str = "NL-CUSTOMS", **header: Any) -> BaseAlert
     data = json.loads((EXAMPLES / f"{name}.json").read_text())
     data["header"] = {k: v for k, v in data["header"].items() if k not in ("message_id", "created", "producer")}
     data["header"].update(header)
-    return parse_alert(data, producer=producer)
+    return parse_alert(data, empact_codes=CODES, producer=producer)
 
 
 def keyring_for(*signers: SigningKey) -> Keyring:

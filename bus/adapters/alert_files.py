@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bus.adapters.schema_files import default_empact_codes
+from bus.core.codelists import EmpactCodeList
 from bus.core.models import BaseAlert, parse_alert
 from bus.errors import AlertValidationError, BusError
 
@@ -60,8 +62,14 @@ def read_items(path: Path) -> list[LocatedItem]:
     return [LocatedItem("", data)]
 
 
-def load_alerts(path: Path, *, alert_type: str | None, producer: str | None) -> list[BaseAlert]:
-    """Parse and validate every alert in the file; raise with all problems at once."""
+def load_alerts(
+    path: Path, *, alert_type: str | None, producer: str | None, empact_codes: EmpactCodeList | None = None
+) -> list[BaseAlert]:
+    """Parse and validate every alert in the file; raise with all problems at once.
+
+    EMPACT priorities are checked against `empact_codes` (default: the bus's code list).
+    """
+    codes = empact_codes or default_empact_codes()
     alerts: list[BaseAlert] = []
     problems: list[str] = []
     items = read_items(path)
@@ -73,7 +81,7 @@ def load_alerts(path: Path, *, alert_type: str | None, producer: str | None) -> 
             problems.append(f"{prefix}expected a JSON object, got {type(item.data).__name__}")
             continue
         try:
-            alerts.append(parse_alert(item.data, alert_type=alert_type, producer=producer))
+            alerts.append(parse_alert(item.data, empact_codes=codes, alert_type=alert_type, producer=producer))
         except AlertValidationError as exc:
             problems += [f"{prefix}{loc}: {msg}" for loc, msg in exc.errors]
     if problems:
@@ -94,12 +102,13 @@ class RecordedAlerts:
     unverified: list[str]
 
 
-def load_recorded_alerts(path: Path) -> RecordedAlerts:
+def load_recorded_alerts(path: Path, empact_codes: EmpactCodeList | None = None) -> RecordedAlerts:
     """Alerts as recorded on the bus, for export: plain alert objects or `bus tail --json` lines.
 
     Unlike `load_alerts`, nothing is filled in: a message id or creation time
     made up now would give the export ids that no signed record has.
     """
+    codes = empact_codes or default_empact_codes()
     items = read_items(path)
     if not items:
         raise AlertFileError(path, ["no alerts in file"])
@@ -127,7 +136,7 @@ def load_recorded_alerts(path: Path) -> RecordedAlerts:
             ]
             continue
         try:
-            alerts.append(parse_alert(data))
+            alerts.append(parse_alert(data, empact_codes=codes))
         except AlertValidationError as exc:
             problems += [f"{prefix}{loc}: {msg}" for loc, msg in exc.errors]
     if problems:

@@ -1,7 +1,7 @@
 """A local, single-node Apache Kafka broker (KRaft) run from the official jars.
 
-No Docker: the jars come from Maven Central through `kafka-pom.xml` next to
-this file (`mvn dependency:copy-dependencies`), are cached once per machine,
+No Docker: the jars come from Maven Central through the shipped `kafka-pom.xml`
+(`bus.adapters.resources.kafka_pom`, run as `mvn dependency:copy-dependencies`), are cached once per machine,
 and the broker runs as `java -cp 'libs/*' kafka.Kafka server.properties`.
 Everything the broker writes (data, logs, pid) lives under one directory.
 """
@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bus.adapters.private_file import write_private
+from bus.adapters.resources import as_path, kafka_pom
 from bus.errors import BrokerError
 
-POM = Path(__file__).with_name("kafka-pom.xml")
 KAFKA_VERSION = "4.1.0"
 DEFAULT_HEAP = "512m"
 DEFAULT_PORT = 9092
@@ -52,12 +52,13 @@ def ensure_jars(echo: Echo = print) -> Path:
         raise BrokerError("Java 17+ is needed to run the Apache Kafka broker")
     echo(f"fetching Apache Kafka {KAFKA_VERSION} jars from Maven Central into {libs} ...")
     libs.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        "mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-        f"-DoutputDirectory={libs}", "-DincludeScope=runtime",
-        f"-Dkafka.version={KAFKA_VERSION}",
-    ]
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    with as_path(kafka_pom()) as pom:
+        cmd = [
+            "mvn", "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
+            f"-DoutputDirectory={libs}", "-DincludeScope=runtime",
+            f"-Dkafka.version={KAFKA_VERSION}",
+        ]
+        result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         raise BrokerError(f"mvn failed ({result.returncode}):\n{result.stdout}{result.stderr}")
     marker.write_text(KAFKA_VERSION)

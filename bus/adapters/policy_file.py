@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from bus.core.codelists import empact_codes
+from bus.adapters.schema_files import default_empact_codes
 from bus.core.models import BaseAlert, parse_alert
 from bus.core.policy import (
     Loc,
@@ -193,7 +193,7 @@ def policy_from_text(
         return parse_policy(
             doc.data,
             digest=policy_digest(raw),
-            empact_codes=empact_codes() if check_empact else None,
+            empact_codes=default_empact_codes() if check_empact else None,
         )
     except PolicyValidationError as exc:
         raise PolicyFileError(source, _located(doc, exc.errors)) from None
@@ -202,7 +202,7 @@ def policy_from_text(
 def load_policy(path: Path, *, check_empact: bool = True) -> Policy:
     """Read and validate a policy file; `Policy.revision` is `<version>+sha256:<12 hex>`.
 
-    EMPACT selectors are checked against the code list (`BUS_CODELISTS_DIR`) unless
+    EMPACT selectors are checked against the code list (`schema_files.default_empact_codes()`) unless
     `check_empact` is False.
     """
     return policy_from_text(_read(path), source=str(path), check_empact=check_empact)
@@ -268,7 +268,7 @@ def load_cases(path: Path, *, policy: Policy | None = None) -> list[LoadedCase]:
                         here,
                     )
         try:
-            alert = parse_alert(case.alert)
+            alert = parse_alert(case.alert, empact_codes=default_empact_codes())
         except AlertValidationError as exc:
             problems += _located(
                 doc, [(_loc_from_path(p), m) for p, m in exc.errors], (*here, "alert")

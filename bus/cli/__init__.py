@@ -32,7 +32,7 @@ app = typer.Typer(
 @app.callback()
 def _quiet_libraries() -> None:
     """Human-facing commands print their own output; services reconfigure logging themselves."""
-    from bus.logging import quiet
+    from bus.logs import quiet
 
     quiet()
 

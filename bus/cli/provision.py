@@ -84,7 +84,7 @@ def provision(
     from bus.adapters.federation_file import load_verified_directory
     from bus.adapters.policy_file import load_policy
     from bus.adapters.secrets_file import SecretsFile
-    from bus.logging import quiet
+    from bus.logs import quiet
     from bus.services.provision import bus_names
     from bus.services.provision import provision as run_provision
 

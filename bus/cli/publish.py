@@ -62,7 +62,7 @@ def publish(
     settings: KafkaSettings,
 ) -> None:
     """Validate (and seal) every alert first; publish only if all are fine. One line per alert."""
-    from bus.logging import quiet
+    from bus.logs import quiet
     from bus.services.publisher import Publisher
 
     quiet()

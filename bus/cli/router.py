@@ -74,12 +74,12 @@ def run(
     SIGTERM/SIGINT finish the current transaction and stop; SIGHUP reloads the
     federation directory and policy (they are also reloaded when the files change).
     """
-    from bus import logging as bus_logging
+    from bus import logs
     from bus.core.trust import FreshnessPolicy
     from bus.services.router import Router, RouterOptions
     from bus.services.router_sources import FileSources
 
-    bus_logging.configure(level=log_level)
+    logs.configure(level=log_level)
     replay = parse_duration(replay_window)
     freshness = FreshnessPolicy(max_future_skew=parse_duration(max_skew), max_age=parse_duration(max_age))
     if replay < freshness.max_age + freshness.max_future_skew:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
+from bus.adapters.schema_files import load_schemas
 from bus.cli._common import handle_errors, out
 from bus.errors import BusError
 
@@ -23,9 +24,13 @@ DirOption = Annotated[
 
 
 def _folder(directory: Path | None) -> Path:
-    from bus.core.codec import default_directory
+    """The folder to check: `--dir`, else the schemas every service uses (shipped or $BUS_SCHEMAS_DIR)."""
+    from bus.adapters.schema_files import schemas_folder
 
-    return directory if directory is not None else default_directory()
+    if directory is not None:
+        return directory
+    folder = schemas_folder()
+    return folder if isinstance(folder, Path) else Path(str(folder))
 
 
 @app.command()
@@ -44,7 +49,7 @@ def check(
     field that breaks a rule.
     """
     from bus.adapters.schema_history import full_name, load_candidate, load_history
-    from bus.core.codec import SchemaSet, crc64_fingerprint
+    from bus.core.codec import crc64_fingerprint
     from bus.core.schema_compat import compare
 
     if (new is None) == (not all_types):
@@ -66,7 +71,7 @@ def check(
             return
         pairs += [(str(new), candidate, history.alert_type, old) for old in (history.current, *history.older)]
     else:
-        SchemaSet(folder)  # fingerprints unique, every current schema loads as the codec loads it
+        load_schemas(folder)  # fingerprints unique, every current schema loads as the codec loads it
         for history in histories.values():
             pairs += [(history.current.label, history.current.schema, history.alert_type, old)
                       for old in history.older]
@@ -95,9 +100,7 @@ def fingerprints(
     markdown: Annotated[bool, typer.Option("--markdown", help="The table docs/wire-format.md lists.")] = False,
 ) -> None:
     """Every known writer schema with its CRC-64-AVRO fingerprint, as SOE carries it."""
-    from bus.core.codec import SchemaSet
-
-    table = fingerprint_rows(SchemaSet(_folder(directory)))
+    table = fingerprint_rows(load_schemas(_folder(directory)))
     if markdown:
         print("\n".join(markdown_table(table)))
         return

@@ -259,9 +259,9 @@ def desired_state(
     users: list[UserPlan] = []
     acls: list[AclBinding] = []
     taken = {ROUTER_USER: "service user", AUDITOR_USER: "service user"}
-    for feed in feeds.values():
-        if not feed.startswith(names.feed_prefix):
-            raise PlanError(f"feed topic {feed!r} is outside {names.feed_prefix}*: only the "
+    for topic in feeds.values():
+        if not topic.startswith(names.feed_prefix):
+            raise PlanError(f"feed topic {topic!r} is outside {names.feed_prefix}*: only the "
                             "router may write there and only partners read it")
     for m in members:
         user = user_name(m.id)

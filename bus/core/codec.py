@@ -15,19 +15,24 @@ Files named after a full Avro name in the bus namespace (`eu.epa.bus.<Name>.avsc
 are never alert types nor older alert schemas: `eu.epa.bus.EncryptedAlert.avsc`
 is the encrypted-alert wrapper (`bus.core.confidential`), a value of its own with
 its own fingerprint.
+
+The core reads no files: `SchemaSet.from_texts` takes the files' names and
+JSON texts, which `bus.adapters.schema_files` reads from the shipped folder
+(or `$BUS_SCHEMAS_DIR`).
 """
 
 from __future__ import annotations
 
-import functools
 import io
-import os
+import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import Any
 
 from fastavro import schemaless_reader, schemaless_writer
+from fastavro.repository.base import AbstractSchemaRepository, SchemaRepositoryError
 from fastavro.schema import fingerprint as avro_fingerprint
 from fastavro.schema import load_schema, to_parsing_canonical_form
 
@@ -36,9 +41,6 @@ from bus.errors import BusError, SchemaError
 MAGIC = b"\xc3\x01"
 FINGERPRINT_SIZE = 8
 HEADER_SIZE = len(MAGIC) + FINGERPRINT_SIZE
-
-SCHEMAS_ENV = "BUS_SCHEMAS_DIR"
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / "schemas" / "avro"
 
 _ALERT_FILE = re.compile(r"(?P<type>[a-z][a-z0-9]*(?:-[a-z0-9]+)*)(?P<version>\.r[1-9][0-9]*)?\.avsc")
 NAMESPACE = "eu.epa.bus"
@@ -57,66 +59,84 @@ def crc64_fingerprint(schema: Any) -> bytes:
     return bytes.fromhex(avro_fingerprint(to_parsing_canonical_form(schema), "CRC-64-AVRO"))
 
 
+class _Texts(AbstractSchemaRepository):
+    """fastavro's schema repository over texts in memory: a reference to a named type
+    `eu.epa.bus.AlertHeader` loads `eu.epa.bus.AlertHeader.avsc`, exactly as fastavro's
+    own folder repository would, so fingerprints do not depend on where texts came from."""
+
+    def __init__(self, texts: Mapping[str, str]) -> None:
+        self._texts = texts
+
+    def load(self, name: str) -> Any:
+        file_name = f"{name}.avsc"
+        if file_name not in self._texts:
+            raise SchemaRepositoryError(f"no schema file {file_name}")
+        try:
+            return json.loads(self._texts[file_name])
+        except json.JSONDecodeError as exc:
+            raise SchemaRepositoryError(f"{file_name} is not JSON: {exc}") from exc
+
+
 @dataclass(frozen=True)
 class _Writer:
     alert_type: str
-    path: Path
+    path: PurePosixPath  # the schema file's name (no file is read: it names the schema in messages)
     schema: Any
     fingerprint: bytes
     current: bool
 
 
 class SchemaSet:
-    """All alert schemas of one folder, parsed once and indexed by fingerprint."""
+    """All alert schemas of one folder, parsed once and indexed by fingerprint.
 
-    def __init__(self, directory: Path | str | None = None) -> None:
-        self.directory = Path(directory) if directory is not None else default_directory()
-        if not self.directory.is_dir():
-            raise BusError(f"schema folder {self.directory} does not exist")
+    Build it with `from_texts` (file name -> JSON text); `origin` says where the
+    texts came from, for error messages.
+    """
+
+    def __init__(self, texts: Mapping[str, str], *, origin: str = "<memory>") -> None:
+        self.origin = origin
+        self._repository = _Texts(dict(texts))
         self._current: dict[str, _Writer] = {}
         self._by_fingerprint: dict[bytes, _Writer] = {}
         self._encrypted: _Writer | None = None
-        files = sorted(
-            f for f in self.directory.glob("*.avsc") if not f.name.startswith(NAMESPACE + ".")
-        )
-        current = [f for f in files if (m := _ALERT_FILE.fullmatch(f.name)) and not m["version"]]
-        for path in current:
-            self._add(path, path.name.removesuffix(".avsc"), current=True)
-        for path in files:
-            m = _ALERT_FILE.fullmatch(path.name)
+        names = sorted(n for n in texts if n.endswith(".avsc") and not n.startswith(NAMESPACE + "."))
+        current = [n for n in names if (m := _ALERT_FILE.fullmatch(n)) and not m["version"]]
+        for name in current:
+            self._add(name, name.removesuffix(".avsc"), current=True)
+        for name in names:
+            m = _ALERT_FILE.fullmatch(name)
             if m and m["version"] and m["type"] in self._current:
-                self._add(path, m["type"], current=False)
+                self._add(name, m["type"], current=False)
         if not self._current:
-            raise BusError(f"no <alert-type>.avsc schemas in {self.directory}")
-        wrapper = self.directory / f"{ENCRYPTED_ALERT}.avsc"
-        if wrapper.is_file():
+            raise BusError(f"no <alert-type>.avsc schemas in {origin}")
+        wrapper = f"{ENCRYPTED_ALERT}.avsc"
+        if wrapper in texts:
             self._encrypted = self._load(wrapper, ENCRYPTED_ALERT, current=True)
             if self._encrypted.fingerprint in self._by_fingerprint:
-                raise BusError(f"{wrapper.name} has the fingerprint of an alert schema")
+                raise BusError(f"{wrapper} has the fingerprint of an alert schema")
 
-    @staticmethod
-    def _load(path: Path, alert_type: str, *, current: bool) -> _Writer:
+    @classmethod
+    def from_texts(cls, texts: Mapping[str, str], *, origin: str = "<memory>") -> SchemaSet:
+        """The set of `{file name: JSON text}`, e.g. every `*.avsc` of one folder."""
+        return cls(texts, origin=origin)
+
+    def _load(self, name: str, alert_type: str, *, current: bool) -> _Writer:
         try:
-            schema = load_schema(str(path))
+            schema = load_schema(name.removesuffix(".avsc"), repo=self._repository)
         except Exception as exc:
-            raise BusError(f"cannot load Avro schema {path}: {exc}") from exc
-        return _Writer(alert_type, path, schema, crc64_fingerprint(schema), current)
+            raise BusError(f"cannot load Avro schema {self.origin}/{name}: {exc}") from exc
+        return _Writer(alert_type, PurePosixPath(name), schema, crc64_fingerprint(schema), current)
 
-    def _add(self, path: Path, alert_type: str, *, current: bool) -> None:
-        writer = self._load(path, alert_type, current=current)
+    def _add(self, name: str, alert_type: str, *, current: bool) -> None:
+        writer = self._load(name, alert_type, current=current)
         clash = self._by_fingerprint.get(writer.fingerprint)
         if clash is not None:
             if clash.alert_type != alert_type:
-                raise BusError(f"{path.name} and {clash.path.name} have the same fingerprint")
+                raise BusError(f"{name} and {clash.path.name} have the same fingerprint")
             return  # an old copy identical to the current schema adds nothing
         self._by_fingerprint[writer.fingerprint] = writer
         if current:
             self._current[alert_type] = writer
-
-    @classmethod
-    def default(cls) -> SchemaSet:
-        """The shared set for `$BUS_SCHEMAS_DIR` or `<repo>/schemas/avro` (loaded once)."""
-        return _cached(str(default_directory().resolve()))
 
     @property
     def alert_types(self) -> frozenset[str]:
@@ -185,7 +205,7 @@ class SchemaSet:
     def _wrapper(self) -> _Writer:
         if self._encrypted is None:
             raise SchemaError(
-                f"no {ENCRYPTED_ALERT}.avsc in {self.directory}: encrypted alerts are not supported"
+                f"no {ENCRYPTED_ALERT}.avsc in {self.origin}: encrypted alerts are not supported"
             )
         return self._encrypted
 
@@ -249,12 +269,3 @@ def _soe_fingerprint(data: bytes) -> bytes:
         )
     return bytes(data[2:HEADER_SIZE])
 
-
-def default_directory() -> Path:
-    env = os.environ.get(SCHEMAS_ENV)
-    return Path(env) if env else DEFAULT_DIR
-
-
-@functools.lru_cache(maxsize=8)
-def _cached(directory: str) -> SchemaSet:
-    return SchemaSet(directory)

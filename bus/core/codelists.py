@@ -4,27 +4,29 @@ The first four are fixed standards, so they are enums (and Avro enums). EMPACT
 priorities change every four-year cycle, so they are data
 (`schemas/codelists/empact.yaml`) checked at validation time rather than baked
 into the wire schema: a new cycle must not need a schema change.
+
+The core reads no files: `parse_empact` takes the YAML text, which
+`bus.adapters.schema_files` reads (shipped, or `$BUS_CODELISTS_DIR`). Validation
+gets the parsed `EmpactCodeList` through pydantic's validation context under
+`EMPACT_CODES` (see `bus.core.models.parse_alert`).
 """
 
 from __future__ import annotations
 
-import functools
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from bus.errors import CodeListError
 
-CODELISTS_ENV = "BUS_CODELISTS_DIR"
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / "schemas" / "codelists"
 EMPACT_FILE = "empact.yaml"
+#: Key of the `EmpactCodeList` in pydantic's validation context (alerts and policies).
+EMPACT_CODES = "empact_codes"
 
 
 class Tlp(StrEnum):
@@ -121,8 +123,6 @@ _CYCLE = re.compile(r"\d{4}-\d{4}")
 _CODE = re.compile(r"[A-Z0-9]+(-[A-Z0-9]+)*")
 
 
-
-
 class UnknownCodeError(ValueError):
     """A cycle or code is not in the code list; the message lists the valid ones."""
 
@@ -180,33 +180,19 @@ class EmpactCodeList:
         return next((c for c in self.cycles.values() if c.covers(day)), None)
 
 
-def codelists_directory() -> Path:
-    env = os.environ.get(CODELISTS_ENV)
-    return Path(env) if env else DEFAULT_DIR
+def parse_empact(text: str, *, source: str = "<EMPACT code list>") -> EmpactCodeList:
+    """Parse and check EMPACT YAML; a broken list fails loudly, once, at startup.
 
-
-def empact_codes() -> EmpactCodeList:
-    """The EMPACT code list of `$BUS_CODELISTS_DIR` or `<repo>/schemas/codelists` (cached)."""
-    return _load_cached(str(codelists_directory() / EMPACT_FILE))
-
-
-@functools.lru_cache(maxsize=4)
-def _load_cached(path: str) -> EmpactCodeList:
-    return load_empact(Path(path))
-
-
-def load_empact(path: Path) -> EmpactCodeList:
-    """Parse and check an EMPACT YAML file; a broken file fails loudly, once, at startup."""
+    `source` (a file name, say) only labels error messages.
+    """
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CodeListError(f"cannot read EMPACT code list {path}: {exc.strerror or exc}") from exc
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise CodeListError(f"EMPACT code list {path} is not valid YAML: {exc}") from exc
+        raise CodeListError(f"EMPACT code list {source} is not valid YAML: {exc}") from exc
     try:
         return _parse_empact(data)
     except (KeyError, TypeError, ValueError) as exc:
-        raise CodeListError(f"EMPACT code list {path} is malformed: {exc}") from exc
+        raise CodeListError(f"EMPACT code list {source} is malformed: {exc}") from exc
 
 
 def _parse_empact(data: Any) -> EmpactCodeList:

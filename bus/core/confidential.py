@@ -56,7 +56,14 @@ from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bus.core.codec import SchemaSet
-from bus.core.codelists import HandlingCode, InformationAssessment, SourceReliability, Tlp
+from bus.core.codelists import (
+    EMPACT_CODES,
+    EmpactCodeList,
+    HandlingCode,
+    InformationAssessment,
+    SourceReliability,
+    Tlp,
+)
 from bus.core.envelope import KEY_ID_RE, CloudEventMeta, format_time
 from bus.core.keyring import KeyResolver
 from bus.core.keys import DecryptionKey, EncryptionPublicKey, SigningKey
@@ -244,7 +251,7 @@ class ClearHeader(BaseModel):
         return record
 
     @classmethod
-    def from_avro(cls, record: Mapping[str, Any]) -> ClearHeader:
+    def from_avro(cls, record: Mapping[str, Any], *, empact_codes: EmpactCodeList) -> ClearHeader:
         """Re-validate a decoded clear header; SchemaError naming the fields otherwise."""
         data = dict(record)
         try:
@@ -254,7 +261,7 @@ class ClearHeader(BaseModel):
                     data[name] = [enum[v] for v in value]
                 elif value is not None:
                     data[name] = enum[value]
-            return cls.model_validate(data)
+            return cls.model_validate(data, context={EMPACT_CODES: empact_codes})
         except KeyError as exc:
             raise SchemaError(f"encrypted alert's clear header has an unknown symbol {exc}") from None
         except ValidationError as exc:
@@ -350,7 +357,7 @@ def recipient_keys(header: AlertHeader, keys: RecipientKeys) -> list[tuple[str, 
 def encrypt_value(
     alert: BaseAlert,
     keys: RecipientKeys,
-    schemas: SchemaSet | None = None,
+    schemas: SchemaSet,
     *,
     random_bytes: Callable[[int], bytes] = secrets.token_bytes,
 ) -> bytes:
@@ -359,7 +366,6 @@ def encrypt_value(
     Each recipient gets the key `keys` names valid at the alert's `created`. Raises
     EncryptionError naming every recipient without one (nothing is encrypted then).
     """
-    schemas = schemas or SchemaSet.default()
     header = alert.header
     clear = ClearHeader.of(header)
     found = recipient_keys(header, keys)
@@ -392,7 +398,7 @@ def seal_encrypted(
     alert: BaseAlert,
     signer: SigningKey,
     keys: RecipientKeys,
-    schemas: SchemaSet | None = None,
+    schemas: SchemaSet,
     *,
     random_bytes: Callable[[int], bytes] = secrets.token_bytes,
 ) -> SealedRecord:
@@ -444,7 +450,7 @@ class EncryptionPolicy:
         recipient_keys(alert.header, self._keys_for(alert, why))
         return True
 
-    def seal(self, alert: BaseAlert, signer: SigningKey, schemas: SchemaSet | None = None) -> SealedRecord:
+    def seal(self, alert: BaseAlert, signer: SigningKey, schemas: SchemaSet) -> SealedRecord:
         """The signed record of `alert`: encrypted if this policy says so, else plain."""
         why = self.reason(alert)
         if why is None:
@@ -512,10 +518,12 @@ def _wrapped(record: Mapping[str, Any]) -> WrappedKey:
     return WrappedKey(record["member"], key_id, bytes(record["enc"]), bytes(record["sealed_key"]))
 
 
-def _envelope(meta: CloudEventMeta, key: bytes | None, value: bytes, schemas: SchemaSet) -> VerifiedEnvelope:
+def _envelope(
+    meta: CloudEventMeta, key: bytes | None, value: bytes, schemas: SchemaSet, empact_codes: EmpactCodeList
+) -> VerifiedEnvelope:
     """Decode an authenticated wrapper value and check it against its envelope and its rules."""
     record = schemas.decode_encrypted(value)
-    header = ClearHeader.from_avro(record["header"])
+    header = ClearHeader.from_avro(record["header"], empact_codes=empact_codes)
     _agree("ce_id", meta.id, str(header.message_id))
     _agree("ce_source", meta.producer, header.producer)
     _agree("ce_type", meta.alert_type, header.alert_type.value)
@@ -555,7 +563,8 @@ def unseal_any(
     value: bytes | None,
     headers: Headers,
     resolver: KeyResolver,
-    schemas: SchemaSet | None = None,
+    schemas: SchemaSet,
+    empact_codes: EmpactCodeList,
     *,
     accept_v1_0_until: datetime = V1_0_ACCEPTED_UNTIL,
 ) -> VerifiedAlert | VerifiedEnvelope:
@@ -565,11 +574,10 @@ def unseal_any(
     """
     meta, version = authenticate(key, value, headers, resolver, accept_v1_0_until=accept_v1_0_until)
     assert value is not None  # authenticate refuses a null value
-    schemas = schemas or SchemaSet.default()
     with attributed_to(meta.producer):
         if schemas.is_encrypted(value):
-            return replace(_envelope(meta, key, value, schemas), wire_version=version)
-        return decode_verified(meta, value, schemas, version=version)
+            return replace(_envelope(meta, key, value, schemas, empact_codes), wire_version=version)
+        return decode_verified(meta, value, schemas, empact_codes, version=version)
 
 
 # -- decrypting ------------------------------------------------------------------------------
@@ -598,7 +606,7 @@ class Decryptor:
 
 
 def decrypt(
-    envelope: VerifiedEnvelope, decryptor: Decryptor | None, schemas: SchemaSet | None = None
+    envelope: VerifiedEnvelope, decryptor: Decryptor | None, schemas: SchemaSet, empact_codes: EmpactCodeList
 ) -> VerifiedAlert:
     """Open a verified encrypted alert with the member's private key(s).
 
@@ -655,7 +663,7 @@ def decrypt(
             "wrapped keys: it was altered, or moved from another alert",
             RejectReason.DECRYPTION_FAILED, producer=envelope.producer,
         ) from None
-    verified = decode_verified(envelope.meta, unpad(padded), schemas or SchemaSet.default(),
+    verified = decode_verified(envelope.meta, unpad(padded), schemas, empact_codes,
                                version=envelope.wire_version, encrypted=True)
     inner = ClearHeader.of(verified.alert.header)
     if inner != envelope.header:
@@ -672,16 +680,17 @@ def unseal_and_decrypt(
     headers: Headers,
     resolver: KeyResolver,
     decryptor: Decryptor | None,
-    schemas: SchemaSet | None = None,
+    schemas: SchemaSet,
+    empact_codes: EmpactCodeList,
 ) -> VerifiedAlert:
     """What a reader does: verify, and decrypt if the alert is encrypted.
 
     Without a decryptor an encrypted alert raises DecryptionError with reason `encrypted`.
     """
-    verified = unseal_any(key, value, headers, resolver, schemas)
+    verified = unseal_any(key, value, headers, resolver, schemas, empact_codes)
     if isinstance(verified, VerifiedAlert):
         return verified
-    return decrypt(verified, decryptor, schemas)
+    return decrypt(verified, decryptor, schemas, empact_codes)
 
 
 # -- routing -------------------------------------------------------------------------------

@@ -37,12 +37,13 @@ from stdnum.exceptions import InvalidChecksum
 from stdnum.exceptions import ValidationError as StdnumError
 
 from bus.core.codelists import (
+    EMPACT_CODES,
+    EmpactCodeList,
     HandlingCode,
     InformationAssessment,
     SourceReliability,
     Tlp,
     UnknownCodeError,
-    empact_codes,
 )
 from bus.errors import AlertValidationError
 
@@ -394,18 +395,36 @@ class _Model(BaseModel):
     )
 
 
+def _empact_codes(info: ValidationInfo) -> EmpactCodeList:
+    """The code list the caller passed in the validation context (the core reads no file).
+
+    Without one an EMPACT priority is refused rather than accepted unchecked.
+    """
+    codes = (info.context or {}).get(EMPACT_CODES)
+    if not isinstance(codes, EmpactCodeList):
+        raise _fail(
+            "empact",
+            "cannot check an EMPACT priority without the EMPACT code list: validate with "
+            "parse_alert(..., empact_codes=...) or context={'empact_codes': ...}",
+        )
+    return codes
+
+
 class EmpactPriority(_Model):
     """An EMPACT priority, checked against the versioned code list (not an enum)."""
+
+    # The code list comes from the validation context (`EMPACT_CODES`), put there by
+    # `parse_alert` and `from_avro`; this docstring is published in the OpenAPI document.
 
     cycle: str = Field(max_length=9, description="Policy cycle, e.g. '2026-2029'.")
     code: str = Field(max_length=32, description="Priority code in that cycle, e.g. 'CCH'.")
 
     @field_validator("cycle")
     @classmethod
-    def _known_cycle(cls, value: str) -> str:
+    def _known_cycle(cls, value: str, info: ValidationInfo) -> str:
         value = value.strip()
         try:
-            empact_codes().lookup_cycle(value)
+            _empact_codes(info).lookup_cycle(value)
         except UnknownCodeError as exc:
             raise _fail("empact", str(exc)) from None
         return value
@@ -417,7 +436,7 @@ class EmpactPriority(_Model):
         cycle = info.data.get("cycle")
         if cycle is None:  # the cycle already failed; that error says enough
             return value
-        codes = empact_codes()
+        codes = _empact_codes(info)
         try:
             codes.lookup_code(codes.lookup_cycle(cycle), value)
         except UnknownCodeError as exc:
@@ -550,7 +569,7 @@ class BaseAlert(_Model):
         return record
 
     @classmethod
-    def from_avro(cls, record: Mapping[str, Any]) -> Self:
+    def from_avro(cls, record: Mapping[str, Any], *, empact_codes: EmpactCodeList) -> Self:
         """Re-validate a decoded record; raises `AlertValidationError` like `parse_alert`."""
         try:
             header = dict(record["header"])
@@ -566,7 +585,7 @@ class BaseAlert(_Model):
                 [("alert", f"not a {cls.ALERT_TYPE.value} Avro record: {exc!r}")]
             ) from None
         try:
-            return cls.model_validate(data)
+            return cls.model_validate(data, context={EMPACT_CODES: empact_codes})
         except ValidationError as exc:
             raise AlertValidationError(_errors(exc)) from None
 
@@ -690,10 +709,14 @@ def _alert_type(value: AlertType | str) -> AlertType | None:
 def parse_alert(
     data: Mapping[str, Any],
     *,
+    empact_codes: EmpactCodeList,
     alert_type: AlertType | str | None = None,
     producer: str | None = None,
 ) -> BaseAlert:
     """Validate the JSON shape `{"header": {...}, ...body}` into the right alert model.
+
+    `empact_codes` is the EMPACT code list an `empact_priority` is checked against
+    (`bus.adapters.schema_files.default_empact_codes()` gives the shipped one).
 
     `alert_type` and `producer` fill the header when it lacks them (the type and member an
     alert is published as: `bus publish --type --member`, the connector's member, the
@@ -720,6 +743,7 @@ def parse_alert(
                 "alert_type", f"unknown alert type {alert_type!r}; valid types: {_valid_types()}"
             )
     declared = header.get("alert_type")
+    declared_type: AlertType | None
     if declared is None:
         if wanted is None:
             _reject("header.alert_type", f"required field is missing: one of {_valid_types()}")
@@ -750,7 +774,7 @@ def parse_alert(
 
     model = ALERT_MODELS[declared_type]
     try:
-        alert = model.model_validate({**data, "header": header})
+        alert = model.model_validate({**data, "header": header}, context={EMPACT_CODES: empact_codes})
     except ValidationError as exc:
         errors += _errors(exc)
     if errors:

@@ -30,7 +30,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -45,6 +45,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from bus.core.codelists import (
+    EMPACT_CODES,
+    EmpactCodeList,
     HandlingCode,
     InformationAssessment,
     SourceReliability,
@@ -155,9 +157,9 @@ def _unique(items: list[Any]) -> list[Any]:
     return items
 
 
-def _selector_list(item: Any) -> Any:
-    """An optional non-empty list: omitting a dimension means "any", `[]` would mean "never"."""
-    return Annotated[list[item] | None, Field(min_length=1)]
+_T = TypeVar("_T")
+#: An optional non-empty list: omitting a dimension means "any", `[]` would mean "never".
+_SelectorList = Annotated[list[_T] | None, Field(min_length=1)]
 
 
 class PartnerKind(StrEnum):
@@ -239,7 +241,7 @@ class EmpactSelector(_Model):
     @model_validator(mode="after")
     def _known(self, info: ValidationInfo) -> EmpactSelector:
         """Checked against the code list when the loader passes one (a typo never matches)."""
-        codes = (info.context or {}).get("empact_codes")
+        codes = (info.context or {}).get(EMPACT_CODES)
         if codes is None:
             return self
         if self.cycle is not None:
@@ -268,15 +270,15 @@ class EmpactSelector(_Model):
 class Match(_Model):
     """Conditions on the alert header: AND across fields, OR within a list; omitted = any."""
 
-    alert_types: _selector_list(AlertType) = None
-    tlp: _selector_list(Tlp) = None
+    alert_types: _SelectorList[AlertType] = None
+    tlp: _SelectorList[Tlp] = None
     tlp_max: Tlp | None = None
-    handling_codes_any: _selector_list(HandlingCode) = None
-    handling_codes_none: _selector_list(HandlingCode) = None
-    empact: _selector_list(EmpactSelector) = None
-    countries_any: _selector_list(CountryCode) = None
-    ports_any: _selector_list(UnLocode) = None
-    producers: _selector_list(MemberId) = None
+    handling_codes_any: _SelectorList[HandlingCode] = None
+    handling_codes_none: _SelectorList[HandlingCode] = None
+    empact: _SelectorList[EmpactSelector] = None
+    countries_any: _SelectorList[CountryCode] = None
+    ports_any: _SelectorList[UnLocode] = None
+    producers: _SelectorList[MemberId] = None
     min_source_reliability: SourceReliability | None = None
     min_information_assessment: Annotated[
         InformationAssessment | None, BeforeValidator(_int_to_str)
@@ -761,12 +763,12 @@ def _unknown_partner(pid: str, known: Iterable[str]) -> str:
 
 
 def parse_policy(
-    data: Any, *, digest: str | None = None, empact_codes: Any | None = None
+    data: Any, *, digest: str | None = None, empact_codes: EmpactCodeList | None = None
 ) -> Policy:
     """Validate a policy document; every problem becomes a located PolicyValidationError.
 
-    `empact_codes` (a `bus.core.codelists.EmpactCodeList`) lets EMPACT selectors be
-    checked against the code list; the loader passes it, the core never reads files.
+    `empact_codes` lets EMPACT selectors be checked against the code list; the
+    loader passes it, the core never reads files.
     """
     from pydantic import ValidationError
 
@@ -778,7 +780,7 @@ def parse_policy(
         )
     try:
         return Policy.model_validate(
-            data, context={"digest": digest, "empact_codes": empact_codes}
+            data, context={"digest": digest, EMPACT_CODES: empact_codes}
         )
     except ValidationError as exc:
         raise PolicyValidationError(located_errors(exc)) from None

@@ -24,6 +24,7 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from bus.core.codec import SchemaSet
+from bus.core.codelists import EmpactCodeList
 from bus.core.envelope import CloudEventMeta, build_headers, format_time, parse_headers
 from bus.core.keyring import KeyResolver
 from bus.core.keys import SigningKey
@@ -80,10 +81,9 @@ class VerifiedAlert:
     """True if the alert travelled encrypted and was decrypted by this reader."""
 
 
-def seal(alert: BaseAlert, signer: SigningKey, schemas: SchemaSet | None = None) -> SealedRecord:
+def seal(alert: BaseAlert, signer: SigningKey, schemas: SchemaSet) -> SealedRecord:
     """Encode, wrap in CloudEvents headers and sign an alert as its producer."""
     check_signer(alert, signer)
-    schemas = schemas or SchemaSet.default()
     value = schemas.encode(str(alert.alert_type), alert.to_avro())
     return sign_value(alert, signer, alert.partition_key().encode(), value)
 
@@ -117,7 +117,8 @@ def unseal(
     value: bytes | None,
     headers: Headers,
     resolver: KeyResolver,
-    schemas: SchemaSet | None = None,
+    schemas: SchemaSet,
+    empact_codes: EmpactCodeList,
     *,
     accept_v1_0_until: datetime = V1_0_ACCEPTED_UNTIL,
 ) -> VerifiedAlert:
@@ -134,10 +135,11 @@ def unseal(
     then is it known who sent the record, so only then may they be told why.
     An encrypted alert is refused with reason `encrypted` after its signature
     verified: read those with `bus.core.confidential.unseal_any` (and `decrypt`).
+    `schemas` decodes the value and `empact_codes` checks its EMPACT priority
+    (`bus.adapters.schema_files` loads both; the core reads no files).
     """
     meta, version = authenticate(key, value, headers, resolver, accept_v1_0_until=accept_v1_0_until)
     assert value is not None  # authenticate refuses a null value
-    schemas = schemas or SchemaSet.default()
     with attributed_to(meta.producer):
         if schemas.is_encrypted(value):
             raise VerificationError(
@@ -145,7 +147,7 @@ def unseal(
                 "(bus.core.confidential.unseal_any, or a reader given the member's decryption key)",
                 RejectReason.ENCRYPTED,
             )
-        return decode_verified(meta, value, schemas, version=version)
+        return decode_verified(meta, value, schemas, empact_codes, version=version)
 
 
 def authenticate(
@@ -195,6 +197,7 @@ def decode_verified(
     meta: CloudEventMeta,
     value: bytes,
     schemas: SchemaSet,
+    empact_codes: EmpactCodeList,
     *,
     version: WireVersion = WireVersion.V1_1,
     encrypted: bool = False,
@@ -205,7 +208,7 @@ def decode_verified(
         raise SignatureError(
             f"header ce_type says {meta.alert_type}, disagrees with body schema {alert_type}"
         )
-    alert = _model(alert_type, record)
+    alert = _model(alert_type, record, empact_codes)
 
     h = alert.header
     _agree("ce_id", meta.id, str(h.message_id))
@@ -225,13 +228,13 @@ def decode_verified(
     )
 
 
-def _model(alert_type: str, record: dict[str, Any]) -> BaseAlert:
+def _model(alert_type: str, record: dict[str, Any], empact_codes: EmpactCodeList) -> BaseAlert:
     try:
         model = ALERT_MODELS[AlertType(alert_type)]
     except (ValueError, KeyError):
         raise SchemaError(f"no alert model for type {alert_type!r}") from None
     try:
-        return model.from_avro(record)
+        return model.from_avro(record, empact_codes=empact_codes)
     except ValidationError as exc:
         fields = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '<alert>'}: {err['msg']}"

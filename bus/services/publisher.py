@@ -14,6 +14,7 @@ import structlog
 from kafka.errors import KafkaError
 
 from bus.adapters import kafka_legacy as kafka_adapter
+from bus.adapters.schema_files import default_schemas
 from bus.config import KafkaSettings
 from bus.core.codec import SchemaSet
 from bus.core.confidential import EncryptionPolicy
@@ -65,7 +66,7 @@ class Publisher:
     ) -> None:
         self.settings = settings
         self.signer = signer
-        self.schemas = schemas or SchemaSet.default()
+        self.schemas = schemas or default_schemas()
         self.encryption = encryption
         if create_topics:
             alert_topics = [t for t in kafka_adapter.default_topics() if t.name in kafka_adapter.ALERT_TOPICS]

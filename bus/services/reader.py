@@ -19,8 +19,10 @@ from datetime import datetime
 from kafka import TopicPartition
 
 from bus.adapters import kafka_legacy as kafka_adapter
+from bus.adapters.schema_files import default_empact_codes, default_schemas
 from bus.config import KafkaSettings
 from bus.core.codec import SchemaSet
+from bus.core.codelists import EmpactCodeList
 from bus.core.confidential import Decryptor, VerifiedEnvelope, decrypt, unseal_any
 from bus.core.keyring import KeyResolver
 from bus.core.sealing import VerifiedAlert
@@ -61,6 +63,7 @@ class FeedReader:
         follow: bool = False,
         idle_timeout: float = 3.0,
         schemas: SchemaSet | None = None,
+        empact_codes: EmpactCodeList | None = None,
         since: datetime | None = None,
         accept_v1_0_until: datetime = V1_0_ACCEPTED_UNTIL,
         decryptor: Decryptor | None = None,
@@ -72,7 +75,8 @@ class FeedReader:
         self.group_id = group_id
         self.follow = follow
         self.idle_timeout = idle_timeout
-        self.schemas = schemas or SchemaSet.default()
+        self.schemas = schemas or default_schemas()
+        self.empact_codes = empact_codes or default_empact_codes()
         self.accept_v1_0_until = accept_v1_0_until
         self._consumer = kafka_adapter.consumer(
             settings, group_id=group_id,
@@ -140,11 +144,11 @@ class FeedReader:
         envelope: VerifiedEnvelope | None = None
         error: VerificationError | None = None
         try:
-            result = unseal_any(msg.key, msg.value, headers, self.resolver, self.schemas,
+            result = unseal_any(msg.key, msg.value, headers, self.resolver, self.schemas, self.empact_codes,
                                 accept_v1_0_until=self.accept_v1_0_until)
             if isinstance(result, VerifiedEnvelope):
                 envelope = result
-                verified = decrypt(result, self.decryptor, self.schemas)
+                verified = decrypt(result, self.decryptor, self.schemas, self.empact_codes)
             else:
                 verified = result
         except VerificationError as exc:

@@ -27,9 +27,9 @@ from kafka.structs import OffsetAndMetadata
 from bus.adapters import kafka_legacy as kafka_adapter
 from bus.adapters import transactions
 from bus.adapters.kafka_legacy import AUDIT_TOPIC, DLQ_TOPIC, REPLAY_TOPIC
+from bus.adapters.schema_files import default_empact_codes, default_schemas
 from bus.config import KafkaSettings
 from bus.core.audit import AuditChain
-from bus.core.codec import SchemaSet
 from bus.core.keyring import KeyResolver
 from bus.core.policy import Policy
 from bus.core.signing import V1_0_ACCEPTED_UNTIL
@@ -92,7 +92,8 @@ class Router:
         self.freshness = freshness or FreshnessPolicy()
         self.options = options or RouterOptions()
         self.clock = clock
-        self.schemas = SchemaSet.default()
+        self.schemas = default_schemas()
+        self.empact_codes = default_empact_codes()
         self.stats = RouterStats()
         self.policy, self.resolver = load()
         self._feeds = {p.id: p.feed for p in self.policy.partners}
@@ -266,7 +267,8 @@ class Router:
                     msg.key, msg.value, headers, resolver=self.resolver, policy=self.policy, feed_topics=self._feeds,
                     freshness=self.freshness,
                     seen=lambda mid: mid in self._seen or mid in pending_seen,
-                    now=now, schemas=self.schemas, accept_v1_0_until=self.options.accept_v1_0_until,
+                    now=now, schemas=self.schemas, empact_codes=self.empact_codes,
+                    accept_v1_0_until=self.options.accept_v1_0_until,
                 )
                 if result.accepted:
                     for feed in result.feeds:

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from bus.core.codec import SchemaSet
+from bus.core.codelists import EmpactCodeList
 from bus.core.keyring import KeyResolver
 from bus.core.policy import Decision, Policy, evaluate
 from bus.core.sealing import VerifiedAlert, unseal
@@ -94,6 +95,7 @@ def route(
     seen: Callable[[str], bool],
     now: datetime,
     schemas: SchemaSet,
+    empact_codes: EmpactCodeList,
     accept_v1_0_until: datetime = V1_0_ACCEPTED_UNTIL,
 ) -> RoutingResult:
     """Decide what happens to one record.
@@ -102,7 +104,8 @@ def route(
     `accept_v1_0_until` ends the wire format 1.0 transition window (see `bus.core.signing`).
     """
     try:
-        verified = unseal(key, value, headers, resolver, schemas, accept_v1_0_until=accept_v1_0_until)
+        verified = unseal(key, value, headers, resolver, schemas, empact_codes,
+                          accept_v1_0_until=accept_v1_0_until)
     except VerificationError as exc:
         return _unverified(headers, exc.reason, exc.detail, authenticated_producer=exc.producer)
     except Exception as exc:  # a hostile record must never stop the router: dead-letter it

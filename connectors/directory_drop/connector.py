@@ -19,4 +19,5 @@ class DirectoryDropConnector(InboxConnector):
         return self.settings.directory_drop
 
     def make_handler(self) -> FileHandler:
-        return DropHandler(self.settings.directory_drop, self.settings.member)
+        return DropHandler(self.settings.directory_drop, self.settings.member,
+                           empact_codes=self.services.empact_codes)

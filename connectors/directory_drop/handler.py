@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bus.adapters.schema_files import default_empact_codes
+from bus.core.codelists import EmpactCodeList
 from bus.core.models import parse_alert
 from bus.errors import AlertValidationError
 from connectors.directory_drop.config import DropSettings
@@ -14,9 +16,10 @@ from connectors.sdk.inbox import FileInfo, FileRejected, Row
 class DropHandler:
     suffixes = (".json", ".jsonl", ".csv")
 
-    def __init__(self, settings: DropSettings, member: str) -> None:
+    def __init__(self, settings: DropSettings, member: str, *, empact_codes: EmpactCodeList | None = None) -> None:
         self.settings = settings
         self.member = member
+        self.empact_codes = empact_codes or default_empact_codes()
 
     def read(self, info: FileInfo) -> list[Row]:
         is_csv = info.path.suffix.lower() == ".csv"
@@ -43,7 +46,8 @@ class DropHandler:
             if header.get("alert_type") is None and self.settings.alert_type is not None:
                 alert_type = self.settings.alert_type
         try:
-            return Row(where, parse_alert(data, alert_type=alert_type, producer=self.member))
+            alert = parse_alert(data, empact_codes=self.empact_codes, alert_type=alert_type, producer=self.member)
+            return Row(where, alert)
         except AlertValidationError as exc:
             return Row(where, problems=[f"{loc}: {message}" for loc, message in exc.errors])
 

@@ -26,7 +26,8 @@ class EdifactConnector(InboxConnector):
     def make_handler(self) -> FileHandler:
         settings = self.settings.edifact
         self._check_alert_header()
-        return EdifactHandler(settings, self.settings.member, StateStore(settings.state_path))
+        return EdifactHandler(settings, self.settings.member, StateStore(settings.state_path),
+                              empact_codes=self.services.empact_codes)
 
     def _check_alert_header(self) -> None:
         """A bad TLP in the config must stop the start, not fail every alert at run time."""
@@ -34,6 +35,7 @@ class EdifactConnector(InboxConnector):
                   "created": datetime.now(UTC).isoformat()}
         probe = {"header": header, "container_number": "CSQU3054383"}
         try:
-            parse_alert(probe, alert_type="suspicious-container", producer=self.settings.member)
+            parse_alert(probe, empact_codes=self.services.empact_codes, alert_type="suspicious-container",
+                        producer=self.settings.member)
         except AlertValidationError as exc:
             raise ConfigError("edifact.alert_header", [f"{loc}: {msg}" for loc, msg in exc.errors]) from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bus.adapters.schema_files import default_empact_codes
+from bus.core.codelists import EmpactCodeList
 from bus.core.models import parse_alert
 from bus.errors import AlertValidationError
 from connectors.edifact.alerts import alert_data
@@ -13,10 +15,12 @@ from connectors.sdk.inbox import FileInfo, FileRejected, Row
 
 
 class EdifactHandler:
-    def __init__(self, settings: EdifactInbox, member: str, store: StateStore) -> None:
+    def __init__(self, settings: EdifactInbox, member: str, store: StateStore, *,
+                 empact_codes: EmpactCodeList | None = None) -> None:
         self.settings = settings
         self.member = member
         self.store = store
+        self.empact_codes = empact_codes or default_empact_codes()
         self.suffixes = tuple(s.lower() for s in settings.suffixes)
         self._pending: dict[str, Containers] = {}
         self._containers_read: dict[str, int] = {}
@@ -37,7 +41,7 @@ class EdifactHandler:
             data = alert_data(event, findings, info, self.settings.alert_header,
                               self.settings.expires_after_days)
             try:
-                rows.append(Row(event.where, parse_alert(data, producer=self.member)))
+                rows.append(Row(event.where, parse_alert(data, empact_codes=self.empact_codes, producer=self.member)))
             except AlertValidationError as exc:
                 rows.append(Row(event.where, problems=[f"{loc}: {msg}" for loc, msg in exc.errors]))
         self._pending[info.sha256] = containers

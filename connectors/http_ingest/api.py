@@ -182,7 +182,8 @@ class IngestApi:
         for index, item in enumerate(items):
             where = index if batch else None
             try:
-                alert = parse_alert(item, alert_type=alert_type, producer=member)
+                alert = parse_alert(item, empact_codes=self.services.empact_codes, alert_type=alert_type,
+                                    producer=member)
             except AlertValidationError as exc:
                 errors += [FieldError(item=where, loc=loc, msg=msg) for loc, msg in exc.errors]
                 continue

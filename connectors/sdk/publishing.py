@@ -19,7 +19,9 @@ from collections.abc import Callable, Sequence
 import structlog
 from kafka.errors import KafkaError
 
+from bus.adapters.schema_files import default_schemas
 from bus.config import KafkaSettings
+from bus.core.codec import SchemaSet
 from bus.core.confidential import EncryptionPolicy
 from bus.core.keys import SigningKey
 from bus.core.models import BaseAlert
@@ -76,6 +78,7 @@ class ReliablePublisher:
         stop: threading.Event,
         *,
         factory: PublisherFactory = Publisher,
+        schemas: SchemaSet | None = None,
     ) -> None:
         # kafka-python's own bootstrap wait is 30 s unless told otherwise
         self.kafka = kafka.model_copy(update={"bootstrap_timeout_ms": int(options.connect_timeout_s * 1000)})
@@ -85,6 +88,7 @@ class ReliablePublisher:
         self.stop = stop
         self._factory = factory
         self.encryption = encryption_policy(options)
+        self.schemas = schemas or default_schemas()
         self._lock = threading.Lock()
         self._publisher: Publisher | None = None
         self._ok = False
@@ -107,7 +111,7 @@ class ReliablePublisher:
             if self._publisher is None:
                 probe_bootstrap(self.kafka, self.options.connect_timeout_s)
                 self._publisher = self._factory(
-                    self.kafka, self.signer, create_topics=self.options.create_topics,
+                    self.kafka, self.signer, schemas=self.schemas, create_topics=self.options.create_topics,
                     producer_options=self.producer_options(), encryption=self.encryption,
                 )
                 log.info("kafka connected", bootstrap=self.kafka.describe())
@@ -132,7 +136,7 @@ class ReliablePublisher:
             return [f"header.producer: {alert.header.producer} is not this connector's member "
                     f"{self.signer.member}"]
         try:
-            record = self.encryption.seal(alert, self.signer)
+            record = self.encryption.seal(alert, self.signer, self.schemas)
         except AlertValidationError as exc:  # EncryptionError: no recipients, no key for one
             return [f"{path}: {message}" for path, message in exc.errors]
         size = len(record.value) + len(record.key) + sum(len(k) + len(v) for k, v in record.headers)

@@ -19,8 +19,11 @@ from typing import Any, ClassVar
 
 import structlog
 
-from bus import logging as bus_logging
+from bus import logs
 from bus.adapters.keystore import load_signing_key
+from bus.adapters.schema_files import default_empact_codes, default_schemas
+from bus.core.codec import SchemaSet
+from bus.core.codelists import EmpactCodeList
 from bus.core.keys import SigningKey
 from connectors.sdk.config import ConnectorSettings
 from connectors.sdk.health import HealthServer
@@ -43,6 +46,9 @@ class Services:
     metrics: ConnectorMetrics
     stop: threading.Event
     log: Any
+    schemas: SchemaSet = field(default_factory=default_schemas)
+    """What alerts are encoded with; `empact_codes` is what their EMPACT priority is checked against."""
+    empact_codes: EmpactCodeList = field(default_factory=default_empact_codes)
     _last_beat: float = field(default_factory=time.monotonic)
 
     def beat(self) -> None:
@@ -83,14 +89,17 @@ class Runtime:
     def __init__(self, connector_class: type[Connector], settings: ConnectorSettings, *,
                  configure_logging: bool = True, signer: SigningKey | None = None) -> None:
         if configure_logging:
-            bus_logging.configure(json=settings.log_json, level=settings.log_level)
+            logs.configure(json=settings.log_json, level=settings.log_level)
         name = connector_class.name
         self.stop_event = threading.Event()
         self.metrics = ConnectorMetrics(name)
         signer = signer or load_signing_key(settings.key_file, settings.member)
         log = structlog.get_logger("connector").bind(connector=name, member=settings.member)
-        publisher = ReliablePublisher(settings.kafka, signer, settings.publish, self.metrics, self.stop_event)
-        self.services = Services(name, settings, signer, publisher, self.metrics, self.stop_event, log)
+        schemas = default_schemas()
+        publisher = ReliablePublisher(settings.kafka, signer, settings.publish, self.metrics, self.stop_event,
+                                      schemas=schemas)
+        self.services = Services(name, settings, signer, publisher, self.metrics, self.stop_event, log,
+                                 schemas=schemas, empact_codes=default_empact_codes())
         self.connector = connector_class(self.services)
         try:
             self.health = HealthServer(settings.health.host, settings.health.port, metrics=self.metrics,

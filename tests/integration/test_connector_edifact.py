@@ -12,7 +12,7 @@ from bus.adapters.keystore import generate_keypair
 from bus.core.sealing import unseal
 from connectors.edifact.connector import EdifactConnector
 from connectors.sdk.testing import running, settings_for
-from tests.helpers import keyring_for, read_all, wait_for
+from tests.helpers import CODES, SCHEMAS, keyring_for, read_all, wait_for
 
 SAMPLES = Path(__file__).resolve().parents[2] / "connectors" / "edifact" / "samples"
 TOPIC = "alerts.suspicious-container"
@@ -20,7 +20,7 @@ TOPIC = "alerts.suspicious-container"
 
 def alerts_of(kafka, member: str, signer) -> list:
     source = f"urn:epa:member:{member}".encode()
-    return [unseal(r.key, r.value, r.headers, keyring_for(signer)).alert for r in read_all(kafka, TOPIC)
+    return [unseal(r.key, r.value, r.headers, keyring_for(signer), SCHEMAS, CODES).alert for r in read_all(kafka, TOPIC)
             if dict(r.headers).get("ce_source") == source]
 
 

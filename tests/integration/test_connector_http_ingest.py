@@ -17,7 +17,7 @@ from connectors.http_ingest.auth import hash_token
 from connectors.http_ingest.connector import HttpIngestConnector
 from connectors.http_ingest.openapi import COMMITTED
 from connectors.sdk.testing import running, settings_for
-from tests.helpers import EXAMPLES, keyring_for, read_all
+from tests.helpers import CODES, EXAMPLES, SCHEMAS, keyring_for, read_all
 
 MEMBER = "NL-CUSTOMS"
 RISK_TOKEN = "risk-engine-token-0123456789abcdef0123456789"
@@ -79,7 +79,7 @@ def on_topic(kafka, topic: str, signer: SigningKey) -> dict[str, object]:
         headers = dict(record.headers)
         if headers.get("ce_source", b"").decode().endswith(MEMBER):
             try:
-                verified = unseal(record.key, record.value, record.headers, keyring_for(signer))
+                verified = unseal(record.key, record.value, record.headers, keyring_for(signer), SCHEMAS, CODES)
             except Exception:
                 continue
             found[str(verified.message_id)] = (record, verified)

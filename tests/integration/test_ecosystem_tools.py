@@ -24,7 +24,7 @@ from bus.core.keys import SigningKey
 from bus.core.sealing import unseal
 from bus.services.publisher import Publisher
 from bus.services.reader import FeedReader, FeedRecord
-from tests.helpers import example, keyring_for
+from tests.helpers import CODES, SCHEMAS, example, keyring_for
 
 TOPIC = "alerts.suspicious-container"
 COVERED = ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "content-type", "bus_keyid")
@@ -78,7 +78,7 @@ def test_cloudevents_sdk_current_kafka_binding(published: tuple[SigningKey, list
         assert event.get_data() == record.value  # Avro is not JSON: the SDK hands over the bytes
         # and what the SDK parsed still verifies as the bus record it came from
         rebuilt = [(k, v) for k, v in record.headers]
-        unseal(record.key, event.get_data(), rebuilt, keyring_for(signer))
+        unseal(record.key, event.get_data(), rebuilt, keyring_for(signer), SCHEMAS, CODES)
 
 
 def test_cloudevents_sdk_legacy_kafka_binding(published: tuple[SigningKey, list[FeedRecord], list[FeedRecord]]

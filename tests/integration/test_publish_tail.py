@@ -14,7 +14,7 @@ from bus.core.sealing import seal
 from bus.errors import RejectReason
 from bus.services.publisher import Publisher
 from bus.services.reader import FeedReader
-from tests.helpers import example, keyring_for, read_all, run_bus
+from tests.helpers import SCHEMAS, example, keyring_for, read_all, run_bus
 
 TYPES = ["suspicious-container", "corruption-indicator", "operation-notice"]
 COVERED = ["ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "content-type", "bus_keyid"]
@@ -80,7 +80,7 @@ def tampered_variants(record):
 
 
 def test_any_tampering_fails_verification_on_the_real_broker(kafka, signer, unique):
-    record = seal(example("suspicious-container"), signer)
+    record = seal(example("suspicious-container"), signer, SCHEMAS)
     topic = scratch_topic(kafka, unique)
     variants = list(tampered_variants(record))
     produce_raw(kafka, topic, record.key, record.value, record.headers)  # the genuine one
@@ -96,7 +96,7 @@ def test_any_tampering_fails_verification_on_the_real_broker(kafka, signer, uniq
 
 def test_unknown_key_is_reported_as_such(kafka, signer, unique):
     stranger = SigningKey.generate("NL-CUSTOMS")
-    record = seal(example("corruption-indicator"), stranger)
+    record = seal(example("corruption-indicator"), stranger, SCHEMAS)
     topic = scratch_topic(kafka, unique)
     produce_raw(kafka, topic, record.key, record.value, record.headers)
     [rec] = read_verified(kafka, topic, signer)

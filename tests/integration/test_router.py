@@ -25,7 +25,7 @@ from bus.core.signing import sign_record
 from bus.services.publisher import Publisher
 from bus.services.router import Router, RouterOptions
 from bus.services.router_sources import FileSources
-from tests.helpers import REPO, assert_delivered_once, example, read_all, run_bus
+from tests.helpers import REPO, SCHEMAS, assert_delivered_once, example, read_all, run_bus
 
 NEUTRAL = {
     "tlp": "AMBER", "handling_codes": [], "source_reliability": "C", "information_assessment": "3",
@@ -143,14 +143,14 @@ def routed(kafka, world):
             pub.publish_many(batch)
 
     nl = fed.signers["NL-CUSTOMS"]
-    genuine = seal(example("suspicious-container", producer="NL-CUSTOMS", **NEUTRAL), nl)
+    genuine = seal(example("suspicious-container", producer="NL-CUSTOMS", **NEUTRAL), nl, SCHEMAS)
     tampered_value = bytearray(genuine.value)
     tampered_value[-3] ^= 0x40
     tampered = SealedRecord(genuine.topic, genuine.key, bytes(tampered_value), genuine.headers)
-    replay_original = seal(example("corruption-indicator", producer="NL-CUSTOMS", **NEUTRAL), nl)
+    replay_original = seal(example("corruption-indicator", producer="NL-CUSTOMS", **NEUTRAL), nl, SCHEMAS)
     # correctly signed, but the value is not Avro of any known schema
     stale = seal(example("corruption-indicator", producer="NL-CUSTOMS",
-                         **{**NEUTRAL, "created": (datetime.now(UTC) - timedelta(days=30)).isoformat()}), nl)
+                         **{**NEUTRAL, "created": (datetime.now(UTC) - timedelta(days=30)).isoformat()}), nl, SCHEMAS)
     junk_headers = build_headers(message_id=example("corruption-indicator").header.message_id, producer="NL-CUSTOMS",
                                  alert_type="corruption-indicator", time=datetime.now(UTC), key_id=nl.key_id)
     junk_value = b"\xc3\x01" + b"\x00" * 8 + b"not avro at all"

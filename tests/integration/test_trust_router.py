@@ -25,7 +25,7 @@ from bus.errors import BusError
 from bus.services.publisher import Publisher
 from bus.services.router import Router, RouterOptions
 from bus.services.router_sources import FileSources
-from tests.helpers import example, read_all
+from tests.helpers import SCHEMAS, example, read_all
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 DAY = timedelta(days=1)
@@ -128,25 +128,25 @@ def outcomes(kafka, setup):
     """Publish one record per situation, route once; map label -> (outcome, reason)."""
     fed: Federation = setup["fed"]
     impostor = SigningKey("BE-FEDPOL", fed.nl_new.key)  # NL-CUSTOMS's key claiming to be BE-FEDPOL
-    tampered = seal(alert("BE-FEDPOL"), fed.be)
+    tampered = seal(alert("BE-FEDPOL"), fed.be, SCHEMAS)
     flipped = bytearray(tampered.value)
     flipped[-2] ^= 1
-    replayed = seal(alert("EUROPOL"), fed.europol)
+    replayed = seal(alert("EUROPOL"), fed.europol, SCHEMAS)
     records = {
-        "rotation: old key in overlap": seal(alert("NL-CUSTOMS", created=iso(NOW - 3 * DAY)), fed.nl_old),
-        "rotation: new key in overlap": seal(alert("NL-CUSTOMS", created=iso(NOW - 3 * DAY)), fed.nl_new),
-        "rotation: old key after expiry": seal(alert("NL-CUSTOMS", created=iso(NOW - DAY)), fed.nl_old),
-        "rotation: new key after expiry": seal(alert("NL-CUSTOMS"), fed.nl_new),
-        "revocation: created before": seal(alert("BE-FEDPOL", created=iso(NOW - 3 * DAY)), fed.be_revoked),
-        "revocation: created after": seal(alert("BE-FEDPOL", created=iso(NOW - DAY)), fed.be_revoked),
-        "unknown key": seal(alert("BE-FEDPOL"), SigningKey.generate("BE-FEDPOL")),
-        "key not owned": seal(alert("BE-FEDPOL"), impostor),
-        "type not allowed": seal(alert("PORT-ROTTERDAM", "operation-notice"), fed.port),
-        "key not yet valid": seal(alert("DE-CUSTOMS"), fed.de_future),
-        "stale": seal(alert("BE-FEDPOL", created=iso(NOW - 10 * DAY)), fed.be),
-        "future": seal(alert("BE-FEDPOL", created=iso(NOW + timedelta(hours=1))), fed.be),
+        "rotation: old key in overlap": seal(alert("NL-CUSTOMS", created=iso(NOW - 3 * DAY)), fed.nl_old, SCHEMAS),
+        "rotation: new key in overlap": seal(alert("NL-CUSTOMS", created=iso(NOW - 3 * DAY)), fed.nl_new, SCHEMAS),
+        "rotation: old key after expiry": seal(alert("NL-CUSTOMS", created=iso(NOW - DAY)), fed.nl_old, SCHEMAS),
+        "rotation: new key after expiry": seal(alert("NL-CUSTOMS"), fed.nl_new, SCHEMAS),
+        "revocation: created before": seal(alert("BE-FEDPOL", created=iso(NOW - 3 * DAY)), fed.be_revoked, SCHEMAS),
+        "revocation: created after": seal(alert("BE-FEDPOL", created=iso(NOW - DAY)), fed.be_revoked, SCHEMAS),
+        "unknown key": seal(alert("BE-FEDPOL"), SigningKey.generate("BE-FEDPOL"), SCHEMAS),
+        "key not owned": seal(alert("BE-FEDPOL"), impostor, SCHEMAS),
+        "type not allowed": seal(alert("PORT-ROTTERDAM", "operation-notice"), fed.port, SCHEMAS),
+        "key not yet valid": seal(alert("DE-CUSTOMS"), fed.de_future, SCHEMAS),
+        "stale": seal(alert("BE-FEDPOL", created=iso(NOW - 10 * DAY)), fed.be, SCHEMAS),
+        "future": seal(alert("BE-FEDPOL", created=iso(NOW + timedelta(hours=1))), fed.be, SCHEMAS),
         "expired": seal(alert("BE-FEDPOL", created=iso(NOW - timedelta(hours=2)),
-                              expires=iso(NOW - timedelta(minutes=1))), fed.be),
+                              expires=iso(NOW - timedelta(minutes=1))), fed.be, SCHEMAS),
         "bad signature": SealedRecord(tampered.topic, tampered.key, bytes(flipped), tampered.headers),
         "bad schema": signed_junk(fed.be),
         "replay: first": replayed,

@@ -13,12 +13,12 @@ from fastavro.schema import load_schema, to_parsing_canonical_form
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bus.core import codec
+from bus.adapters.schema_files import load_schemas
 from bus.core.codec import HEADER_SIZE, MAGIC, SchemaSet, crc64_fingerprint
 from bus.errors import BusError, SchemaError
 
 REPO = Path(__file__).resolve().parents[2]
-SHIPPED = SchemaSet(REPO / "schemas" / "avro")
+SHIPPED = load_schemas(REPO / "schemas" / "avro")
 
 HEADER = {
     "type": "record", "name": "Head", "namespace": "t",
@@ -39,6 +39,12 @@ OLD = {
 OTHER = {"type": "record", "name": "Other", "namespace": "t",
          "fields": [{"name": "x", "type": "int"}]}
 RECORD = {"header": {"id": "a1", "n": 7}, "label": "MSCU1234565", "tags": ["x", "y"]}
+TEXTS = {
+    "t.Head.avsc": json.dumps(HEADER),
+    "thing.avsc": json.dumps(CURRENT),
+    "thing.r1.avsc": json.dumps(OLD),
+    "other-thing.avsc": json.dumps(OTHER),
+}
 
 
 def crc64_avro(data: bytes) -> int:
@@ -58,19 +64,14 @@ def crc64_avro(data: bytes) -> int:
 
 @pytest.fixture
 def schema_dir(tmp_path: Path) -> Path:
-    for name, schema in {
-        "t.Head.avsc": HEADER,
-        "thing.avsc": CURRENT,
-        "thing.r1.avsc": OLD,
-        "other-thing.avsc": OTHER,
-    }.items():
-        (tmp_path / name).write_text(json.dumps(schema))
+    for name, text in TEXTS.items():
+        (tmp_path / name).write_text(text)
     return tmp_path
 
 
 @pytest.fixture
-def schemas(schema_dir: Path) -> SchemaSet:
-    return SchemaSet(schema_dir)
+def schemas() -> SchemaSet:
+    return SchemaSet.from_texts(TEXTS)
 
 
 def test_fingerprint_byte_order_matches_the_avro_spec() -> None:
@@ -182,28 +183,25 @@ def test_decode_arbitrary_body_only_raises_schema_error(alert_type: str, body: b
     assert decoded_type == alert_type and isinstance(record, dict)
 
 
-def test_missing_or_empty_folder(tmp_path: Path) -> None:
-    with pytest.raises(BusError, match="does not exist"):
-        SchemaSet(tmp_path / "nope")
-    with pytest.raises(BusError, match=r"no <alert-type>\.avsc"):
-        SchemaSet(tmp_path)
+def test_fingerprints_are_those_of_fastavro_loading_the_files(schemas: SchemaSet, schema_dir: Path) -> None:
+    """Texts in memory resolve references exactly like files in a folder: same bytes on the wire."""
+    for name in ("thing.avsc", "thing.r1.avsc", "other-thing.avsc"):
+        from_file = load_schema(str(schema_dir / name))
+        assert schemas.fingerprints()[crc64_fingerprint(from_file)][1] == name
 
 
-def test_unloadable_schema_is_a_clear_error(tmp_path: Path) -> None:
-    (tmp_path / "thing.avsc").write_text(json.dumps(CURRENT))  # t.Head is missing
+def test_no_alert_schema_is_a_clear_error() -> None:
+    with pytest.raises(BusError, match=r"no <alert-type>\.avsc schemas in <memory>"):
+        SchemaSet.from_texts({})
+    with pytest.raises(BusError, match=r"no <alert-type>\.avsc schemas in shelf"):
+        SchemaSet.from_texts({"t.Head.avsc": TEXTS["t.Head.avsc"], "notes.txt": "x"}, origin="shelf")
+
+
+def test_unloadable_schema_is_a_clear_error() -> None:
+    with pytest.raises(BusError, match=r"cannot load Avro schema shelf/thing\.avsc"):
+        SchemaSet.from_texts({"thing.avsc": TEXTS["thing.avsc"]}, origin="shelf")  # t.Head is missing
     with pytest.raises(BusError, match=r"cannot load Avro schema .*thing\.avsc"):
-        SchemaSet(tmp_path)
-
-
-def test_default_is_cached_and_follows_the_env(
-    schema_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv(codec.SCHEMAS_ENV, str(schema_dir))
-    first = SchemaSet.default()
-    assert first is SchemaSet.default()
-    assert first.alert_types == {"thing", "other-thing"}
-    monkeypatch.delenv(codec.SCHEMAS_ENV)
-    assert SchemaSet.default().directory.resolve() == (REPO / "schemas" / "avro").resolve()
+        SchemaSet.from_texts({"thing.avsc": "{not json"})
 
 
 # ---- the shipped schemas ----

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bus.core.codec import SchemaSet
+from bus.adapters.schema_files import default_schemas
 from bus.core.confidential import (
     PAD_BLOCK,
     SUITE,
@@ -47,10 +47,10 @@ from bus.errors import (
     SignatureError,
     VerificationError,
 )
-from tests.helpers import example
+from tests.helpers import CODES, example
 from tests.unit.test_policy import headers, policies
 
-SCHEMAS = SchemaSet.default()
+SCHEMAS = default_schemas()
 NOW = datetime.now(UTC).replace(microsecond=0)
 DAY = timedelta(days=1)
 MEMBERS = ["NL-CUSTOMS", "BE-CUSTOMS", "NL-POLICE", "EUROPOL", "DE-CUSTOMS", "PORT-ROTTERDAM"]
@@ -88,11 +88,11 @@ def decryptor(member: str, *keys: DecryptionKey) -> Decryptor:
 def open_as(record: SealedRecord, member: str | None, directory: FederationDirectory = DIRECTORY,
             keys: tuple[DecryptionKey, ...] = ()) -> VerifiedAlert:
     dec = None if member is None else decryptor(member, *keys)
-    return unseal_and_decrypt(record.key, record.value, record.headers, directory, dec, SCHEMAS)
+    return unseal_and_decrypt(record.key, record.value, record.headers, directory, dec, SCHEMAS, CODES)
 
 
 def envelope_of(record: SealedRecord) -> VerifiedEnvelope:
-    result = unseal_any(record.key, record.value, record.headers, DIRECTORY, SCHEMAS)
+    result = unseal_any(record.key, record.value, record.headers, DIRECTORY, SCHEMAS, CODES)
     assert isinstance(result, VerifiedEnvelope)
     return result
 
@@ -138,7 +138,7 @@ def test_without_a_decryption_key_the_record_verifies_but_stays_closed() -> None
     assert reason(lambda: open_as(RECORD, None)) is RejectReason.ENCRYPTED
     # the plain verifier (today's router) refuses it by name, after the signature verified
     with pytest.raises(VerificationError) as info:
-        unseal(RECORD.key, RECORD.value, RECORD.headers, DIRECTORY, SCHEMAS)
+        unseal(RECORD.key, RECORD.value, RECORD.headers, DIRECTORY, SCHEMAS, CODES)
     assert info.value.reason is RejectReason.ENCRYPTED and info.value.producer == "NL-CUSTOMS"
     with pytest.raises(SchemaError, match="encrypted alert"):
         SCHEMAS.decode(RECORD.value)
@@ -165,7 +165,7 @@ def test_a_recipient_holding_only_another_key_is_told_which_key_is_needed() -> N
 
 def test_plain_alerts_pass_through_the_same_calls() -> None:
     plain = seal(alert("suspicious-container", tlp="AMBER"), SIGNERS["NL-CUSTOMS"], SCHEMAS)
-    result = unseal_any(plain.key, plain.value, plain.headers, DIRECTORY, SCHEMAS)
+    result = unseal_any(plain.key, plain.value, plain.headers, DIRECTORY, SCHEMAS, CODES)
     assert isinstance(result, VerifiedAlert) and not result.encrypted
     assert open_as(plain, "PORT-ROTTERDAM").alert == result.alert  # nothing to decrypt
 
@@ -404,9 +404,9 @@ def test_the_clear_header_must_state_what_the_alert_says() -> None:
     record = handmade(a, lie, data_key=bytes(range(32)))
     assert envelope_of(record).routing_facts().tlp == "GREEN"
     with pytest.raises(SignatureError, match="disagrees with the clear header in tlp"):
-        decrypt(envelope_of(record), decryptor("EUROPOL"), SCHEMAS)
+        decrypt(envelope_of(record), decryptor("EUROPOL"), SCHEMAS, CODES)
     honest = handmade(a, ClearHeader.of(a.header).to_avro(), data_key=bytes(range(32)))
-    assert decrypt(envelope_of(honest), decryptor("EUROPOL"), SCHEMAS).alert == a  # the helper is sound
+    assert decrypt(envelope_of(honest), decryptor("EUROPOL"), SCHEMAS, CODES).alert == a  # the helper is sound
 
 
 def test_every_recipient_must_open_the_data_key_the_producer_committed_to() -> None:
@@ -511,7 +511,7 @@ def test_rotation_old_key_opens_what_was_wrapped_for_it_new_key_is_used_afterwar
 
 
 def envelope_of_in(record: SealedRecord, directory: FederationDirectory) -> VerifiedEnvelope:
-    result = unseal_any(record.key, record.value, record.headers, directory, SCHEMAS)
+    result = unseal_any(record.key, record.value, record.headers, directory, SCHEMAS, CODES)
     assert isinstance(result, VerifiedEnvelope)
     return result
 
@@ -536,7 +536,8 @@ def test_the_signing_resolver_never_accepts_an_encryption_key() -> None:
     record = seal(alert(tlp="AMBER"), as_signer, SCHEMAS)
     headers = [(n, DECRYPTION["NL-CUSTOMS"].key_id.encode()) if n == "bus_keyid" else (n, v)
                for n, v in record.headers]
-    assert reason(lambda: unseal(record.key, record.value, headers, DIRECTORY, SCHEMAS)) is RejectReason.UNKNOWN_KEY
+    verdict = reason(lambda: unseal(record.key, record.value, headers, DIRECTORY, SCHEMAS, CODES))
+    assert verdict is RejectReason.UNKNOWN_KEY
 
 
 POLICY_ALERT = json.dumps({"header": {
@@ -554,7 +555,7 @@ def test_property_policy_restrictions_hold_on_the_clear_facts(data: st.DataObjec
     header = header.model_copy(update={"producer": "NL-CUSTOMS", "alert_type": AlertType.SUSPICIOUS_CONTAINER})
     body = json.loads(POLICY_ALERT)
     body["header"] = json.loads(header.model_dump_json())
-    a = parse_alert(body)
+    a = parse_alert(body, empact_codes=CODES)
     record = seal_encrypted(a, SIGNERS["NL-CUSTOMS"], DIRECTORY, SCHEMAS)
     env = envelope_of(record)
 
@@ -577,7 +578,7 @@ def test_clear_header_refuses_invalid_values_by_field() -> None:
     data = SCHEMAS.decode_encrypted(RECORD.value)
     data["header"]["countries"] = ["XX"]
     with pytest.raises(SchemaError, match="countries"):
-        ClearHeader.from_avro(data["header"])
+        ClearHeader.from_avro(data["header"], empact_codes=CODES)
     data["header"]["release_to"] = []
     with pytest.raises(SchemaError, match="release_to"):
-        ClearHeader.from_avro(data["header"])
+        ClearHeader.from_avro(data["header"], empact_codes=CODES)

@@ -30,7 +30,6 @@ from bus.adapters.keystore import (
 )
 from bus.cli import app
 from bus.cli.tail import record_dict, row
-from bus.core.codec import SchemaSet
 from bus.core.confidential import Decryptor, EncryptMode, decrypt, seal_encrypted, unseal_any
 from bus.core.keys import DecryptionKey, EncryptionPublicKey, SigningKey, thumbprint
 from bus.core.trust import KeyUse, MemberKey, add_key, sign_directory
@@ -39,7 +38,7 @@ from bus.services.reader import FeedRecord
 from connectors.sdk.config import PublishSettings
 from connectors.sdk.metrics import ConnectorMetrics
 from connectors.sdk.publishing import ReliablePublisher
-from tests.helpers import example
+from tests.helpers import CODES, SCHEMAS, example
 
 P = 2**255 - 19
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -121,12 +120,12 @@ def test_demo_members_can_all_receive_encrypted_alerts(tmp_path: Path) -> None:
         assert stat.S_IMODE((fed.keys_dir / f"{member}.enc.key").stat().st_mode) == 0o600
         assert fed.directory.encryption_key_for(member, NOW).key_id == key.key_id
     a = example("corruption-indicator", producer="BE-FEDPOL")
-    record = seal_encrypted(a, fed.signers["BE-FEDPOL"], fed.directory)
-    env = unseal_any(record.key, record.value, record.headers, fed.directory)
+    record = seal_encrypted(a, fed.signers["BE-FEDPOL"], fed.directory, SCHEMAS)
+    env = unseal_any(record.key, record.value, record.headers, fed.directory, SCHEMAS, CODES)
     assert not isinstance(env, type(None))
     for member in a.header.release_to:
         key = load_decryption_key(fed.keys_dir / f"{member}.enc.key", member)
-        assert decrypt(env, Decryptor.of([key])).alert == a  # type: ignore[arg-type]
+        assert decrypt(env, Decryptor.of([key]), SCHEMAS, CODES).alert == a  # type: ignore[arg-type]
 
 
 # -- key files and the CLI -------------------------------------------------------------------
@@ -266,15 +265,15 @@ def feed_record(record: object, verified: object, error: VerificationError | Non
 def test_tail_shows_the_clear_facts_of_what_it_cannot_read_and_nothing_else(tmp_path: Path) -> None:
     fed = make_demo(tmp_path / "demo", now=NOW)
     a = example("corruption-indicator", producer="BE-FEDPOL")
-    record = seal_encrypted(a, fed.signers["BE-FEDPOL"], fed.directory)
-    env = unseal_any(record.key, record.value, record.headers, fed.directory, SchemaSet.default())
+    record = seal_encrypted(a, fed.signers["BE-FEDPOL"], fed.directory, SCHEMAS)
+    env = unseal_any(record.key, record.value, record.headers, fed.directory, SCHEMAS, CODES)
     closed = VerificationError("encrypted", RejectReason.ENCRYPTED)
     shown = " ".join([row(feed_record(record, None, closed, env)), str(record_dict(feed_record(
         record, None, closed, env)))])
     assert "encrypted" in shown and "TLP:RED" in shown and "BE-CUSTOMS" in shown
     for secret in (a.header.summary[:30], a.subject_reference, "MSCU7482106"):  # type: ignore[attr-defined]
         assert secret not in shown
-    opened = decrypt(env, Decryptor.of([fed.decryption_keys["EUROPOL"]]))  # type: ignore[arg-type]
+    opened = decrypt(env, Decryptor.of([fed.decryption_keys["EUROPOL"]]), SCHEMAS, CODES)  # type: ignore[arg-type]
     text = row(feed_record(record, opened, None, env))
     assert "decrypted" in text and a.header.summary[:30] in text
     assert record_dict(feed_record(record, opened, None, env))["encrypted"] is True

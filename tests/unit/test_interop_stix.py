@@ -20,6 +20,7 @@ from bus.errors import InvalidInput
 from bus.interop import stix as mapping
 from bus.interop.stix_schemas import render
 from tests.alert_strategies import example_bodies, recorded, recorded_alerts
+from tests.helpers import CODES
 
 ALERT_EXT = mapping.ALERT_EXTENSION_ID
 #: The only SHOULD the export knowingly breaks: SDO ids are UUIDv5 (deterministic), not UUIDv4.
@@ -132,7 +133,7 @@ def test_stix2_parses_the_bundle_back_to_the_same_objects() -> None:
 def test_main_object_carries_the_whole_alert() -> None:
     for alert in EXAMPLES:
         main = mapping.alert_objects(alert).objects[0]
-        assert parse_alert(main.extensions[ALERT_EXT]["alert"]) == alert
+        assert parse_alert(main.extensions[ALERT_EXT]["alert"], empact_codes=CODES) == alert
 
 
 # -- determinism -----------------------------------------------------------------------------------
@@ -141,7 +142,7 @@ def test_main_object_carries_the_whole_alert() -> None:
 @settings(max_examples=60, deadline=None)
 @given(alert=recorded_alerts())
 def test_reexport_gives_identical_objects(alert: BaseAlert) -> None:
-    again = parse_alert(alert.model_dump(mode="json"))
+    again = parse_alert(alert.model_dump(mode="json"), empact_codes=CODES)
     first, second = mapping.alert_objects(alert), mapping.alert_objects(again)
     assert [o.serialize() for o in first.all] == [o.serialize() for o in second.all]
 

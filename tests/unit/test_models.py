@@ -26,14 +26,13 @@ from pydantic import ValidationError
 from stdnum import iso6346
 
 from bus.core.codelists import (
+    EMPACT_CODES,
     CodeListError,
-    EmpactCodeList,
     HandlingCode,
     InformationAssessment,
     SourceReliability,
     Tlp,
-    empact_codes,
-    load_empact,
+    parse_empact,
 )
 from bus.core.models import (
     ALERT_MODELS,
@@ -54,6 +53,7 @@ from bus.core.models import (
     parse_alert,
 )
 from bus.errors import AlertValidationError
+from tests.helpers import CODES
 
 REPO = Path(__file__).resolve().parents[2]
 AVRO_DIR = REPO / "schemas" / "avro"
@@ -95,6 +95,7 @@ def _avro_round_trip(alert: BaseAlert) -> dict[str, Any]:
 
 def _errors(data: dict[str, Any], **kwargs: Any) -> list[tuple[str, str]]:
     kwargs.setdefault("producer", MEMBER)
+    kwargs.setdefault("empact_codes", CODES)
     with pytest.raises(AlertValidationError) as info:
         parse_alert(data, **kwargs)
     return info.value.errors
@@ -115,20 +116,20 @@ def test_there_is_an_example_of_every_type() -> None:
 
 @pytest.mark.parametrize(("name", "data"), EXAMPLE_ITEMS, ids=[n for n, _ in EXAMPLE_ITEMS])
 def test_example_round_trips_through_avro(name: str, data: dict[str, Any]) -> None:
-    alert = parse_alert(data, producer=MEMBER)
+    alert = parse_alert(data, empact_codes=CODES, producer=MEMBER)
     record = _avro_round_trip(alert)
-    back = type(alert).from_avro(record)
+    back = type(alert).from_avro(record, empact_codes=CODES)
     assert back == alert
     assert back.partition_key() == alert.partition_key()
 
 
 @pytest.mark.parametrize(("name", "data"), EXAMPLE_ITEMS, ids=[n for n, _ in EXAMPLE_ITEMS])
 def test_example_round_trips_through_json(name: str, data: dict[str, Any]) -> None:
-    alert = parse_alert(data, producer=MEMBER)
+    alert = parse_alert(data, empact_codes=CODES, producer=MEMBER)
     dumped = alert.model_dump(mode="json")
     assert set(data) <= set(dumped)
     assert set(data["header"]) <= set(dumped["header"])
-    assert parse_alert(json.loads(json.dumps(dumped))) == alert
+    assert parse_alert(json.loads(json.dumps(dumped)), empact_codes=CODES) == alert
 
 
 @pytest.mark.parametrize("alert_type", list(AlertType))
@@ -182,26 +183,26 @@ def test_body_enum_names_map_to_values(enum: type[Enum]) -> None:
 
 
 def test_amber_strict_maps_to_avro_symbol() -> None:
-    alert = parse_alert(_example("operation-notice.json"), producer=MEMBER)
+    alert = parse_alert(_example("operation-notice.json"), empact_codes=CODES, producer=MEMBER)
     assert alert.header.tlp is Tlp.AMBER_STRICT
     assert alert.to_avro()["header"]["tlp"] == "AMBER_STRICT"
     assert alert.model_dump(mode="json")["header"]["tlp"] == "AMBER+STRICT"
 
 
 def test_from_avro_rejects_unknown_symbol() -> None:
-    alert = parse_alert(_example("suspicious-container.json"), producer=MEMBER)
+    alert = parse_alert(_example("suspicious-container.json"), empact_codes=CODES, producer=MEMBER)
     record = alert.to_avro()
     record["header"]["tlp"] = "PURPLE"
     with pytest.raises(AlertValidationError, match="not a suspicious-container Avro record"):
-        SuspiciousContainerAlert.from_avro(record)
+        SuspiciousContainerAlert.from_avro(record, empact_codes=CODES)
 
 
 def test_from_avro_rejects_wrong_alert_type() -> None:
-    alert = parse_alert(_example("suspicious-container.json"), producer=MEMBER)
+    alert = parse_alert(_example("suspicious-container.json"), empact_codes=CODES, producer=MEMBER)
     record = alert.to_avro()
     record["header"]["alert_type"] = "OPERATION_NOTICE"
     with pytest.raises(AlertValidationError) as info:
-        SuspiciousContainerAlert.from_avro(record)
+        SuspiciousContainerAlert.from_avro(record, empact_codes=CODES)
     _assert_error(info.value.errors, "header", "this is a suspicious-container alert")
 
 
@@ -210,7 +211,7 @@ def test_from_avro_rejects_wrong_alert_type() -> None:
 
 def test_defaults_are_filled() -> None:
     before = datetime.now(UTC) - timedelta(seconds=1)
-    alert = parse_alert(_example("suspicious-container.json"), producer=MEMBER)
+    alert = parse_alert(_example("suspicious-container.json"), empact_codes=CODES, producer=MEMBER)
     header = alert.header
     assert type(header.message_id) is uuid.UUID and header.message_id.version == 7
     assert header.producer == MEMBER
@@ -222,7 +223,7 @@ def test_defaults_are_filled() -> None:
 def test_alert_type_comes_from_argument_when_header_lacks_it() -> None:
     data = _example("operation-notice.json")
     del data["header"]["alert_type"]
-    alert = parse_alert(data, alert_type="operation-notice", producer=MEMBER)
+    alert = parse_alert(data, empact_codes=CODES, alert_type="operation-notice", producer=MEMBER)
     assert isinstance(alert, OperationNoticeAlert)
     assert alert.partition_key() == "ES-2026-CD-0117"
 
@@ -235,7 +236,7 @@ def test_identifiers_are_normalised() -> None:
     data["hs_code"] = "0803.90.10"
     data["header"]["countries"] = ["ec", "nl"]
     data["header"]["created"] = "2026-11-20T10:15:30.123456+01:00"
-    alert = parse_alert(data, producer=MEMBER)
+    alert = parse_alert(data, empact_codes=CODES, producer=MEMBER)
     assert isinstance(alert, SuspiciousContainerAlert)
     assert alert.container_number == "CSQU3054383"
     assert alert.vessel_imo == "9074729"
@@ -248,11 +249,11 @@ def test_identifiers_are_normalised() -> None:
 def test_imo_number_may_be_a_json_number() -> None:
     data = _example("operation-notice.json")
     data["vessels"] = [9074729]
-    assert parse_alert(data, producer=MEMBER).vessels == ["9074729"]
+    assert parse_alert(data, empact_codes=CODES, producer=MEMBER).vessels == ["9074729"]
 
 
 def test_models_are_frozen() -> None:
-    alert = parse_alert(_example("suspicious-container.json"), producer=MEMBER)
+    alert = parse_alert(_example("suspicious-container.json"), empact_codes=CODES, producer=MEMBER)
     with pytest.raises(ValidationError):
         alert.container_number = "MSCU7482106"  # type: ignore[misc]
     with pytest.raises(ValidationError):
@@ -394,7 +395,7 @@ def test_person_name_as_subject_is_rejected_without_echoing_it() -> None:
     data = _example("corruption-indicator.json")
     data["subject_reference"] = "Jan Janssens"
     with pytest.raises(AlertValidationError) as info:
-        parse_alert(data, producer=MEMBER)
+        parse_alert(data, empact_codes=CODES, producer=MEMBER)
     _assert_error(info.value.errors, "subject_reference", "never a person's name")
     assert "Janssens" not in str(info.value)
 
@@ -405,7 +406,7 @@ def test_producer_must_match_member() -> None:
     errors = _errors(data, producer="NL-CUSTOMS")
     _assert_error(errors, "header.producer", "'BE-CUSTOMS' does not match the publishing member 'NL-CUSTOMS'")
     # the same producer in both places is fine
-    assert parse_alert(data, producer="BE-CUSTOMS").header.producer == "BE-CUSTOMS"
+    assert parse_alert(data, empact_codes=CODES, producer="BE-CUSTOMS").header.producer == "BE-CUSTOMS"
 
 
 def test_producer_is_required_somewhere() -> None:
@@ -460,7 +461,7 @@ def test_container_check_digit_property(owner: str, serial: int, wrong: int) -> 
     good = body + iso6346.calc_check_digit(body)
     data = _example("suspicious-container.json")
     data["container_number"] = good
-    assert parse_alert(data, producer=MEMBER).partition_key() == good
+    assert parse_alert(data, empact_codes=CODES, producer=MEMBER).partition_key() == good
     bad = body + str((int(good[-1]) + wrong) % 10)
     data["container_number"] = bad
     _assert_error(_errors(data), "container_number", f"(expected {good[-1]})")
@@ -470,7 +471,7 @@ def test_container_check_digit_property(owner: str, serial: int, wrong: int) -> 
 
 
 def test_empact_code_list_is_versioned() -> None:
-    codes = empact_codes()
+    codes = CODES
     assert list(codes.cycles) == ["2022-2025", "2026-2029"]
     for cycle in ("2022-2025", "2026-2029"):
         for code in ("CCH", "SYN-NPS", "HRCN"):
@@ -483,20 +484,40 @@ def test_empact_code_list_is_versioned() -> None:
     assert codes.cycle_for(date(2031, 1, 1)) is None
 
 
-def test_broken_code_list_fails_loudly(tmp_path: Path) -> None:
-    path = tmp_path / "empact.yaml"
-    path.write_text("cycles:\n  '2026-2029':\n    valid_from: '2026-01-01'\n", encoding="utf-8")
-    with pytest.raises(CodeListError, match="malformed"):
-        load_empact(path)
-    path.write_text("cycles: [\n", encoding="utf-8")
+def test_broken_code_list_fails_loudly() -> None:
+    with pytest.raises(CodeListError, match=r"EMPACT code list my\.yaml is malformed"):
+        parse_empact("cycles:\n  '2026-2029':\n    valid_from: '2026-01-01'\n", source="my.yaml")
     with pytest.raises(CodeListError, match="not valid YAML"):
-        load_empact(path)
-    with pytest.raises(CodeListError, match="cannot read"):
-        load_empact(tmp_path / "missing.yaml")
+        parse_empact("cycles: [\n")
 
 
-def test_code_list_file_parses_to_expected_type() -> None:
-    assert isinstance(load_empact(REPO / "schemas" / "codelists" / "empact.yaml"), EmpactCodeList)
+OLD_CYCLE_ONLY = """
+cycles:
+  '2022-2025':
+    valid_from: '2022-01-01'
+    valid_to: '2025-12-31'
+    priorities:
+      - {code: CCH, title: Cocaine, cannabis and heroin}
+"""
+
+
+def test_empact_priority_is_checked_against_the_code_list_it_is_given() -> None:
+    data = _example("suspicious-container.json")  # EMPACT 2026-2029 / CCH
+    errors = _errors(data, empact_codes=parse_empact(OLD_CYCLE_ONLY))
+    _assert_error(errors, "header.empact_priority.cycle", "unknown EMPACT cycle '2026-2029'; valid cycles: 2022-2025")
+    data["header"]["empact_priority"] = {"cycle": "2022-2025", "code": "CCH"}
+    assert parse_alert(data, empact_codes=parse_empact(OLD_CYCLE_ONLY), producer=MEMBER).header.empact_priority
+
+
+def test_empact_priority_without_a_code_list_is_refused_not_skipped() -> None:
+    header = {
+        "alert_type": "operation-notice", "producer": MEMBER, "tlp": "GREEN", "source_reliability": "A",
+        "information_assessment": "1", "summary": "Joint action day at Hamburg.",
+        "empact_priority": {"cycle": "2026-2029", "code": "CCH"},
+    }
+    with pytest.raises(ValidationError, match="without the EMPACT code list"):
+        AlertHeader.model_validate(header)
+    assert AlertHeader.model_validate(header, context={EMPACT_CODES: CODES}).empact_priority is not None
 
 
 def test_fixed_code_lists() -> None:

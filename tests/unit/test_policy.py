@@ -20,6 +20,7 @@ from bus.adapters.policy_file import (
     policy_from_text,
 )
 from bus.cli import app
+from bus.core.codelists import EMPACT_CODES
 from bus.core.models import AlertHeader, parse_alert
 from bus.core.policy import (
     Decision,
@@ -31,6 +32,7 @@ from bus.core.policy import (
     evaluate,
     parse_policy,
 )
+from tests.helpers import CODES
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT = REPO / "policies" / "default.yaml"
@@ -66,7 +68,7 @@ def header(**overrides: Any) -> AlertHeader:
         "summary": "test alert",
     }
     data.update(overrides)
-    return AlertHeader.model_validate(data)
+    return AlertHeader.model_validate(data, context={EMPACT_CODES: CODES})
 
 
 def delivered(p: Policy, **overrides: Any) -> list[str]:
@@ -308,7 +310,7 @@ def test_require_named_rule_delivers_only_to_named_partners() -> None:
 def test_evaluate_accepts_alerts_and_headers_and_decision_serialises() -> None:
     p = load_policy(DEFAULT)
     alert = parse_alert(json.loads((EXAMPLES / "suspicious-container.json").read_text()),
-                        producer="NL-CUSTOMS")
+                        empact_codes=CODES, producer="NL-CUSTOMS")
     d = evaluate(p, alert)
     assert d == evaluate(p, alert.header)
     doc = json.loads(json.dumps(d.to_dict()))
@@ -637,7 +639,7 @@ def headers(draw: st.DrawFn) -> AlertHeader:
         "countries": draw(subset(COUNTRIES)),
         "ports": draw(subset(PORTS)),
         "summary": "property test",
-    })
+    }, context={EMPACT_CODES: CODES})
 
 
 def naive_match(m: Match, h: AlertHeader) -> bool:

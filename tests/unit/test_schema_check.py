@@ -12,10 +12,11 @@ import pytest
 from fastavro.schema import load_schema
 from typer.testing import CliRunner
 
+from bus.adapters.schema_files import load_schemas
 from bus.adapters.schema_history import load_history
 from bus.cli import app
-from bus.core.codec import SchemaSet
 from bus.core.schema_compat import Direction, compare
+from tests.helpers import CODES
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "schemas" / "avro"
@@ -178,7 +179,7 @@ def test_the_shared_header_file_is_not_an_older_schema() -> None:
     history = load_history(SHIPPED)
     assert sorted(history) == ["corruption-indicator", "operation-notice", "suspicious-container"]
     assert all(not h.older for h in history.values())
-    files = {name for _, name in SchemaSet(SHIPPED).fingerprints().values()}
+    files = {name for _, name in load_schemas(SHIPPED).fingerprints().values()}
     assert "eu.epa.bus.AlertHeader.avsc" not in files
 
 
@@ -194,7 +195,7 @@ def test_an_older_revision_is_decoded_and_resolved(folder: Path) -> None:
     old = without_field(current, "terminal")
     write(folder / "suspicious-container.r1.avsc", old)
     assert bus("schema", "check", "--all", "--dir", str(folder))[0] == 0
-    schemas = SchemaSet(folder)
+    schemas = load_schemas(folder)
     record = schemas.decode(schemas.encode("suspicious-container", _minimal_container()))[1]
     del record["terminal"]
     buf = io.BytesIO()
@@ -210,5 +211,6 @@ def _minimal_container() -> dict[str, Any]:
     alert = parse_alert({"header": {"alert_type": "suspicious-container", "tlp": "AMBER",
                                     "source_reliability": "B", "information_assessment": "2",
                                     "summary": "test"},
-                         "container_number": "MSCU1234566", "terminal": "ECT Delta"}, producer="NL-CUSTOMS")
+                         "container_number": "MSCU1234566", "terminal": "ECT Delta"},
+                        producer="NL-CUSTOMS", empact_codes=CODES)
     return alert.to_avro()

@@ -12,7 +12,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bus.core.codec import SchemaSet
 from bus.core.envelope import build_headers
 from bus.core.keyring import Keyring
 from bus.core.keys import PublicKey, SigningKey
@@ -27,10 +26,10 @@ from bus.errors import (
     UnknownKeyError,
     VerificationError,
 )
+from tests.helpers import CODES, SCHEMAS
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "examples" / "alerts").glob("*.json"))
-SCHEMAS = SchemaSet.default()
 SIGNER = SigningKey("NL-CUSTOMS", Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
 STRANGER = SigningKey("NL-CUSTOMS", Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33))))
 
@@ -46,7 +45,7 @@ RING = keyring(("NL-CUSTOMS", SIGNER.public))
 
 
 def load_example(path: Path) -> BaseAlert:
-    return parse_alert(json.loads(path.read_text()), producer="NL-CUSTOMS")
+    return parse_alert(json.loads(path.read_text()), empact_codes=CODES, producer="NL-CUSTOMS")
 
 
 def container_alert(**body: Any) -> BaseAlert:
@@ -58,7 +57,7 @@ def container_alert(**body: Any) -> BaseAlert:
         "container_number": "CSQU3054383",
         **body,
     }
-    return parse_alert(data, producer="NL-CUSTOMS")
+    return parse_alert(data, empact_codes=CODES, producer="NL-CUSTOMS")
 
 
 ALERT = container_alert()
@@ -66,7 +65,7 @@ RECORD = seal(ALERT, SIGNER, SCHEMAS)
 
 
 def unseal_record(record: SealedRecord, resolver: Keyring = RING) -> VerifiedAlert:
-    return unseal(record.key, record.value, record.headers, resolver, SCHEMAS)
+    return unseal(record.key, record.value, record.headers, resolver, SCHEMAS, CODES)
 
 
 def resign(
@@ -100,14 +99,14 @@ def test_there_is_an_example_of_every_alert_type() -> None:
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_every_example_round_trips(path: Path) -> None:
     alert = load_example(path)
-    record = seal(alert, SIGNER)
+    record = seal(alert, SIGNER, SCHEMAS)
     assert record.topic == f"alerts.{alert.alert_type.value}" == alert_topic(alert.alert_type)
     assert record.key == alert.partition_key().encode()
     assert [n for n, _ in record.headers] == [*COVERED_HEADERS, SIGNATURE_HEADER]
     assert record.value[:2] == b"\xc3\x01"
     assert record.value[2:10] == SCHEMAS.fingerprint(alert.alert_type.value)
 
-    verified = unseal(record.key, record.value, record.headers, RING)
+    verified = unseal(record.key, record.value, record.headers, RING, SCHEMAS, CODES)
     assert verified.alert == alert
     assert verified.key_id == SIGNER.key_id
     assert verified.producer == "NL-CUSTOMS"
@@ -173,7 +172,7 @@ def test_resolver_returning_a_key_with_another_id_is_refused() -> None:
             pass
 
     with pytest.raises(VerificationError) as info:
-        unseal(RECORD.key, RECORD.value, RECORD.headers, Confused(), SCHEMAS)
+        unseal(RECORD.key, RECORD.value, RECORD.headers, Confused(), SCHEMAS, CODES)
     assert info.value.reason is RejectReason.UNKNOWN_KEY
 
 
@@ -188,14 +187,14 @@ def test_resolver_sees_the_claims() -> None:
         def authorize(self, key_id: str, producer: str, alert_type: str, created: datetime) -> None:
             calls.append(("authorize", key_id, producer, alert_type, created))
 
-    unseal(RECORD.key, RECORD.value, RECORD.headers, Recording(), SCHEMAS)
+    unseal(RECORD.key, RECORD.value, RECORD.headers, Recording(), SCHEMAS, CODES)
     assert calls == [
         ("lookup", SIGNER.key_id, "NL-CUSTOMS"),
         ("authorize", SIGNER.key_id, "NL-CUSTOMS", "suspicious-container", ALERT.header.created),
     ]
     calls.clear()
     with pytest.raises(SignatureError):  # a record that does not verify is never authorized
-        unseal(RECORD.key, RECORD.value + b"\x00", RECORD.headers, Recording(), SCHEMAS)
+        unseal(RECORD.key, RECORD.value + b"\x00", RECORD.headers, Recording(), SCHEMAS, CODES)
     assert [c[0] for c in calls] == ["lookup"]
 
 
@@ -205,29 +204,29 @@ def test_resolver_sees_the_claims() -> None:
 def test_tampered_value_is_bad_signature_not_bad_schema() -> None:
     value = RECORD.value[:-1] + b"\x01"  # still decodes, but is not what was signed
     with pytest.raises(SignatureError):
-        unseal(RECORD.key, value, RECORD.headers, RING, SCHEMAS)
+        unseal(RECORD.key, value, RECORD.headers, RING, SCHEMAS, CODES)
     with pytest.raises(SignatureError):  # undecodable garbage is never decoded
-        unseal(RECORD.key, b"garbage", RECORD.headers, RING, SCHEMAS)
+        unseal(RECORD.key, b"garbage", RECORD.headers, RING, SCHEMAS, CODES)
 
 
 def test_tampered_or_null_key_is_bad_signature() -> None:
     for key in (b"CSQU3054384", b"", None):
         with pytest.raises(SignatureError):
-            unseal(key, RECORD.value, RECORD.headers, RING, SCHEMAS)
+            unseal(key, RECORD.value, RECORD.headers, RING, SCHEMAS, CODES)
 
 
 def test_missing_signature() -> None:
     headers = [(n, v) for n, v in RECORD.headers if n != SIGNATURE_HEADER]
     with pytest.raises(SignatureError, match="no bus_sig"):
-        unseal(RECORD.key, RECORD.value, headers, RING, SCHEMAS)
+        unseal(RECORD.key, RECORD.value, headers, RING, SCHEMAS, CODES)
     with pytest.raises(SignatureError, match="no bus_sig"):  # checked before the key
-        unseal(RECORD.key, RECORD.value, headers, Keyring(), SCHEMAS)
+        unseal(RECORD.key, RECORD.value, headers, Keyring(), SCHEMAS, CODES)
 
 
 def test_duplicated_header_is_bad_signature() -> None:
     headers = [*RECORD.headers, ("ce_id", dict(RECORD.headers)["ce_id"])]
     with pytest.raises(SignatureError, match="more than once"):
-        unseal(RECORD.key, RECORD.value, headers, RING, SCHEMAS)
+        unseal(RECORD.key, RECORD.value, headers, RING, SCHEMAS, CODES)
 
 
 def flip(data: bytes, index: int, bit: int) -> bytes:
@@ -266,7 +265,7 @@ def test_any_flipped_bit_is_refused(part: str, index: int, bit: int) -> None:
     else:
         headers = [(n, flip(v, index, bit) if n == part else v) for n, v in headers]
     with pytest.raises(VerificationError) as info:
-        unseal(key, value, headers, RING, SCHEMAS)
+        unseal(key, value, headers, RING, SCHEMAS, CODES)
     assert info.value.reason in ALLOWED[part], info.value
 
 
@@ -319,5 +318,5 @@ def test_signed_but_invalid_alert_is_bad_schema_naming_the_field() -> None:
 def test_malformed_envelope_is_bad_schema() -> None:
     headers = [(n, b"2.0" if n == "ce_specversion" else v) for n, v in RECORD.headers]
     with pytest.raises(SchemaError, match="ce_specversion"):
-        unseal(RECORD.key, RECORD.value, headers, RING, SCHEMAS)
+        unseal(RECORD.key, RECORD.value, headers, RING, SCHEMAS, CODES)
 

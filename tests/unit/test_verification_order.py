@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bus.core.codec import SchemaSet
+from bus.adapters.schema_files import default_schemas
 from bus.core.keys import SigningKey
 from bus.core.models import BaseAlert, parse_alert
 from bus.core.policy import parse_policy
@@ -23,9 +23,9 @@ from bus.core.signing import SIGNATURE_HEADER, V1_0_ACCEPTED_UNTIL, WireVersion,
 from bus.core.trust import FederationDirectory, FreshnessPolicy, Member, MemberKey
 from bus.errors import RejectReason, VerificationError
 from bus.services.routing import route
-from tests.helpers import example
+from tests.helpers import CODES, example
 
-SCHEMAS = SchemaSet.default()
+SCHEMAS = default_schemas()
 SIGNER = SigningKey("NL-CUSTOMS", Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
 OTHER = SigningKey("BE-POLICE", Ed25519PrivateKey.from_private_bytes(bytes(range(2, 34))))
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -58,12 +58,12 @@ def alert(created: datetime, alert_type: str = "suspicious-container", producer:
     data = {"header": {"alert_type": alert_type, "tlp": "AMBER", "source_reliability": "B",
                        "information_assessment": "2", "summary": "test", "created": created.isoformat()},
             **body}
-    return parse_alert(data, producer=producer)
+    return parse_alert(data, producer=producer, empact_codes=CODES)
 
 
 def reason(record: SealedRecord, **kwargs: Any) -> VerificationError:
     with pytest.raises(VerificationError) as info:
-        unseal(record.key, record.value, record.headers, DIRECTORY, SCHEMAS, **kwargs)
+        unseal(record.key, record.value, record.headers, DIRECTORY, SCHEMAS, CODES, **kwargs)
     return info.value
 
 
@@ -82,7 +82,7 @@ LATE = seal(alert(REVOKED_AT + timedelta(days=1)), SIGNER, SCHEMAS)  # key revok
 
 
 def test_a_good_record_verifies() -> None:
-    verified = unseal(GOOD.key, GOOD.value, GOOD.headers, DIRECTORY, SCHEMAS)
+    verified = unseal(GOOD.key, GOOD.value, GOOD.headers, DIRECTORY, SCHEMAS, CODES)
     assert verified.producer == "NL-CUSTOMS" and verified.wire_version is WireVersion.V1_1
 
 
@@ -108,7 +108,7 @@ def test_the_signature_is_checked_before_the_key_status() -> None:
 def test_validity_bounds(created: datetime, expected: RejectReason | None) -> None:
     record = seal(alert(created), SIGNER, SCHEMAS)
     if expected is None:
-        unseal(record.key, record.value, record.headers, DIRECTORY, SCHEMAS)
+        unseal(record.key, record.value, record.headers, DIRECTORY, SCHEMAS, CODES)
     else:
         assert reason(record).reason is expected
 
@@ -117,9 +117,9 @@ def test_not_after_is_exclusive_and_revocation_beats_expiry() -> None:
     fresh = DIRECTORY.model_copy(update={"members": (DIRECTORY.members[1],)})
     at_end = seal(alert(END, producer="BE-POLICE"), OTHER, SCHEMAS)
     just_before = seal(alert(END - timedelta(milliseconds=1), producer="BE-POLICE"), OTHER, SCHEMAS)
-    unseal(just_before.key, just_before.value, just_before.headers, fresh, SCHEMAS)
+    unseal(just_before.key, just_before.value, just_before.headers, fresh, SCHEMAS, CODES)
     with pytest.raises(VerificationError) as info:
-        unseal(at_end.key, at_end.value, at_end.headers, fresh, SCHEMAS)
+        unseal(at_end.key, at_end.value, at_end.headers, fresh, SCHEMAS, CODES)
     assert info.value.reason is RejectReason.KEY_EXPIRED
     after_both = seal(alert(END + timedelta(days=1)), SIGNER, SCHEMAS)
     assert reason(after_both).reason is RejectReason.KEY_REVOKED
@@ -164,12 +164,12 @@ def test_a_trailing_newline_in_the_source_is_bad_schema_not_a_key_question() -> 
 
 def test_null_value_and_null_covered_header_are_bad_schema() -> None:
     with pytest.raises(VerificationError) as info:
-        unseal(GOOD.key, None, GOOD.headers, DIRECTORY, SCHEMAS)
+        unseal(GOOD.key, None, GOOD.headers, DIRECTORY, SCHEMAS, CODES)
     assert info.value.reason is RejectReason.BAD_SCHEMA and "null" in info.value.detail
     for name in ("ce_id", "bus_keyid", "content-type"):
         headers = [(n, None if n == name else v) for n, v in GOOD.headers]
         with pytest.raises(VerificationError) as info:
-            unseal(GOOD.key, GOOD.value, headers, DIRECTORY, SCHEMAS)
+            unseal(GOOD.key, GOOD.value, headers, DIRECTORY, SCHEMAS, CODES)
         assert info.value.reason is RejectReason.BAD_SCHEMA
 
 
@@ -185,7 +185,7 @@ def test_a_non_canonical_s_is_bad_signature() -> None:
 
 def test_a_1_0_record_is_accepted_during_the_window() -> None:
     old = as_v1_0(GOOD)
-    verified = unseal(old.key, old.value, old.headers, DIRECTORY, SCHEMAS)
+    verified = unseal(old.key, old.value, old.headers, DIRECTORY, SCHEMAS, CODES)
     assert verified.wire_version is WireVersion.V1_0 and verified.alert.header.producer == "NL-CUSTOMS"
 
 
@@ -195,7 +195,7 @@ def test_a_1_0_record_is_rejected_after_the_window() -> None:
     assert error.reason is RejectReason.UNSUPPORTED_FORMAT and error.producer == "NL-CUSTOMS"
     assert "sign with format 1.1" in error.detail
     # the same record in 1.1 is fine whatever the window says
-    unseal(GOOD.key, GOOD.value, GOOD.headers, DIRECTORY, SCHEMAS, accept_v1_0_until=GOOD_CREATED)
+    unseal(GOOD.key, GOOD.value, GOOD.headers, DIRECTORY, SCHEMAS, CODES, accept_v1_0_until=GOOD_CREATED)
 
 
 def test_the_default_window_follows_the_records_signed_time() -> None:
@@ -206,10 +206,10 @@ def test_the_default_window_follows_the_records_signed_time() -> None:
     for created, ok in ((V1_0_ACCEPTED_UNTIL - timedelta(milliseconds=1), True), (V1_0_ACCEPTED_UNTIL, False)):
         old = as_v1_0(seal(alert(created, producer="BE-POLICE"), tomorrow_key, SCHEMAS), tomorrow_key)
         if ok:
-            unseal(old.key, old.value, old.headers, late_dir, SCHEMAS)
+            unseal(old.key, old.value, old.headers, late_dir, SCHEMAS, CODES)
         else:
             with pytest.raises(VerificationError) as info:
-                unseal(old.key, old.value, old.headers, late_dir, SCHEMAS)
+                unseal(old.key, old.value, old.headers, late_dir, SCHEMAS, CODES)
             assert info.value.reason is RejectReason.UNSUPPORTED_FORMAT
 
 
@@ -219,7 +219,7 @@ def test_the_router_passes_its_window_down() -> None:
         resolver=DIRECTORY, policy=parse_policy({"version": "t", "partners": [{"id": "EUROPOL", "kind": "eu-agency"}],
                                                  "rules": []}),
         feed_topics={}, freshness=FreshnessPolicy(max_age=timedelta(days=3650)), seen=lambda _: False,
-        now=GOOD_CREATED + timedelta(minutes=1), schemas=SCHEMAS,
+        now=GOOD_CREATED + timedelta(minutes=1), schemas=SCHEMAS, empact_codes=CODES,
     )
     assert route(old.key, old.value, old.headers, **common).accepted
     rejected = route(old.key, old.value, old.headers, accept_v1_0_until=GOOD_CREATED, **common)
@@ -234,7 +234,7 @@ def test_the_router_result_names_the_producer_only_once_authenticated() -> None:
         resolver=DIRECTORY, policy=parse_policy({"version": "t", "partners": [{"id": "EUROPOL", "kind": "eu-agency"}],
                                                  "rules": []}),
         feed_topics={}, freshness=FreshnessPolicy(max_age=timedelta(days=3650)), seen=lambda _: False,
-        now=REVOKED_AT + timedelta(days=2), schemas=SCHEMAS,
+        now=REVOKED_AT + timedelta(days=2), schemas=SCHEMAS, empact_codes=CODES,
     )
     revoked = route(LATE.key, LATE.value, LATE.headers, **common)
     assert revoked.reason is RejectReason.KEY_REVOKED and revoked.authenticated_producer == "NL-CUSTOMS"

@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from bus.adapters.federation_file import parse_directory
+from bus.adapters.schema_files import default_schemas
 from bus.cli.schema import fingerprint_rows, markdown_table
-from bus.core.codec import SchemaSet
 from bus.core.keys import _SMALL_ORDER_Y, PublicKey, SigningKey
 from bus.core.models import parse_alert
 from bus.core.sealing import seal, unseal
@@ -32,6 +32,7 @@ from bus.core.signing import (
 )
 from bus.core.trust import FederationDirectory, verify_directory
 from bus.errors import RejectReason, VerificationError
+from tests.helpers import CODES, SCHEMAS
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = (REPO / "docs" / "wire-format.md").read_text()
@@ -168,16 +169,17 @@ def vector_c() -> tuple[bytes, bytes, list[tuple[str, bytes | None]], dict[str, 
 def test_vector_c_verifies_and_decodes() -> None:
     key, value, headers, decoded = vector_c()
     assert f"Value ({len(value)} bytes)" in section("11.4")
-    assert value[2:10] == SchemaSet.default().fingerprint("suspicious-container")
-    verified = unseal(key, value, headers, DIRECTORY)
+    assert value[2:10] == default_schemas().fingerprint("suspicious-container")
+    verified = unseal(key, value, headers, DIRECTORY, SCHEMAS, CODES)
     assert verified.alert.model_dump(mode="json") == decoded
     assert verified.wire_version is WireVersion.V1_1
 
 
 def test_vector_c_is_what_the_bus_writes() -> None:
     key, value, headers, decoded = vector_c()
-    alert = parse_alert({**decoded, "header": {**decoded["header"], "created": "2024-05-01T12:00:00.123Z"}})
-    record = seal(alert, SIGNER)
+    header = {**decoded["header"], "created": "2024-05-01T12:00:00.123Z"}
+    alert = parse_alert({**decoded, "header": header}, empact_codes=CODES)
+    record = seal(alert, SIGNER, SCHEMAS)
     assert (record.key, record.value, record.headers) == (key, value, headers)
 
 
@@ -230,10 +232,10 @@ def test_rejection_vectors(change: str, verdict: str) -> None:
     key, value, headers, _ = vector_c()
     key, value, headers, options = apply(change, key, value, headers)
     if verdict == "accepted":
-        unseal(key, value, headers, DIRECTORY, **options)
+        unseal(key, value, headers, DIRECTORY, SCHEMAS, CODES, **options)
         return
     with pytest.raises(VerificationError) as info:
-        unseal(key, value, headers, DIRECTORY, **options)
+        unseal(key, value, headers, DIRECTORY, SCHEMAS, CODES, **options)
     assert info.value.reason is RejectReason(verdict), info.value
 
 
@@ -314,7 +316,7 @@ def test_the_shipped_example_directory_verifies_from_the_spec_alone() -> None:
 
 def test_fingerprint_table_is_generated_from_the_shipped_schemas() -> None:
     table = DOC.split("<!-- fingerprints:begin -->\n")[1].split("<!-- fingerprints:end -->")[0]
-    assert table.strip().splitlines() == markdown_table(fingerprint_rows(SchemaSet.default()))
+    assert table.strip().splitlines() == markdown_table(fingerprint_rows(default_schemas()))
 
 
 def test_canonical_form_example_and_the_avro_package_difference() -> None:
@@ -337,7 +339,7 @@ def test_canonical_form_example_and_the_avro_package_difference() -> None:
     claim = re.search(r"computes\s+`([0-9a-f]{16})` instead of `([0-9a-f]{16})`", re.sub(r"\n>\s*", " ", text))
     assert claim
     assert bytes(avro.schema.parse(json.dumps(shipped)).fingerprint("CRC-64-AVRO")).hex() == claim[1]
-    assert SchemaSet.default().fingerprint("suspicious-container").hex() == claim[2]
+    assert default_schemas().fingerprint("suspicious-container").hex() == claim[2]
 
 
 def test_small_order_list_is_the_implementations() -> None:
