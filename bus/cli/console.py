@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -116,7 +117,7 @@ def _serve(*, settings: KafkaSettings, member: str | None, federation: Path | No
     from bus.adapters.schema_files import default_empact_codes, default_schemas
     from bus.adapters.users_file import UsersFile
     from bus.core.models import MEMBER_ID_RE
-    from bus.core.topology import FEED_TOPIC_PREFIX, feed_topic
+    from bus.core.topology import FEED_TOPIC_PREFIX, console_group, feed_topic
     from bus.errors import ConfigError
     from bus.services.feed_indexer import FeedIndexer
     from bus.services.feed_verdicts import FeedVerifier
@@ -158,7 +159,8 @@ def _serve(*, settings: KafkaSettings, member: str | None, federation: Path | No
             stale.unlink(missing_ok=True)
     index = FeedIndex(path, topic)
     verifier = FeedVerifier(directory.current, decryptor, default_schemas(), default_empact_codes())
-    indexer = FeedIndexer(open_engine(settings), topic, index, verifier)
+    user = settings.sasl_username or member.lower()
+    indexer = FeedIndexer(open_engine(settings), topic, index, verifier, group_id=console_group(user))
     indexer.open()  # refused, unreachable, bad credentials: say so now, with the error's exit code
 
     auth = Authenticator(users=users_file, proxy_header=proxy_user_header, trusted_proxies=networks)
@@ -169,21 +171,27 @@ def _serve(*, settings: KafkaSettings, member: str | None, federation: Path | No
     worker = threading.Thread(target=indexer.run, args=(stop,), name="feed-indexer", daemon=True)
     worker.start()
 
-    class Server(uvicorn.Server):
-        def handle_exit(self, sig: int, frame: Any) -> None:
-            web.state.close_streams()
-            super().handle_exit(sig, frame)
+    server = uvicorn.Server(uvicorn.Config(web, host=host, port=port, log_level="warning", access_log=False,
+                                           timeout_graceful_shutdown=3, lifespan="on"))
 
-    server = Server(uvicorn.Config(web, host=host, port=port, log_level="warning", access_log=False,
-                                   timeout_graceful_shutdown=3, lifespan="on"))
+    def stop_serving(signum: int, frame: Any) -> None:
+        web.state.close_streams()  # open live pages would otherwise hold the shutdown up
+        server.should_exit = True
+
+    # The server runs in a thread so that SIGTERM/SIGINT stay ours: a clean stop exits 0.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop_serving)
+    serving = threading.Thread(target=server.run, name="console-web")
     who = settings.sasl_username or "an unauthenticated client"
     err.print(f"console for {member}: http://{host if ':' not in host else f'[{host}]'}:{port}/ "
               f"(feed {topic} read as {who}; index {path})", highlight=False, soft_wrap=True)
     if not _loopback(host):
         err.print("[yellow]warning:[/] listening beyond loopback: serve it through a TLS reverse proxy "
                   "(docs/operators.md)", highlight=False)
+    serving.start()
     try:
-        server.run()
+        while serving.is_alive():
+            serving.join(0.5)
     finally:
         stop.set()
         worker.join(timeout=10)

@@ -29,11 +29,13 @@ import structlog
 from bus.adapters.feed_index import FeedEntry, FeedIndex
 from bus.adapters.kafka.port import Consumer, Engine
 from bus.adapters.kafka.records import OFFSET_BEGINNING, TopicPartition
-from bus.errors import BusError, KafkaError, NotAuthorized
+from bus.errors import BusError, KafkaError, KafkaOperationFailed, NotAuthorized
 from bus.services.feed_verdicts import FeedVerifier
 
 log = structlog.get_logger("bus.console.indexer")
 
+PROBE_SECONDS = 10.0
+"""How long to read a topic that is not listed before calling it absent (a refusal comes sooner)."""
 PROGRESS_EVERY = 2.0
 """Seconds between checks of how far behind the end of the topic the index is (idle polls)."""
 
@@ -72,6 +74,7 @@ class FeedIndexer:
         max_records: int = 500,
         rediscover_every: float = 30.0,
         max_backoff: float = 30.0,
+        group_id: str | None = None,
     ) -> None:
         self.engine = engine
         self.topic = topic
@@ -81,6 +84,9 @@ class FeedIndexer:
         self.max_records = max_records
         self.rediscover_every = rediscover_every
         self.max_backoff = max_backoff
+        self.group_id = group_id
+        """Never joined nor committed to; a secured cluster still wants it under the member's prefix
+        (`bus.core.topology.console_group`)."""
         self._consumer: Consumer | None = None
         self._partitions: list[int] = []
         self._discovered_at = 0.0
@@ -129,7 +135,7 @@ class FeedIndexer:
         """Connect and start reading where the index ends. Raises the typed Kafka errors
         (`NotAuthorized` when the broker refuses this principal the topic)."""
         self.close()
-        self._consumer = self.engine.consumer(read_committed=True, from_beginning=True,
+        self._consumer = self.engine.consumer(group_id=self.group_id, read_committed=True, from_beginning=True,
                                               max_poll_records=self.max_records, client_id="bus-console")
         try:
             self._discover(force=True)
@@ -147,10 +153,7 @@ class FeedIndexer:
         self._discovered_at = now
         found = consumer.partitions_for(self.topic)
         if not found:
-            # Not listed: absent, or not ours to describe. Ask for its offsets so the broker says which.
-            consumer.watermarks(TopicPartition(self.topic, 0))
-            raise NotAuthorized(f"topic {self.topic} does not exist or may not be read with these credentials",
-                                resource=f"topic {self.topic}")
+            self._probe(consumer)
         if found == self._partitions and not force:
             return
         stored = self.index.positions()
@@ -162,6 +165,18 @@ class FeedIndexer:
             # Records before the low watermark were deleted by retention: start at the oldest kept.
             consumer.seek(tp, OFFSET_BEGINNING if start is None or start < low else start)
         self._partitions = found
+
+    def _probe(self, consumer: Consumer) -> None:
+        """The topic is not listed: absent, or not ours to see. Try to read it, so that the broker
+        refuses in its own words (`NotAuthorized`); otherwise say that it does not exist."""
+        consumer.assign([TopicPartition(self.topic, 0)])
+        deadline = time.monotonic() + PROBE_SECONDS
+        while time.monotonic() < deadline:
+            consumer.poll(0.2, 1)
+        consumer.assign([])
+        raise KafkaOperationFailed(f"topic {self.topic} is not visible: it does not exist, or these credentials "
+                                   "may not see it (provision the member's feed, or give --feed with the topic "
+                                   "the policy names)")
 
     def step(self) -> list[int]:
         """Re-verify stale records if the directory or keys changed, then poll once and index

@@ -10,7 +10,7 @@ from bus.adapters.federation_file import make_demo
 from bus.adapters.feed_index import FeedIndex, FeedQuery, Verdict
 from bus.core.acl_plan import AclBinding, Operation, PatternType, ResourceType
 from bus.core.topology import feed_topic
-from bus.errors import NotAuthorized, RejectReason
+from bus.errors import KafkaOperationFailed, NotAuthorized, RejectReason
 from bus.services.feed_indexer import FeedIndexer, IndexerState
 from bus.services.feed_verdicts import FeedVerifier, route_rules
 from tests.console_fixtures import MEMBER, TOPIC, Feed, container, drain
@@ -162,3 +162,10 @@ def test_route_rules_come_from_the_routers_header_only():
         "containers-to-europol", "empact-cch")
     assert route_rules(((b"bus_route_rule", b"a"), (b"bus_route_rule", b"b"))) == ("a", "b")
     assert route_rules(((b"bus_route_rules", b"x"),)) is None
+
+
+def test_a_feed_that_does_not_exist_is_named(feed, tmp_path, monkeypatch):
+    monkeypatch.setattr("bus.services.feed_indexer.PROBE_SECONDS", 0.2)
+    index = FeedIndex(tmp_path / "i.sqlite", "feed.nobody")
+    with pytest.raises(KafkaOperationFailed, match=r"topic feed\.nobody is not visible: it does not exist"):
+        FeedIndexer(feed.engine, "feed.nobody", index, feed.verifier()).open()
