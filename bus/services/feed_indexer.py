@@ -34,8 +34,10 @@ from bus.services.feed_verdicts import FeedVerifier
 
 log = structlog.get_logger("bus.console.indexer")
 
-PROBE_SECONDS = 10.0
-"""How long to read a topic that is not listed before calling it absent (a refusal comes sooner)."""
+PROBE_SECONDS = 30.0
+"""How long the broker may take to answer for a topic that is not listed (a fresh cluster creates
+its offsets topic on the first group lookup)."""
+PROBE_READ_SECONDS = 2.0
 PROGRESS_EVERY = 2.0
 """Seconds between checks of how far behind the end of the topic the index is (idle polls)."""
 
@@ -167,13 +169,19 @@ class FeedIndexer:
         self._partitions = found
 
     def _probe(self, consumer: Consumer) -> None:
-        """The topic is not listed: absent, or not ours to see. Try to read it, so that the broker
-        refuses in its own words (`NotAuthorized`); otherwise say that it does not exist."""
-        consumer.assign([TopicPartition(self.topic, 0)])
-        deadline = time.monotonic() + PROBE_SECONDS
-        while time.monotonic() < deadline:
-            consumer.poll(0.2, 1)
-        consumer.assign([])
+        """The topic is not listed: absent, or not ours to see. Ask the broker about it (committed
+        offsets, then a short read), so that a refusal comes in the broker's own words
+        (`NotAuthorized`); otherwise say that it is not visible."""
+        tp = TopicPartition(self.topic, 0)
+        consumer.assign([tp])
+        try:
+            if self.group_id is not None:
+                consumer.committed([tp], timeout=PROBE_SECONDS)
+            deadline = time.monotonic() + PROBE_READ_SECONDS
+            while time.monotonic() < deadline:
+                consumer.poll(0.2, 1)
+        finally:
+            consumer.assign([])
         raise KafkaOperationFailed(f"topic {self.topic} is not visible: it does not exist, or these credentials "
                                    "may not see it (provision the member's feed, or give --feed with the topic "
                                    "the policy names)")

@@ -185,10 +185,14 @@ def page(browser) -> Iterator[Page]:
 
 
 def sign_in(page: Page, console: Console, password: str = PASSWORD) -> None:
+    """Sign in from the login page; with the right password, wait until the feed page is there."""
     page.goto(console.url + "/")
     page.fill("input[name=username]", "officer")
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
+    if password == PASSWORD:
+        expect(page.locator("#feed-rows")).to_be_attached()
+        page.wait_for_load_state()
 
 
 def rows(page: Page) -> Any:

@@ -165,7 +165,7 @@ def test_route_rules_come_from_the_routers_header_only():
 
 
 def test_a_feed_that_does_not_exist_is_named(feed, tmp_path, monkeypatch):
-    monkeypatch.setattr("bus.services.feed_indexer.PROBE_SECONDS", 0.2)
+    monkeypatch.setattr("bus.services.feed_indexer.PROBE_READ_SECONDS", 0.2)
     index = FeedIndex(tmp_path / "i.sqlite", "feed.nobody")
     with pytest.raises(KafkaOperationFailed, match=r"topic feed\.nobody is not visible: it does not exist"):
         FeedIndexer(feed.engine, "feed.nobody", index, feed.verifier()).open()
