@@ -126,3 +126,14 @@ def feed_topic_spec(topic: str, replication: Replication, partitions: int = FEED
 def receipts_topic_spec(topic: str, replication: Replication) -> TopicSpec:
     return TopicSpec(topic, RECEIPTS_PARTITIONS, replication.factor,
                      (*_common(replication), ("retention.ms", str(30 * DAY_MS))))
+
+
+def console_group(user: str) -> str:
+    """The consumer group id the liaison officer's console gives its feed reader.
+
+    Under the member's own group prefix (`<user>.`, which provisioning lets it use): the
+    console assigns its partitions itself and never joins the group or commits to it (its
+    feed index keeps the positions), but Kafka clients still look a consumer's group up,
+    and a secured cluster refuses any group outside the member's prefix.
+    """
+    return f"{user}.console"
