@@ -15,7 +15,7 @@ from bus.core.keys import SigningKey
 from bus.core.sealing import unseal
 from connectors.http_ingest.auth import hash_token
 from connectors.http_ingest.connector import HttpIngestConnector
-from connectors.http_ingest.openapi import COMMITTED
+from connectors.http_ingest.app import COMMITTED
 from connectors.sdk.testing import running, settings_for
 from tests.helpers import CODES, EXAMPLES, SCHEMAS, keyring_for, read_all
 
