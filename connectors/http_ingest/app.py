@@ -165,7 +165,9 @@ def _poster(type_text: str) -> Any:
 
 async def _post_other_type(request: Request, type_text: str) -> HttpResponse:
     if not type_text.strip("/"):
-        return _reply(_ingest(request), problem(404, "not-found", f"POST alerts to {ALERTS_PREFIX}<alert-type>"))
+        api = _ingest(request)
+        return _reply(api, problem(404, "not-found", f"POST alerts to {ALERTS_PREFIX}<alert-type>"),
+                      close=_body_not_worth_receiving(request, api))
     return await _post(request, type_text.rstrip("/"))
 
 
@@ -173,11 +175,11 @@ async def _post(request: Request, type_text: str) -> HttpResponse:
     api = _ingest(request)
     authorized = api.authorize(type_text, request.headers.get("authorization"))
     if isinstance(authorized, Refused):
-        return _reply(api, authorized.response, authorized.system, close=True)
+        return _reply(api, authorized.response, authorized.system, close=_body_not_worth_receiving(request, api))
     system, alert_type = authorized
     refused = api.refuse_length(request.headers.get("content-length"))
     if refused is not None:
-        return _reply(api, refused, system.name, close=True)
+        return _reply(api, refused, system.name, close=_body_not_worth_receiving(request, api))
     try:
         body = await request.body()
     except ClientDisconnect:
@@ -209,13 +211,25 @@ async def _not_routed(request: Request, exc: StarletteHTTPException) -> HttpResp
     api = request.app.state.api
     if api is None:
         return _http(response)
-    return _reply(api, response)
+    return _reply(api, response, close=_body_not_worth_receiving(request, api))
+
+
+def _body_not_worth_receiving(request: Request, api: IngestApi) -> bool:
+    """Whether a request answered without reading its body should lose its connection.
+
+    uvicorn receives and discards the unread body of a request that keeps its connection.
+    That is right for most refusals: closing a socket with unread data in it resets the
+    connection, and the client may lose the answer. A body declared larger than the limit
+    is not worth receiving only to discard it (its client may then see a reset instead of 413).
+    """
+    length = request.headers.get("content-length", "")
+    return length.isdigit() and int(length) > api.settings.max_body_bytes
 
 
 def _reply(api: IngestApi, response: Response, system: str = UNIDENTIFIED, close: bool = False) -> HttpResponse:
     api.answered(system, response)
     reply = _http(response)
-    if close:  # the body was not read: the connection cannot be reused
+    if close:
         reply.headers["Connection"] = "close"
     return reply
 
