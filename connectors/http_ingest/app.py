@@ -88,15 +88,15 @@ class IngestApp(FastAPI):
 
     def openapi(self) -> dict[str, Any]:
         if not self.openapi_schema:
-            document = super().openapi()
+            document = super().openapi()  # cached in self.openapi_schema: completed once, here
             _add_alert_schemas(document["components"]["schemas"])
-        return self.openapi_schema
+        return super().openapi()
 
 
 def _alert_body(alert_type: AlertType) -> TypeAdapter[Any]:
     """What a POST for `alert_type` accepts: one alert, or a non-empty batch of them."""
-    model = ALERT_MODELS[alert_type]
-    return TypeAdapter(model | Annotated[list[model], Field(min_length=1)])  # type: ignore[valid-type]
+    model: Any = ALERT_MODELS[alert_type]
+    return TypeAdapter(model | Annotated[list[model], Field(min_length=1)])
 
 
 def _body_schema(alert_type: AlertType) -> dict[str, Any]:

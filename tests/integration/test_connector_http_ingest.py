@@ -13,9 +13,9 @@ from bus.adapters.broker import free_port
 from bus.adapters.keystore import generate_keypair
 from bus.core.keys import SigningKey
 from bus.core.sealing import unseal
+from connectors.http_ingest.app import COMMITTED
 from connectors.http_ingest.auth import hash_token
 from connectors.http_ingest.connector import HttpIngestConnector
-from connectors.http_ingest.app import COMMITTED
 from connectors.sdk.testing import running, settings_for
 from tests.helpers import CODES, EXAMPLES, SCHEMAS, keyring_for, read_all
 

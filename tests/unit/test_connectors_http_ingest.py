@@ -7,9 +7,9 @@ import json
 import pytest
 from pydantic import ValidationError
 
+from connectors.http_ingest.app import COMMITTED, openapi_document, render_openapi
 from connectors.http_ingest.auth import TokenTable, hash_token, new_token
 from connectors.http_ingest.config import IngestSettings, SystemToken
-from connectors.http_ingest.app import COMMITTED, openapi_document, render_openapi
 from connectors.sdk.config import ConfigError
 
 
