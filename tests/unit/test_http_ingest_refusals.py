@@ -20,6 +20,7 @@ from structlog.testing import capture_logs
 from bus.config import KafkaSettings
 from bus.core.keys import SigningKey
 from connectors.http_ingest.api import IngestApi, bounded
+from connectors.http_ingest.app import create_app
 from connectors.http_ingest.auth import TokenTable, hash_token
 from connectors.http_ingest.config import IngestSettings, SystemToken
 from connectors.http_ingest.server import IngestServer
@@ -68,10 +69,11 @@ def ingest() -> Iterator[Ingest]:
     ])
     with capture_logs() as logs:
         services = Services("http-ingest", None, signer, publisher, metrics, stop, structlog.get_logger("connector"))
-        server = IngestServer(("127.0.0.1", 0), IngestApi(settings, TokenTable(settings.systems), services), b"{}")
+        app = create_app(IngestApi(settings, TokenTable(settings.systems), services))
+        server = IngestServer(app, "127.0.0.1", 0, grace_s=5)
         server.start()
         try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=30) as client:
+            with httpx.Client(base_url="http://{}:{}".format(*server.address), timeout=30) as client:
                 yield Ingest(client, metrics, logs)
         finally:
             server.stop()
