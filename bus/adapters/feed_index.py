@@ -12,6 +12,12 @@ index is a cache of the feed topic, never a source of truth:
   where its content ends and a record is never indexed twice (coordinates are unique);
 - deleting the file and starting again rebuilds it from the topic.
 
+STIX (for the TAXII server): `stix_objects` lists, per readable record, the STIX
+objects its alert maps to (id, type, version, in order), and `stix_done` which
+records have been mapped. Only the list is stored; the objects are made again from
+the alert when served. New findings for a record (verified again) drop its list, so
+it is mapped again from what it says now.
+
 Search: SQLite FTS5 over the alerts' free text, and a `terms` table of exact
 identifiers (`bus.core.alert_terms`) for container numbers, IMO numbers, bills of
 lading, operation ids, ports, countries and handling codes. Related alerts are
@@ -30,7 +36,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -67,6 +73,12 @@ CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(body, tokenize = 'unicode61 re
 CREATE TABLE IF NOT EXISTS acknowledgements (
     id INTEGER PRIMARY KEY, record_id INTEGER NOT NULL, status TEXT NOT NULL, officer TEXT NOT NULL,
     note TEXT, at_ms INTEGER NOT NULL, outcome TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS stix_objects (
+    record_id INTEGER NOT NULL, seq INTEGER NOT NULL, object_id TEXT NOT NULL, type TEXT NOT NULL,
+    version TEXT NOT NULL, version_us INTEGER NOT NULL,
+    PRIMARY KEY (record_id, seq)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS stix_by_object ON stix_objects (object_id);
+CREATE TABLE IF NOT EXISTS stix_done (record_id INTEGER PRIMARY KEY, problem TEXT);
 """
 
 
@@ -191,6 +203,56 @@ class Acknowledgement:
     note: str | None
     at: datetime
     outcome: str
+
+
+@dataclass(frozen=True)
+class StixRef:
+    """One STIX object of a record's alert, in the order the mapping gives them."""
+
+    seq: int
+    object_id: str
+    type: str
+    version: str
+    """As the object states it (`modified`, else `created`)."""
+    version_us: int
+    """The same instant in microseconds, for matching `match[version]` whatever its spelling."""
+
+
+@dataclass(frozen=True)
+class PendingAlert:
+    """A readable record whose STIX objects are not listed yet."""
+
+    record_id: int
+    alert_json: str
+    timestamp_ms: int
+
+
+@dataclass(frozen=True)
+class StixRow:
+    """A listed STIX object with the feed coordinates of the record it comes from."""
+
+    record_id: int
+    partition: int
+    offset: int
+    timestamp_ms: int
+    seq: int
+    object_id: str
+    type: str
+    version: str
+
+
+@dataclass(frozen=True)
+class StixFilter:
+    """Which listed objects a TAXII request selects (every field: any of its values; empty: all)."""
+
+    alert_type: str | None = None
+    added_after_ms: int | None = None
+    """Records whose Kafka timestamp is strictly later than this."""
+    types: tuple[str, ...] = ()
+    ids: tuple[str, ...] = ()
+    versions_us: tuple[int, ...] = ()
+    below_record: int | None = None
+    """Only records with a smaller id (records before the first one not listed yet)."""
 
 
 def _ms(value: Any) -> int | None:
@@ -364,6 +426,8 @@ class FeedIndex:
         db.executemany("INSERT OR IGNORE INTO terms (record_id, kind, value) VALUES (?, ?, ?)",
                        [(record_id, t.kind.value, normalise(t.kind, t.value)) for t in entry.terms])
         db.execute("DELETE FROM fts WHERE rowid = ?", (record_id,))
+        db.execute("DELETE FROM stix_objects WHERE record_id = ?", (record_id,))
+        db.execute("DELETE FROM stix_done WHERE record_id = ?", (record_id,))
         if entry.text:
             db.execute("INSERT INTO fts (rowid, body) VALUES (?, ?)", (record_id, entry.text))
 
@@ -545,6 +609,132 @@ class FeedIndex:
             [*params, limit])
         return [(p, int(n)) for p, n in rows]
 
+    # -- STIX objects per record (the TAXII server's listing) ---------------------------------
+
+    _READABLE = "r.verdict IN ('verified', 'decrypted') AND r.alert_json IS NOT NULL"
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Read in one transaction: every query inside sees the index as it was at the first one."""
+        db = self._db()
+        if db.in_transaction:
+            yield
+            return
+        db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            db.execute("COMMIT")
+
+    def use_stix_mapping(self, version: str) -> None:
+        """Drop the STIX listing if it was made by another version of the mapping."""
+        with self._write() as db:
+            found = db.execute("SELECT v FROM meta WHERE k = 'stix_mapping'").fetchone()
+            if found is not None and found[0] == version:
+                return
+            db.execute("DELETE FROM stix_objects")
+            db.execute("DELETE FROM stix_done")
+            db.execute("INSERT INTO meta (k, v) VALUES ('stix_mapping', ?) "
+                       "ON CONFLICT (k) DO UPDATE SET v = excluded.v", (version,))
+
+    def stix_pending(self, limit: int = 100) -> list[PendingAlert]:
+        """Readable records (verified or decrypted) whose objects are not listed yet, oldest first."""
+        rows = self._db().execute(
+            f"SELECT r.id, r.alert_json, r.timestamp_ms FROM records r WHERE {self._READABLE} "
+            "AND NOT EXISTS (SELECT 1 FROM stix_done d WHERE d.record_id = r.id) ORDER BY r.id LIMIT ?", (limit,))
+        return [PendingAlert(int(i), str(a), int(t)) for i, a, t in rows]
+
+    def stix_frontier(self) -> int | None:
+        """The id of the first readable record not listed yet (records from it on are not served)."""
+        row = self._db().execute(
+            f"SELECT min(r.id) FROM records r WHERE {self._READABLE} "
+            "AND NOT EXISTS (SELECT 1 FROM stix_done d WHERE d.record_id = r.id)").fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def store_stix(self, listed: Mapping[PendingAlert, Sequence[StixRef] | str]) -> int:
+        """List the objects of records (or why a record has none); return how many were stored.
+
+        A record verified again since it was read (its alert changed, or is gone) is left
+        alone: it is pending again and will be mapped from what it says now.
+        """
+        stored = 0
+        with self._write() as db:
+            for pending, refs in listed.items():
+                current = db.execute(
+                    f"SELECT 1 FROM records r WHERE r.id = ? AND r.alert_json = ? AND {self._READABLE} "
+                    "AND NOT EXISTS (SELECT 1 FROM stix_done d WHERE d.record_id = r.id)",
+                    (pending.record_id, pending.alert_json)).fetchone()
+                if current is None:
+                    continue
+                problem = refs if isinstance(refs, str) else None
+                db.execute("INSERT INTO stix_done (record_id, problem) VALUES (?, ?)", (pending.record_id, problem))
+                if not isinstance(refs, str):
+                    db.executemany(
+                        "INSERT INTO stix_objects (record_id, seq, object_id, type, version, version_us) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        [(pending.record_id, r.seq, r.object_id, r.type, r.version, r.version_us) for r in refs])
+                stored += 1
+        return stored
+
+    def stix_partitions(self) -> list[int]:
+        """Partitions that hold records (the ones a listing reads)."""
+        return [int(p) for (p,) in self._db().execute(
+            "SELECT DISTINCT partition FROM records WHERE topic = ? ORDER BY partition", (self.topic,))]
+
+    def _stix_where(self, selection: StixFilter) -> tuple[str, list[Any]]:
+        clauses = [self._READABLE]
+        params: list[Any] = []
+        if selection.alert_type is not None:
+            clauses.append("r.alert_type = ?")
+            params.append(selection.alert_type)
+        if selection.added_after_ms is not None:
+            clauses.append("r.timestamp_ms > ?")
+            params.append(selection.added_after_ms)
+        if selection.below_record is not None:
+            clauses.append("r.id < ?")
+            params.append(selection.below_record)
+        for column, values in (("o.type", selection.types), ("o.object_id", selection.ids),
+                               ("o.version_us", selection.versions_us)):
+            if values:
+                clauses.append(f"{column} IN ({', '.join('?' * len(values))})")
+                params.extend(values)
+        return " AND ".join(clauses), params
+
+    def stix_rows(self, partition: int, offset: int, seq: int, selection: StixFilter,
+                  limit: int = 200) -> list[StixRow]:
+        """Listed objects of one partition from (offset, seq) on, in (offset, seq) order."""
+        where, params = self._stix_where(selection)
+        rows = self._db().execute(
+            "SELECT r.id, r.partition, r.offset, r.timestamp_ms, o.seq, o.object_id, o.type, o.version "
+            "FROM records r JOIN stix_objects o ON o.record_id = r.id "
+            "WHERE r.topic = ? AND r.partition = ? AND r.offset >= ? AND (r.offset > ? OR o.seq >= ?) "
+            f"AND {where} ORDER BY r.offset, o.seq LIMIT ?",
+            [self.topic, partition, offset, offset, seq, *params, limit])
+        return [StixRow(*row) for row in rows]
+
+    def stix_versions(self, object_id: str, selection: StixFilter) -> list[StixRow]:
+        """Each listed version of one object once, where it was first added, oldest first."""
+        where, params = self._stix_where(replace(selection, ids=(object_id,)))
+        rows = self._db().execute(
+            "SELECT r.id, r.partition, r.offset, r.timestamp_ms, o.seq, o.object_id, o.type, o.version "
+            "FROM records r JOIN stix_objects o ON o.record_id = r.id "
+            f"WHERE r.topic = ? AND {where} ORDER BY r.timestamp_ms, r.partition, r.offset, o.seq",
+            [self.topic, *params])
+        first: dict[str, StixRow] = {}
+        for row in rows:
+            first.setdefault(row[7], StixRow(*row))
+        return list(first.values())
+
+    def readable_alerts(self, record_ids: Iterable[int]) -> dict[int, Mapping[str, Any]]:
+        """The alerts (as JSON) of those records that are readable: verified or decrypted."""
+        ids = sorted(set(record_ids))
+        if not ids:
+            return {}
+        rows = self._db().execute(
+            f"SELECT r.id, r.alert_json FROM records r WHERE {self._READABLE} "
+            f"AND r.id IN ({', '.join('?' * len(ids))})", ids)
+        return {int(i): json.loads(a) for i, a in rows}
+
     # -- acknowledgements (a local log of what officers sent) --------------------------------
 
     def log_acknowledgement(self, record_id: int, status: str, officer: str, note: str | None,
@@ -567,7 +757,11 @@ __all__ = [
     "FeedIndex",
     "FeedQuery",
     "IndexedRecord",
+    "PendingAlert",
     "RawRecord",
+    "StixFilter",
+    "StixRef",
+    "StixRow",
     "Verdict",
     "fts_expression",
 ]

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bus.adapters.feed_index import FeedEntry, FeedIndex, FeedQuery, Verdict, fts_expression
+from bus.adapters.feed_index import FeedEntry, FeedIndex, FeedQuery, StixFilter, StixRef, Verdict, fts_expression
 from bus.core.alert_terms import Term, TermKind, alert_terms, alert_text
 from bus.errors import FeedIndexError
 from tests.helpers import example
@@ -158,3 +158,45 @@ def test_any_search_text_is_a_search_never_a_query_error(index, text):
     words = [w for w in printable.split() if any(c.isalnum() for c in w)]
     expression = fts_expression(text)
     assert expression == (" ".join('"' + w.replace('"', '""') + '"*' for w in words) or None)
+
+
+def refs(n: int) -> list[StixRef]:
+    return [StixRef(i, f"indicator--00000000-0000-4000-8000-{i:012d}", "indicator", "2026-11-30T10:00:00.000Z",
+                    1_796_032_800_000_000) for i in range(n)]
+
+
+def test_only_readable_records_wait_for_their_stix_listing(index):
+    a = example("suspicious-container")
+    index.add([entry(a, 0), failed(1), entry(a, 2, verdict=Verdict.DECRYPTED)], {0: 3})
+    pending = index.stix_pending()
+    assert [index.get(0, o).id for o in (0, 2)] == [p.record_id for p in pending]
+    assert index.stix_frontier() == pending[0].record_id
+    assert index.store_stix({pending[0]: refs(3), pending[1]: "not mapped: why"}) == 2
+    assert index.stix_pending() == [] and index.stix_frontier() is None
+    rows = index.stix_rows(0, 0, 1, StixFilter())
+    assert [(r.offset, r.seq) for r in rows] == [(0, 1), (0, 2)]  # from (offset 0, seq 1) on
+
+
+def test_a_record_verified_again_is_listed_again_and_a_stale_listing_is_not_stored(index):
+    a = example("suspicious-container")
+    (record_id,) = index.add([entry(a, 0)], {0: 1})
+    (pending,) = index.stix_pending()
+    index.store_stix({pending: refs(2)})
+    index.recheck({record_id: entry(a, 0)})  # new findings: the listing is dropped
+    assert index.stix_rows(0, 0, 0, StixFilter()) == [] and index.stix_frontier() == record_id
+    (again,) = index.stix_pending()
+    index.recheck({record_id: failed(0)})  # verified again while being listed: now it fails
+    assert index.store_stix({again: refs(2)}) == 0
+    assert index.stix_pending() == [] and index.stix_rows(0, 0, 0, StixFilter()) == []
+
+
+def test_a_listing_made_by_another_mapping_version_is_dropped(tmp_path):
+    index = FeedIndex(tmp_path / "f.sqlite", TOPIC)
+    index.add([entry(example("suspicious-container"), 0)], {0: 1})
+    index.use_stix_mapping("1")
+    index.store_stix({index.stix_pending()[0]: refs(1)})
+    index.use_stix_mapping("1")
+    assert index.stix_pending() == []
+    index.use_stix_mapping("2")
+    assert len(index.stix_pending()) == 1 and index.stix_rows(0, 0, 0, StixFilter()) == []
+    index.close()
