@@ -12,7 +12,8 @@ one line and exits with the class's `exit_code`:
     │   ├── PlanError                     directory + policy cannot be turned into safe grants
     │   ├── CodeListError                 a code list file is wrong
     │   ├── KeyFileError                  a key file is missing, unreadable or of the wrong kind
-    │   └── UsersFileError                the console's users file is unreadable or malformed
+    │   ├── UsersFileError                the console's users file is unreadable or malformed
+    │   └── TaxiiRequestError             a TAXII request's parameter is wrong (`parameter` names it)
     ├── VerificationError                 a received record must not be trusted; `reason` says why
     │   ├── SignatureError                    bad-signature
     │   ├── SchemaError                       bad-schema
@@ -75,6 +76,7 @@ __all__ = [
     "SchemaError",
     "ServiceError",
     "SignatureError",
+    "TaxiiRequestError",
     "TlsFailed",
     "UnknownKeyError",
     "UsersFileError",
@@ -198,6 +200,16 @@ class KeyFileError(InvalidInput):
 
 class UsersFileError(InvalidInput):
     """The console's users file (officers and their password hashes) is unreadable or malformed."""
+
+
+class TaxiiRequestError(InvalidInput):
+    """A TAXII client's request cannot be answered as asked: a `next` cursor that is not ours or
+    continues another query, a bad `limit`, `added_after` or `match[...]`. `parameter` names it."""
+
+    def __init__(self, parameter: str, problem: str) -> None:
+        self.parameter = parameter
+        self.problem = problem
+        super().__init__(f"{parameter}: {problem}", [(parameter, problem)])
 
 
 class EncryptionError(AlertValidationError):
