@@ -41,7 +41,7 @@ class Feed:
         return seal(alert, signer, SCHEMAS)
 
     def put(self, alert: BaseAlert, *, encrypt: bool = False, rule: str | None = "containers-to-europol",
-            tamper: bool = False, extra_headers: Headers = ()) -> Delivery:
+            tamper: bool = False, extra_headers: Headers = (), timestamp_ms: int | None = None) -> Delivery:
         record = self.sealed(alert, encrypt=encrypt)
         value = record.value
         if tamper:
@@ -49,12 +49,14 @@ class Feed:
         headers = wire_headers(record.headers) + tuple(extra_headers)
         if rule is not None:
             headers += ((b"bus_route_rule", rule.encode()),)
-        return self.put_raw(value, key=record.key, headers=headers)
+        return self.put_raw(value, key=record.key, headers=headers, timestamp_ms=timestamp_ms)
 
-    def put_raw(self, value: bytes | None, *, key: bytes | None = None, headers: Headers = ()) -> Delivery:
+    def put_raw(self, value: bytes | None, *, key: bytes | None = None, headers: Headers = (),
+                timestamp_ms: int | None = None) -> Delivery:
+        """Round-robin over the partitions; `timestamp_ms`: the record's Kafka timestamp (default now)."""
         partition = self._next % self.partitions
         self._next += 1
-        return self.engine.produce_raw(TOPIC, partition, value, key=key, headers=headers)
+        return self.engine.produce_raw(TOPIC, partition, value, key=key, headers=headers, timestamp_ms=timestamp_ms)
 
     def verifier(self, *, decrypt: bool = True) -> FeedVerifier:
         decryptor = Decryptor.of([self.fed.decryption_keys[MEMBER]]) if decrypt else None

@@ -100,6 +100,10 @@ class UsersFile:
     def exists(self, name: str) -> bool:
         return name in self._read()
 
+    def get(self, name: str) -> User | None:
+        """The user as the file says now (its hash changes when the password is replaced)."""
+        return self._read().get(name)
+
     def verify(self, name: str, password: str) -> bool:
         """True if `name` exists and `password` is its password (constant work either way)."""
         user = self._read().get(name)

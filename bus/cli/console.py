@@ -85,6 +85,10 @@ def console(
     secure_cookies: Annotated[
         bool, typer.Option("--secure-cookies", help="Send the session cookie over HTTPS only (behind a TLS proxy).")
     ] = False,
+    taxii: Annotated[
+        bool, typer.Option("--taxii", help="Also serve the feed as TAXII 2.1 at /taxii2/ (read-only; clients "
+                                           "authenticate like officers: HTTP Basic, or the proxy's header).")
+    ] = False,
     log_level: Annotated[str, typer.Option("--log-level", envvar="BUS_LOG_LEVEL")] = "INFO",
     *,
     settings: KafkaSettings,
@@ -98,7 +102,7 @@ def console(
             decrypt_keys=decrypt_keys or [], users=users, proxy_user_header=proxy_user_header,
             trusted_proxies=trusted_proxies or ["127.0.0.1", "::1"], host=host, port=port,
             index_path=index_path, rebuild_index=rebuild_index, feed=feed, secure_cookies=secure_cookies,
-            log_level=log_level,
+            taxii=taxii, log_level=log_level,
         )
     except BusError as exc:
         fail(str(exc), exc.exit_code)
@@ -107,7 +111,7 @@ def console(
 def _serve(*, settings: KafkaSettings, member: str | None, federation: Path | None, authority_pub: Path | None,
            decrypt_keys: list[Path], users: Path | None, proxy_user_header: str | None,
            trusted_proxies: list[str], host: str, port: int, index_path: Path | None, rebuild_index: bool,
-           feed: str | None, secure_cookies: bool, log_level: str) -> None:
+           feed: str | None, secure_cookies: bool, taxii: bool, log_level: str) -> None:
     import uvicorn
 
     from bus import logs
@@ -166,10 +170,21 @@ def _serve(*, settings: KafkaSettings, member: str | None, federation: Path | No
     auth = Authenticator(users=users_file, proxy_header=proxy_user_header, trusted_proxies=networks)
     config = ConsoleConfig(member=member, topic=topic, auth=auth, session_secret=secrets.token_urlsafe(32),
                            secure_cookies=secure_cookies)
-    web = create_app(config, index, indexer)
     stop = threading.Event()
-    worker = threading.Thread(target=indexer.run, args=(stop,), name="feed-indexer", daemon=True)
-    worker.start()
+    workers = [threading.Thread(target=indexer.run, args=(stop,), name="feed-indexer", daemon=True)]
+    mounts: dict[str, Any] = {}
+    wake = threading.Event()
+    if taxii:
+        from bus.services.taxii.feed import StixFeed
+        from bus.web.taxii import TaxiiAuth, TaxiiConfig, create_taxii_app
+
+        stix_feed = StixFeed(index, default_empact_codes())
+        mounts["/taxii2"] = create_taxii_app(TaxiiConfig(member=member), stix_feed, TaxiiAuth(auth))
+        indexer.subscribe(lambda _last_id: wake.set())  # new records: list their STIX objects at once
+        workers.append(threading.Thread(target=stix_feed.run, args=(stop, wake), name="taxii-listing", daemon=True))
+    web = create_app(config, index, indexer, mounts=mounts)
+    for worker in workers:
+        worker.start()
 
     server = uvicorn.Server(uvicorn.Config(web, host=host, port=port, log_level="warning", access_log=False,
                                            timeout_graceful_shutdown=3, lifespan="on"))
@@ -185,6 +200,10 @@ def _serve(*, settings: KafkaSettings, member: str | None, federation: Path | No
     who = settings.sasl_username or "an unauthenticated client"
     err.print(f"console for {member}: http://{host if ':' not in host else f'[{host}]'}:{port}/ "
               f"(feed {topic} read as {who}; index {path})", highlight=False, soft_wrap=True)
+    if taxii:
+        from bus.web.taxii import api_root_name
+
+        err.print(f"TAXII 2.1: discovery /taxii2/, API root /taxii2/{api_root_name(member)}/", highlight=False)
     if not _loopback(host):
         err.print("[yellow]warning:[/] listening beyond loopback: serve it through a TLS reverse proxy "
                   "(docs/operators.md)", highlight=False)
@@ -194,7 +213,9 @@ def _serve(*, settings: KafkaSettings, member: str | None, federation: Path | No
             serving.join(0.5)
     finally:
         stop.set()
-        worker.join(timeout=10)
+        wake.set()
+        for worker in workers:
+            worker.join(timeout=10)
         index.close()
     if not server.started:
         raise BusError(f"could not listen on {host}:{port} (in use, or not an address of this host)")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +29,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp
 
 from bus.adapters.feed_index import FeedIndex, IndexedRecord
 from bus.errors import BusError
@@ -76,8 +77,13 @@ def _static_dir() -> Path:
 
 
 def create_app(config: ConsoleConfig, index: FeedIndex, source: FeedSource,
-               acknowledger: Acknowledger | None = None) -> FastAPI:
-    """The console application over one member's feed index."""
+               acknowledger: Acknowledger | None = None, mounts: Mapping[str, ASGIApp] | None = None) -> FastAPI:
+    """The console application over one member's feed index.
+
+    `mounts` are further applications under a path prefix (`/taxii2`: the TAXII server), which
+    authenticate their own clients (in proxy mode too) and answer in their own format.
+    """
+    mounted = tuple(prefix.rstrip("/") for prefix in (mounts or {}))
     streams: dict[asyncio.Queue[dict[str, Any] | None], asyncio.AbstractEventLoop] = {}
 
     def close_streams() -> None:
@@ -100,7 +106,9 @@ def create_app(config: ConsoleConfig, index: FeedIndex, source: FeedSource,
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        if auth.proxy_mode and not auth.from_trusted_proxy(request) and not request.url.path.startswith("/static/"):
+        path = request.url.path
+        own = not (path.startswith("/static/") or any(path == m or path.startswith(f"{m}/") for m in mounted))
+        if auth.proxy_mode and not auth.from_trusted_proxy(request) and own:
             response: Response = HTMLResponse("This console accepts requests only through its reverse proxy.\n",
                                               status_code=403)
         else:
@@ -115,6 +123,8 @@ def create_app(config: ConsoleConfig, index: FeedIndex, source: FeedSource,
                        session_cookie="epa_console", same_site="strict", https_only=config.secure_cookies,
                        max_age=12 * 3600)
     app.mount("/static", StaticFiles(directory=_static_dir()), name="static")
+    for prefix, sub_app in (mounts or {}).items():
+        app.mount(prefix.rstrip("/"), sub_app)
 
     def page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
         officer = auth.officer(request)
