@@ -13,10 +13,10 @@ index is a cache of the feed topic, never a source of truth:
 - deleting the file and starting again rebuilds it from the topic.
 
 STIX (for the TAXII server): `stix_objects` lists, per readable record, the STIX
-objects its alert maps to (id, type, version, in order), and `stix_done` which
-records have been mapped. Only the list is stored; the objects are made again from
-the alert when served. New findings for a record (verified again) drop its list, so
-it is mapped again from what it says now.
+objects its alert maps to (id, type, version, in order), and `stix_pending` the
+readable records not listed yet. Only the list is stored; the objects are made again
+from the alert when served. New findings for a record (verified again) drop its list
+and make it pending again, so it is mapped from what it says now.
 
 Search: SQLite FTS5 over the alerts' free text, and a `terms` table of exact
 identifiers (`bus.core.alert_terms`) for container numbers, IMO numbers, bills of
@@ -78,7 +78,7 @@ CREATE TABLE IF NOT EXISTS stix_objects (
     version TEXT NOT NULL, version_us INTEGER NOT NULL,
     PRIMARY KEY (record_id, seq)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS stix_by_object ON stix_objects (object_id);
-CREATE TABLE IF NOT EXISTS stix_done (record_id INTEGER PRIMARY KEY, problem TEXT);
+CREATE TABLE IF NOT EXISTS stix_pending (record_id INTEGER PRIMARY KEY);
 """
 
 
@@ -427,7 +427,10 @@ class FeedIndex:
                        [(record_id, t.kind.value, normalise(t.kind, t.value)) for t in entry.terms])
         db.execute("DELETE FROM fts WHERE rowid = ?", (record_id,))
         db.execute("DELETE FROM stix_objects WHERE record_id = ?", (record_id,))
-        db.execute("DELETE FROM stix_done WHERE record_id = ?", (record_id,))
+        if entry.alert is not None and entry.verdict in (Verdict.VERIFIED, Verdict.DECRYPTED):
+            db.execute("INSERT OR IGNORE INTO stix_pending (record_id) VALUES (?)", (record_id,))
+        else:
+            db.execute("DELETE FROM stix_pending WHERE record_id = ?", (record_id,))
         if entry.text:
             db.execute("INSERT INTO fts (rowid, body) VALUES (?, ?)", (record_id, entry.text))
 
@@ -627,52 +630,50 @@ class FeedIndex:
             db.execute("COMMIT")
 
     def use_stix_mapping(self, version: str) -> None:
-        """Drop the STIX listing if it was made by another version of the mapping."""
+        """List every readable record again if the listing was made by another version of the
+        mapping, or never (an index the console kept before the TAXII server was enabled)."""
         with self._write() as db:
             found = db.execute("SELECT v FROM meta WHERE k = 'stix_mapping'").fetchone()
             if found is not None and found[0] == version:
                 return
             db.execute("DELETE FROM stix_objects")
-            db.execute("DELETE FROM stix_done")
+            db.execute("DELETE FROM stix_pending")
+            db.execute(f"INSERT INTO stix_pending (record_id) SELECT r.id FROM records r WHERE {self._READABLE}")
             db.execute("INSERT INTO meta (k, v) VALUES ('stix_mapping', ?) "
                        "ON CONFLICT (k) DO UPDATE SET v = excluded.v", (version,))
 
     def stix_pending(self, limit: int = 100) -> list[PendingAlert]:
         """Readable records (verified or decrypted) whose objects are not listed yet, oldest first."""
         rows = self._db().execute(
-            f"SELECT r.id, r.alert_json, r.timestamp_ms FROM records r WHERE {self._READABLE} "
-            "AND NOT EXISTS (SELECT 1 FROM stix_done d WHERE d.record_id = r.id) ORDER BY r.id LIMIT ?", (limit,))
+            "SELECT r.id, r.alert_json, r.timestamp_ms FROM stix_pending p JOIN records r ON r.id = p.record_id "
+            "ORDER BY p.record_id LIMIT ?", (limit,))
         return [PendingAlert(int(i), str(a), int(t)) for i, a, t in rows]
 
     def stix_frontier(self) -> int | None:
         """The id of the first readable record not listed yet (records from it on are not served)."""
-        row = self._db().execute(
-            f"SELECT min(r.id) FROM records r WHERE {self._READABLE} "
-            "AND NOT EXISTS (SELECT 1 FROM stix_done d WHERE d.record_id = r.id)").fetchone()
+        row = self._db().execute("SELECT min(record_id) FROM stix_pending").fetchone()
         return None if row[0] is None else int(row[0])
 
-    def store_stix(self, listed: Mapping[PendingAlert, Sequence[StixRef] | str]) -> int:
-        """List the objects of records (or why a record has none); return how many were stored.
+    def store_stix(self, listed: Mapping[PendingAlert, Sequence[StixRef] | None]) -> int:
+        """List the objects of pending records (None: it maps to none); return how many were stored.
 
         A record verified again since it was read (its alert changed, or is gone) is left
-        alone: it is pending again and will be mapped from what it says now.
+        alone: it stays pending, or is no longer readable, and is mapped from what it says now.
         """
         stored = 0
         with self._write() as db:
             for pending, refs in listed.items():
                 current = db.execute(
-                    f"SELECT 1 FROM records r WHERE r.id = ? AND r.alert_json = ? AND {self._READABLE} "
-                    "AND NOT EXISTS (SELECT 1 FROM stix_done d WHERE d.record_id = r.id)",
+                    f"SELECT 1 FROM records r JOIN stix_pending p ON p.record_id = r.id "
+                    f"WHERE r.id = ? AND r.alert_json = ? AND {self._READABLE}",
                     (pending.record_id, pending.alert_json)).fetchone()
                 if current is None:
                     continue
-                problem = refs if isinstance(refs, str) else None
-                db.execute("INSERT INTO stix_done (record_id, problem) VALUES (?, ?)", (pending.record_id, problem))
-                if not isinstance(refs, str):
-                    db.executemany(
-                        "INSERT INTO stix_objects (record_id, seq, object_id, type, version, version_us) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
-                        [(pending.record_id, r.seq, r.object_id, r.type, r.version, r.version_us) for r in refs])
+                db.execute("DELETE FROM stix_pending WHERE record_id = ?", (pending.record_id,))
+                db.executemany(
+                    "INSERT INTO stix_objects (record_id, seq, object_id, type, version, version_us) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [(pending.record_id, r.seq, r.object_id, r.type, r.version, r.version_us) for r in refs or ()])
                 stored += 1
         return stored
 

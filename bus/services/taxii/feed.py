@@ -66,6 +66,9 @@ COLLECTION_NAMESPACE = uuid.UUID("5f0c0a3e-6b0e-4a43-9a1e-7b7c1fb0f5d2")
 MAX_ROWS_PER_PAGE_FACTOR = 50
 """A page looks at most this many objects per object it may return (repeated definitions are skipped)."""
 CHUNK = 200
+REQUEST_SECONDS = 2.0
+"""How long a request lists pending records itself before answering (about 5 ms a record). Normally a
+few records are pending; after enabling TAXII on a large index, pages say `more` until it caught up."""
 OBJECT_CACHE = 2048
 
 DESCRIPTIONS: dict[AlertType, str] = {
@@ -164,12 +167,12 @@ class StixFeed:
         alert = parse_alert(alert_json, empact_codes=self.codes)
         return tuple(json.loads(o.serialize()) for o in alert_objects(alert).all)
 
-    def _refs(self, pending: PendingAlert) -> Sequence[StixRef] | str:
+    def _refs(self, pending: PendingAlert) -> Sequence[StixRef] | None:
         try:
             objects = self._objects(json.loads(pending.alert_json))
         except (BusError, ValueError, TypeError) as exc:  # an alert the mapping cannot take: say why, serve none
             log.warning("alert not mapped to STIX", record=pending.record_id, problem=str(exc)[:300])
-            return f"not mapped: {str(exc)[:300]}"
+            return None
         main = next(o for o in objects if o["type"] not in ("extension-definition", "marking-definition"))
         refs = []
         for seq, obj in enumerate(objects):
@@ -177,17 +180,20 @@ class StixFeed:
             refs.append(StixRef(seq, str(obj["id"]), str(obj["type"]), version, _micros(version)))
         return refs
 
-    def catch_up(self, budget: int = 1000, batch: int = 50) -> int:
-        """List the objects of up to `budget` pending records, oldest first; return how many."""
+    def catch_up(self, budget: int = 1000, *, seconds: float | None = None, batch: int = 50) -> int:
+        """List the objects of pending records, oldest first, until none is left, `budget` records
+        are listed or `seconds` have passed; return how many were listed."""
+        deadline = None if seconds is None else time.monotonic() + seconds
         done = 0
         with self._listing:
-            while done < budget:
+            while done < budget and (deadline is None or time.monotonic() < deadline):
                 pending = self.index.stix_pending(min(batch, budget - done))
                 if not pending:
                     break
-                done += self.index.store_stix({p: self._refs(p) for p in pending})
-                if done == 0:
+                stored = self.index.store_stix({p: self._refs(p) for p in pending})
+                if stored == 0:
                     break  # everything read was verified again meanwhile; the next call starts over
+                done += stored
         return done
 
     def run(self, stop: threading.Event, wake: threading.Event, *, idle: float = 5.0) -> None:
@@ -195,8 +201,8 @@ class StixFeed:
         while not stop.is_set():
             wake.clear()
             try:
-                while not stop.is_set() and self.catch_up(budget=200):
-                    pass
+                while not stop.is_set() and self.catch_up(budget=50):
+                    pass  # small batches: a request waiting for the lock gets it soon
             except Exception:  # keep serving what is listed; say why the rest is not
                 log.exception("listing STIX objects failed")
                 time.sleep(1.0)
@@ -232,7 +238,7 @@ class StixFeed:
 
     def page(self, collection: Collection, cursor: Cursor, limit: int) -> ObjectsPage:
         """One page of `cursor.query` (objects or manifest) from where `cursor` stands."""
-        self.catch_up(budget=200)
+        self.catch_up(budget=100_000, seconds=REQUEST_SECONDS)
         with self.index.snapshot():
             selection = self._selection(collection, cursor.query)
             if selection is None:
@@ -249,6 +255,7 @@ class StixFeed:
 
             taken = take_page(cursor, (self._stream(p, cursor, selection) for p in partitions), limit,
                               counts=first_in_page, max_rows=limit * MAX_ROWS_PER_PAGE_FACTOR)
+            behind = selection.below_record is not None  # records not listed yet: more will come
             seen.clear()
             rows = [r for r in taken.rows if first_in_page(r)]
             items: tuple[Any, ...]
@@ -257,14 +264,15 @@ class StixFeed:
             else:
                 items = tuple(self._bodies(rows))
         stamps = [r.timestamp_ms for r in rows]
-        return ObjectsPage(items, taken.more, taken.cursor if taken.more else None,
-                           min(stamps, default=None), max(stamps, default=None))
+        more = taken.more or behind
+        return ObjectsPage(items, more, taken.cursor if more else None, min(stamps, default=None),
+                           max(stamps, default=None))
 
     def versions(self, collection: Collection, cursor: Cursor, limit: int) -> ObjectsPage:
         """One object's versions in the collection (`object`: the objects, `versions`: their version
         strings), oldest first, each where it was first added; paged by count."""
         query = cursor.query
-        self.catch_up(budget=200)
+        self.catch_up(budget=100_000, seconds=REQUEST_SECONDS)
         with self.index.snapshot():
             selection = self._selection(collection, query)
             found = self.index.stix_versions(query.ids[0], selection) if selection is not None else []
