@@ -276,6 +276,21 @@ def test_next_keeps_its_filters_and_refuses_other_ones(world):
     assert manifest.status_code == 400 and "another endpoint" in manifest.json()["description"]
 
 
+def test_clients_that_repeat_added_after_with_next_page_on(world):
+    """OpenCTI's built-in ingester sends next with the first request's added_after, one page per run."""
+    alerts = [container(f"alert {i}") for i in range(6)]
+    world.put(*alerts)
+    since = stix_timestamp(world.clock_ms - 4500)  # after the first alert (a second apart), before the second
+    envelope = world.get(CONTAINERS + "objects/", added_after=since, limit=8)
+    handed = mains(envelope["objects"])
+    while envelope["more"]:
+        envelope = world.get(CONTAINERS + "objects/", added_after=since, next=envelope["next"], limit=8)
+        handed += mains(envelope["objects"])
+    assert handed == [str(a.header.message_id) for a in alerts[1:]]
+    without_limit = world.get(CONTAINERS + "objects/")  # no limit: one page of up to 1000 objects
+    assert len(mains(without_limit["objects"])) == 6 and not without_limit["more"]
+
+
 def test_match_type_id_version_and_spec_version(world):
     alerts = [container(f"alert {i}", created=f"2026-11-2{i}T10:00:00.000Z") for i in range(3)]
     world.put(*alerts)
@@ -290,7 +305,7 @@ def test_match_type_id_version_and_spec_version(world):
         indicators[0]["id"]]
     assert len(world.get(CONTAINERS + "objects/", **{"match[type]": "indicator", "match[version]": "all"})[
         "objects"]) == 3
-    assert "objects" not in world.get(CONTAINERS + "objects/", **{"match[spec_version]": "2.0"})
+    assert world.get(CONTAINERS + "objects/", **{"match[spec_version]": "2.0"}) == {"more": False, "objects": []}
     assert len(mains(world.get(CONTAINERS + "objects/", **{"match[spec_version]": "2.0,2.1"})["objects"])) == 3
     bad = world.client.get(CONTAINERS + "objects/", params={"match[id]": "not-an-id"}, headers=basic())
     assert bad.status_code == 400 and bad.json()["details"] == {"parameter": "match[id]"}
@@ -357,8 +372,8 @@ def test_a_record_verified_again_and_failing_is_no_longer_served(fed, world):
     world.current["directory"] = fed.directory.model_copy(update={"members": without_nl, "version": 2})
     world.indexer.step()
     assert world.indexer.index.search()[0].verdict is Verdict.FAILED
-    assert "objects" not in world.get(CONTAINERS + "objects/")
-    assert "objects" not in world.get(CONTAINERS + "manifest/")
+    assert world.get(CONTAINERS + "objects/")["objects"] == []
+    assert world.get(CONTAINERS + "manifest/")["objects"] == []
     world.current["directory"] = fed.directory.model_copy(update={"version": 3})
     world.indexer.step()
     assert mains(world.get(CONTAINERS + "objects/")["objects"]) == [str(alert.header.message_id)]

@@ -44,9 +44,10 @@ __all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "TaxiiConfig", "api_root_name", "create
 
 log = structlog.get_logger("bus.taxii")
 
-DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 """A larger `limit` is lowered to this (TAXII lets a server return fewer than asked)."""
+DEFAULT_LIMIT = MAX_LIMIT
+"""Without `limit`: OpenCTI's built-in TAXII ingester sends none and reads one page per run."""
 STIX_TYPE = re.compile(r"^[a-z0-9][a-z0-9-]{1,249}$")
 STIX_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,249}--"
                      r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -180,11 +181,11 @@ def _date_headers(page: ObjectsPage) -> dict[str, str]:
 
 
 def _envelope(page: ObjectsPage, key: str, items: list[Any]) -> dict[str, Any]:
+    """`objects` is there even when empty: OpenCTI's ingester reports an envelope without it as an error."""
     body: dict[str, Any] = {"more": page.more}
     if page.more and page.next is not None:
         body["next"] = encode(page.next)
-    if items:
-        body[key] = items
+    body[key] = items
     return body
 
 
