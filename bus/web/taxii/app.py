@@ -155,22 +155,42 @@ def _requested(request: Request, endpoint: Endpoint, collection: Collection,
     return Query(endpoint, collection.id, **fields), given
 
 
-def _cursor(request: Request, endpoint: Endpoint, collection: Collection, object_id: str | None = None) -> Cursor:
-    """Where this request starts: the beginning of its query, or the `next` cursor it sent."""
+NEXT_SET_ASIDE = "X-EPA-Next-Set-Aside"
+"""Response header naming why a `next` was not followed (it contradicted the request's own filters)."""
+LABELS = {"added_after_us": "added_after", "types": "match[type]", "ids": "match[id]", "versions": "match[version]",
+          "spec_versions": "match[spec_version]"}
+
+
+def _cursor(request: Request, endpoint: Endpoint, collection: Collection,
+            object_id: str | None = None) -> tuple[Cursor, str | None]:
+    """Where this request starts: its `next` cursor, or the beginning of its query; and, if a `next`
+    was set aside, why.
+
+    A cursor continues the query it was issued for: sent alone, or with the same filters, it is
+    followed. Sent with filters that contradict it (another collection, endpoint, added_after or
+    match), the request's own filters win and it starts from the beginning: OpenCTI's TAXII2
+    connector keeps the last `next` of a run and sends it again with the next run's `added_after`,
+    and to the other collections it polls. Following it would answer another query; refusing it
+    would stop that connector for good. Something that is not a cursor of ours is refused (400).
+    """
     query, given = _requested(request, endpoint, collection, object_id)
     text = request.query_params.get("next")
     if text is None:
-        return Cursor(query)
+        return Cursor(query), None
     cursor = decode(text)
     if cursor.query.endpoint != endpoint or cursor.query.collection != collection.id:
-        raise TaxiiRequestError("next", "was issued for another endpoint or collection")
+        return Cursor(query), "issued for another collection or endpoint"
     for name in sorted(given):
         if getattr(query, name) != getattr(cursor.query, name):
-            label = {"added_after_us": "added_after", "types": "match[type]", "ids": "match[id]",
-                     "versions": "match[version]", "spec_versions": "match[spec_version]"}[name]
-            raise TaxiiRequestError("next", f"continues a query with another {label}: send next with the same "
-                                            "filters as the first request, or with none")
-    return cursor
+            return Cursor(query), f"issued for another {LABELS[name]}"
+    return cursor, None
+
+
+def _notes(aside: str | None) -> dict[str, str]:
+    if aside is None:
+        return {}
+    log.info("TAXII next set aside", why=aside)
+    return {NEXT_SET_ASIDE: f"next was {aside}: answered from the start of this request's filters"}
 
 
 def _date_headers(page: ObjectsPage) -> dict[str, str]:
@@ -292,9 +312,10 @@ def create_taxii_app(config: TaxiiConfig, feed: StixFeed, auth: TaxiiAuth) -> Fa
         found = collection_or_404(api_root, collection_id)
         if isinstance(found, Response):
             return found
-        page = feed.page(found, _cursor(request, "objects", found), _limit(request))
+        cursor, aside = _cursor(request, "objects", found)
+        page = feed.page(found, cursor, _limit(request))
         bodies = [o.body for o in page.items if isinstance(o, ServedObject)]
-        return _taxii(_envelope(page, "objects", bodies), _date_headers(page))
+        return _taxii(_envelope(page, "objects", bodies), {**_date_headers(page), **_notes(aside)})
 
     @app.post("/{api_root}/collections/{collection_id}/objects/")
     async def add_objects(request: Request, api_root: str, collection_id: str) -> Response:
@@ -312,12 +333,12 @@ def create_taxii_app(config: TaxiiConfig, feed: StixFeed, auth: TaxiiAuth) -> Fa
         found = collection_or_404(api_root, collection_id)
         if isinstance(found, Response):
             return found
-        cursor = _cursor(request, "object", found, object_id)
+        cursor, aside = _cursor(request, "object", found, object_id)
         page = feed.versions(found, cursor, _limit(request))
         bodies = [o.body for o in page.items if isinstance(o, ServedObject)]
-        if not bodies and request.query_params.get("next") is None:
+        if not bodies and cursor.skip == 0:
             return error(404, "Unknown object", f"no {object_id[:80]} in collection {found.title}")
-        return _taxii(_envelope(page, "objects", bodies), _date_headers(page))
+        return _taxii(_envelope(page, "objects", bodies), {**_date_headers(page), **_notes(aside)})
 
     @app.delete("/{api_root}/collections/{collection_id}/objects/{object_id}/")
     def delete_object(api_root: str, collection_id: str, object_id: str) -> Response:
@@ -332,20 +353,22 @@ def create_taxii_app(config: TaxiiConfig, feed: StixFeed, auth: TaxiiAuth) -> Fa
         found = collection_or_404(api_root, collection_id)
         if isinstance(found, Response):
             return found
-        page = feed.versions(found, _cursor(request, "versions", found, object_id), _limit(request))
-        if not page.items and request.query_params.get("next") is None:
+        cursor, aside = _cursor(request, "versions", found, object_id)
+        page = feed.versions(found, cursor, _limit(request))
+        if not page.items and cursor.skip == 0:
             return error(404, "Unknown object", f"no {object_id[:80]} in collection {found.title}")
-        return _taxii(_envelope(page, "versions", list(page.items)), _date_headers(page))
+        return _taxii(_envelope(page, "versions", list(page.items)), {**_date_headers(page), **_notes(aside)})
 
     @app.get("/{api_root}/collections/{collection_id}/manifest/")
     def manifest(request: Request, api_root: str, collection_id: str) -> Response:
         found = collection_or_404(api_root, collection_id)
         if isinstance(found, Response):
             return found
-        page = feed.page(found, _cursor(request, "manifest", found), _limit(request))
+        cursor, aside = _cursor(request, "manifest", found)
+        page = feed.page(found, cursor, _limit(request))
         entries = [{"id": e.id, "date_added": e.date_added, "version": e.version, "media_type": e.media_type}
                    for e in page.items if isinstance(e, ManifestEntry)]
-        return _taxii(_envelope(page, "objects", entries), _date_headers(page))
+        return _taxii(_envelope(page, "objects", entries), {**_date_headers(page), **_notes(aside)})
 
     app.state.api_root = root
     return app
