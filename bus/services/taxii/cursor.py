@@ -16,7 +16,8 @@ The positions are the only state; the server keeps none.
 
 A cursor also carries the query it continues (collection, `added_after`, the `match`
 filters): a client may send `next` alone, as OpenCTI's connector does after the first
-page, and still get the rest of the same query; one sent with other filters is refused.
+page, and still get the rest of the same query (the web layer decides what to do with a
+cursor sent with filters that contradict it).
 
 Encoding: `base64url(JSON)`, versioned, without padding. It is opaque to clients but not
 secret; a forged cursor can only select records of this member's own feed, which the
