@@ -6,8 +6,9 @@
 
 It reads `feed.<member>` as the member's own Kafka principal (the connection options),
 keeps a feed index (SQLite) next to it, and serves the pages on loopback unless told
-otherwise. Put a TLS reverse proxy in front of it for anything but local use
-(docs/operators.md, "The liaison officer's console").
+otherwise. With `--taxii` the same process serves the feed as TAXII 2.1 at `/taxii2/`
+(docs/interop.md), for platforms with console accounts. Put a TLS reverse proxy in front
+of it for anything but local use (docs/operators.md, "The liaison officer's console").
 """
 
 from __future__ import annotations

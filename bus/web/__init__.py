@@ -1,4 +1,5 @@
 """HTTP adapters on one web stack (FastAPI + Jinja2, every asset shipped in the package).
 
 `bus.web.console`: the liaison officer's console over a member's feed index.
+`bus.web.taxii`: TAXII 2.1 over the same index, mounted by the console at `/taxii2/` (`--taxii`).
 """

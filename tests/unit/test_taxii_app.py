@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import base64
 import itertools
+import tempfile
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bus.adapters.federation_file import make_demo
 from bus.adapters.feed_index import Verdict
@@ -43,20 +47,21 @@ def fed(tmp_path_factory):
 
 
 class World:
-    def __init__(self, fed, tmp_path, *, proxy: bool = False) -> None:
+    def __init__(self, fed, tmp_path, *, proxy: bool = False, auth: TaxiiAuth | None = None) -> None:
         self.current: dict[str, FederationDirectory] = {"directory": fed.directory}
         self.feed = Feed(fed)
         verifier = FeedVerifier(lambda: self.current["directory"], self.feed.verifier().state().decryptor,
                                 SCHEMAS, CODES)
         self.indexer = self.feed.indexer(tmp_path / "i.sqlite", verifier=verifier)
-        self.users = UsersFile(tmp_path / "users.yaml")
-        self.users.add("opencti", PASSWORD)
-        auth = Authenticator(users=None if proxy else self.users,
-                             proxy_header="X-Forwarded-User" if proxy else None,
-                             trusted_proxies=parse_networks(["127.0.0.1"]))
+        if auth is None:
+            self.users = UsersFile(tmp_path / "users.yaml")
+            self.users.add("opencti", PASSWORD)
+            auth = TaxiiAuth(Authenticator(users=None if proxy else self.users,
+                                           proxy_header="X-Forwarded-User" if proxy else None,
+                                           trusted_proxies=parse_networks(["127.0.0.1"])))
         self.stix = StixFeed(self.indexer.index, CODES)
-        taxii = create_taxii_app(TaxiiConfig(MEMBER), self.stix, TaxiiAuth(auth))
-        app = create_app(ConsoleConfig(MEMBER, TOPIC, auth, session_secret="s" * 32), self.indexer.index,
+        taxii = create_taxii_app(TaxiiConfig(MEMBER), self.stix, auth)
+        app = create_app(ConsoleConfig(MEMBER, TOPIC, auth.auth, session_secret="s" * 32), self.indexer.index,
                          self.indexer, mounts={"/taxii2": taxii})
         self.app = app
         self.client = TestClient(app, follow_redirects=False)
@@ -79,6 +84,14 @@ class World:
 @pytest.fixture
 def world(fed, tmp_path) -> World:
     return World(fed, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def shared_auth(tmp_path_factory) -> TaxiiAuth:
+    """One account for many worlds: argon2 hashes and checks the password once."""
+    users = UsersFile(tmp_path_factory.mktemp("users") / "users.yaml")
+    users.add("opencti", PASSWORD)
+    return TaxiiAuth(Authenticator(users=users))
 
 
 def mains(objects) -> list[str]:
@@ -163,7 +176,8 @@ def test_a_changed_password_or_removed_user_is_refused_at_once(world):
     ("application/json", 406), ("*/*", 406), ("application/vnd.oasis.taxii+json", 406),
     ("application/taxii+json;version=2.1;q=0", 406),
 ])
-def test_content_negotiation(world, accept, status):
+def test_content_negotiation(fed, tmp_path, shared_auth, accept, status):
+    world = World(fed, tmp_path, auth=shared_auth)
     response = world.client.get("/taxii2/", headers={**basic(), "Accept": accept})
     assert response.status_code == status
     assert response.headers["content-type"] == TAXII_MEDIA_TYPE
@@ -427,3 +441,28 @@ def test_in_proxy_mode_the_proxy_names_the_client(fed, tmp_path):
     direct = world.client.get("/taxii2/", headers=named)  # not from the proxy: the header is not believed
     assert direct.status_code == 401
     assert direct.headers["content-type"] == TAXII_MEDIA_TYPE and "www-authenticate" not in direct.headers
+
+
+@given(stamps=st.lists(st.integers(0, 20), min_size=1, max_size=9), limit=st.integers(1, 23),
+       cut=st.integers(-1, 21))
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_whatever_the_timestamps_next_hands_out_each_alert_once_and_added_after_exactly_the_later_ones(
+        fed, shared_auth, stamps, limit, cut):
+    """Records reach the partitions with Kafka timestamps in any order (a partition behind, clocks
+    apart): paging with next still gives every alert once; added_after gives those stamped later."""
+    with tempfile.TemporaryDirectory() as tmp:
+        world = World(fed, Path(tmp), auth=shared_auth)
+        base = 1_790_000_000_000
+        alerts = []
+        for i, stamp in enumerate(stamps):
+            alert = container(f"alert {i}")
+            world.feed.put(alert, timestamp_ms=base + stamp * 1000)
+            alerts.append((alert, stamp))
+        drain(world.indexer, len(alerts))
+        objects, _ = all_pages(world, CONTAINERS + "objects/", limit=limit)
+        assert Counter(mains(objects)) == Counter(str(a.header.message_id) for a, _ in alerts)
+        later, _ = all_pages(world, CONTAINERS + "objects/", limit=limit,
+                             added_after=stix_timestamp(base + cut * 1000))
+        assert Counter(mains(later)) == Counter(str(a.header.message_id) for a, s in alerts if s > cut)
+        world.indexer.close()
+        world.indexer.index.close()

@@ -59,8 +59,7 @@ SUPPORTED_MATCH = ", ".join(f"match[{f}]" for f in MATCH_FIELDS)
 @dataclass(frozen=True)
 class TaxiiConfig:
     member: str
-    title: str | None = None
-    contact: str | None = None
+    """Whose feed: names the API root (`/taxii2/<member lower case>/`) and the titles."""
 
 
 def api_root_name(member: str) -> str:
@@ -272,10 +271,9 @@ def create_taxii_app(config: TaxiiConfig, feed: StixFeed, auth: TaxiiAuth) -> Fa
     def discovery(request: Request) -> Response:
         url = root_url(request)
         return _taxii({
-            "title": config.title or f"EPA bus: {config.member}'s feed",
+            "title": f"EPA bus: {config.member}'s feed",
             "description": (f"Alerts delivered to {config.member} on the European Ports Alliance bus, verified "
                             "against the signed federation directory, as STIX 2.1."),
-            **({"contact": config.contact} if config.contact else {}),
             "default": url,
             "api_roots": [url],
         })
