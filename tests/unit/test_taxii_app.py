@@ -427,6 +427,24 @@ def test_records_not_listed_yet_hold_the_cursor_back(world, monkeypatch):
     assert world.indexer.index.stix_frontier() is None
 
 
+def test_an_alert_the_mapping_cannot_take_holds_nothing_back(world, monkeypatch):
+    import bus.services.taxii.feed as feed_module
+
+    real = feed_module.alert_objects
+
+    def fragile(alert):
+        if alert.header.summary == "poison":
+            raise RuntimeError("the mapping has a bug")
+        return real(alert)
+
+    monkeypatch.setattr(feed_module, "alert_objects", fragile)
+    first, poison, last = container("first"), container("poison"), container("last")
+    world.put(first, poison, last)
+    envelope = world.get(CONTAINERS + "objects/")
+    assert mains(envelope["objects"]) == [str(first.header.message_id), str(last.header.message_id)]
+    assert envelope["more"] is False
+
+
 # -- proxy mode -----------------------------------------------------------------------------------
 
 

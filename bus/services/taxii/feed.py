@@ -37,7 +37,6 @@ import structlog
 from bus.adapters.feed_index import FeedIndex, PendingAlert, StixFilter, StixRef, StixRow
 from bus.core.codelists import EmpactCodeList
 from bus.core.models import AlertType, parse_alert
-from bus.errors import BusError
 from bus.interop.stix import alert_objects
 from bus.services.taxii.cursor import Cursor, Query, take_page
 
@@ -168,16 +167,20 @@ class StixFeed:
         return tuple(json.loads(o.serialize()) for o in alert_objects(alert).all)
 
     def _refs(self, pending: PendingAlert) -> Sequence[StixRef] | None:
+        """What a record maps to; None (and a log line) if the mapping cannot take its alert.
+
+        Any failure counts (stix2 raises its own exception classes): one alert the mapping
+        cannot take must not hold back every record after it."""
         try:
             objects = self._objects(json.loads(pending.alert_json))
-        except (BusError, ValueError, TypeError) as exc:  # an alert the mapping cannot take: say why, serve none
-            log.warning("alert not mapped to STIX", record=pending.record_id, problem=str(exc)[:300])
+            main = next(o for o in objects if o["type"] not in ("extension-definition", "marking-definition"))
+            refs = []
+            for seq, obj in enumerate(objects):
+                version = str(obj.get("modified") or obj.get("created") or main["created"])
+                refs.append(StixRef(seq, str(obj["id"]), str(obj["type"]), version, _micros(version)))
+        except Exception:
+            log.exception("alert not mapped to STIX: not served over TAXII", record=pending.record_id)
             return None
-        main = next(o for o in objects if o["type"] not in ("extension-definition", "marking-definition"))
-        refs = []
-        for seq, obj in enumerate(objects):
-            version = str(obj.get("modified") or obj.get("created") or main["created"])
-            refs.append(StixRef(seq, str(obj["id"]), str(obj["type"]), version, _micros(version)))
         return refs
 
     def catch_up(self, budget: int = 1000, *, seconds: float | None = None, batch: int = 50) -> int:
@@ -205,7 +208,7 @@ class StixFeed:
                     pass  # small batches: a request waiting for the lock gets it soon
             except Exception:  # keep serving what is listed; say why the rest is not
                 log.exception("listing STIX objects failed")
-                time.sleep(1.0)
+                stop.wait(1.0)
             wake.wait(idle)
 
     # -- pages -------------------------------------------------------------------------------
