@@ -81,6 +81,16 @@ def listening(url: str, proc: subprocess.Popen[Any], log: Path) -> bool:
         return False
 
 
+def start_router(fed: DemoFederation, policy: Path, work: Path, env: dict[str, str],
+                 name: str) -> subprocess.Popen[Any]:
+    """`bus router run` with its own group and transactional id (as tests/integration/test_console_browser.py)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bus", "router", "run", "--policy", str(policy), "--federation",
+         str(fed.directory_path), "--authority-pub", str(fed.authority_pub), "--state-dir", str(work / "router"),
+         "--group", name, "--transactional-id", name],
+        env=env, stdout=subprocess.DEVNULL, stderr=(work / "router.log").open("w"), cwd=REPO)
+
+
 @dataclass
 class Taxii:
     url: str
@@ -134,12 +144,7 @@ rules:
     env = {**os.environ, "BUS_BOOTSTRAP": kafka.bootstrap, "NO_COLOR": "1"}
     users = work / "users.yaml"
     add_user(users, env)
-    router = subprocess.Popen(
-        [sys.executable, "-m", "bus", "router", "run", "--policy", str(policy), "--federation",
-         str(fed.directory_path), "--authority-pub", str(fed.authority_pub), "--state-dir", str(work / "router"),
-         "--group", f"taxii-{unique}", "--transactional-id", f"taxii-{unique}"],
-        env=env, stdout=subprocess.DEVNULL, stderr=(work / "router.log").open("w"), cwd=REPO)
-    procs = [router]
+    procs = [start_router(fed, policy, work, env, f"taxii-{unique}")]
     try:
         engine = open_engine(kafka)
         wait_for(lambda: feed in engine.admin().list_topics(), 90, "the router to create the feed topic")
