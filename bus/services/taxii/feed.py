@@ -51,7 +51,9 @@ __all__ = [
     "ServedObject",
     "StixFeed",
     "collections_for",
-    "stix_timestamp",
+    "date_added",
+    "micros",
+    "taxii_timestamp",
 ]
 
 MAPPING_VERSION = "1"
@@ -105,13 +107,19 @@ def collections_for(topic: str) -> tuple[Collection, ...]:
     )
 
 
-def stix_timestamp(ms: int) -> str:
-    """A Kafka timestamp as a TAXII/STIX timestamp, millisecond precision: 2026-11-30T09:38:35.123Z."""
-    when = datetime.fromtimestamp(ms / 1000, UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+def taxii_timestamp(micros: int) -> str:
+    """A TAXII timestamp (microsecond precision, UTC, "Z", as TAXII 2.1 requires): 2026-11-30T09:38:35.123000Z."""
+    when = datetime.fromtimestamp(micros // 1_000_000, UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{micros % 1_000_000:06d}Z"
 
 
-def _micros(text: str) -> int:
+def date_added(timestamp_ms: int) -> str:
+    """When a record's objects were added to the collection: its Kafka timestamp, as a TAXII timestamp."""
+    return taxii_timestamp(timestamp_ms * 1000)
+
+
+def micros(text: str) -> int:
+    """A STIX or TAXII timestamp (any fraction, "Z" or an offset) in microseconds since the epoch."""
     when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return int(when.timestamp()) * 1_000_000 + when.microsecond
 
@@ -127,6 +135,7 @@ class ManifestEntry:
     id: str
     date_added: str
     version: str
+    """A TAXII timestamp: the object's `modified`, else `created`, else its alert's `created`."""
     media_type: str = STIX_MEDIA_TYPE
 
 
@@ -176,8 +185,8 @@ class StixFeed:
             main = next(o for o in objects if o["type"] not in ("extension-definition", "marking-definition"))
             refs = []
             for seq, obj in enumerate(objects):
-                version = str(obj.get("modified") or obj.get("created") or main["created"])
-                refs.append(StixRef(seq, str(obj["id"]), str(obj["type"]), version, _micros(version)))
+                version = micros(str(obj.get("modified") or obj.get("created") or main["created"]))
+                refs.append(StixRef(seq, str(obj["id"]), str(obj["type"]), taxii_timestamp(version), version))
         except Exception:
             log.exception("alert not mapped to STIX: not served over TAXII", record=pending.record_id)
             return None
@@ -219,7 +228,7 @@ class StixFeed:
             return None
         versions: tuple[int, ...] = ()
         if query.versions and not VERSION_WORDS.intersection(query.versions):
-            versions = tuple(_micros(v) for v in query.versions)
+            versions = tuple(micros(v) for v in query.versions)
         return StixFilter(
             alert_type=collection.alert_type.value,
             added_after_ms=None if query.added_after_us is None else query.added_after_us // 1000,
@@ -260,10 +269,12 @@ class StixFeed:
                               counts=first_in_page, max_rows=limit * MAX_ROWS_PER_PAGE_FACTOR)
             behind = selection.below_record is not None  # records not listed yet: more will come
             seen.clear()
-            rows = [r for r in taken.rows if first_in_page(r)]
+            # Ascending by date added, as TAXII wants; the merge already is, unless a partition's
+            # timestamps step back. Stable: a record's objects stay in order, definitions first.
+            rows = sorted((r for r in taken.rows if first_in_page(r)), key=lambda r: r.timestamp_ms)
             items: tuple[Any, ...]
             if cursor.query.endpoint == "manifest":
-                items = tuple(ManifestEntry(r.object_id, stix_timestamp(r.timestamp_ms), r.version) for r in rows)
+                items = tuple(ManifestEntry(r.object_id, date_added(r.timestamp_ms), r.version) for r in rows)
             else:
                 items = tuple(self._bodies(rows))
         stamps = [r.timestamp_ms for r in rows]

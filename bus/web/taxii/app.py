@@ -35,8 +35,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bus.errors import TaxiiRequestError
 from bus.services.taxii.cursor import MAX_FILTER_VALUES, Cursor, Endpoint, Query, decode, encode
-from bus.services.taxii.feed import STIX_MEDIA_TYPE, Collection, ManifestEntry, ObjectsPage, ServedObject, StixFeed
-from bus.services.taxii.feed import stix_timestamp as _stamp
+from bus.services.taxii.feed import (
+    STIX_MEDIA_TYPE,
+    Collection,
+    ManifestEntry,
+    ObjectsPage,
+    ServedObject,
+    StixFeed,
+    date_added,
+)
 from bus.web.taxii.auth import TaxiiAuth
 from bus.web.taxii.media import TAXII_MEDIA_TYPE, accepts_taxii, is_taxii
 
@@ -53,7 +60,7 @@ STIX_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,249}--"
                      r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 TIMESTAMP = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$")
 MATCH_FIELDS = ("type", "id", "version", "spec_version")
-SUPPORTED_MATCH = ", ".join(f"match[{f}]" for f in MATCH_FIELDS)
+"""The match fields served; TAXII lets a server ignore others, and this one does."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +103,11 @@ def _micros(parameter: str, text: str) -> int:
 
 
 def _values(request: Request, name: str) -> tuple[str, ...]:
-    values = [v.strip() for given in request.query_params.getlist(name) for v in given.split(",") if v.strip()]
+    """A filter's comma-separated values (TAXII: each field at most once, its values ORed)."""
+    given = request.query_params.getlist(name)
+    if len(given) > 1:
+        raise TaxiiRequestError(name, "give it once, its values separated by commas")
+    values = [v.strip() for v in (given[0] if given else "").split(",") if v.strip()]
     if len(values) > MAX_FILTER_VALUES:
         raise TaxiiRequestError(name, f"at most {MAX_FILTER_VALUES} values")
     return tuple(dict.fromkeys(values))
@@ -118,10 +129,6 @@ def _limit(request: Request) -> int:
 def _requested(request: Request, endpoint: Endpoint, collection: Collection,
                object_id: str | None = None) -> tuple[Query, set[str]]:
     """The query a request states, and which of its fields it stated."""
-    unsupported = sorted(k for k in request.query_params
-                         if k.startswith("match[") and k not in {f"match[{f}]" for f in MATCH_FIELDS})
-    if unsupported:
-        raise TaxiiRequestError(unsupported[0], f"not supported here; supported: {SUPPORTED_MATCH}")
     given: set[str] = set()
     fields: dict[str, Any] = {}
     added_after = request.query_params.getlist("added_after")
@@ -137,6 +144,11 @@ def _requested(request: Request, endpoint: Endpoint, collection: Collection,
     if bad := [i for i in ids if not STIX_ID.fullmatch(i)]:
         raise TaxiiRequestError("match[id]", f"{bad[0][:80]!r} is not a STIX identifier (type--uuid)")
     versions = _values(request, "match[version]")
+    stated = [v for v in request.query_params.get("match[version]", "").split(",") if v.strip()]
+    if len(stated) != len(versions):
+        raise TaxiiRequestError("match[version]", "each keyword and version at most once")
+    if "all" in versions and len(versions) > 1:
+        raise TaxiiRequestError("match[version]", "`all` goes alone")
     for version in versions:
         if version not in ("first", "last", "all"):
             _micros("match[version]", version)
@@ -195,16 +207,17 @@ def _notes(aside: str | None) -> dict[str, str]:
 def _date_headers(page: ObjectsPage) -> dict[str, str]:
     if page.first_added_ms is None or page.last_added_ms is None:
         return {}
-    return {"X-TAXII-Date-Added-First": _stamp(page.first_added_ms),
-            "X-TAXII-Date-Added-Last": _stamp(page.last_added_ms)}
+    return {"X-TAXII-Date-Added-First": date_added(page.first_added_ms),
+            "X-TAXII-Date-Added-Last": date_added(page.last_added_ms)}
 
 
 def _envelope(page: ObjectsPage, key: str, items: list[Any]) -> dict[str, Any]:
-    """`objects` is there even when empty: OpenCTI's ingester reports an envelope without it as an error."""
+    """TAXII forbids empty lists: an empty answer has no `objects` (or `versions`) at all."""
     body: dict[str, Any] = {"more": page.more}
     if page.more and page.next is not None:
         body["next"] = encode(page.next)
-    body[key] = items
+    if items:
+        body[key] = items
     return body
 
 
