@@ -213,7 +213,7 @@ class StixRef:
     object_id: str
     type: str
     version: str
-    """As a TAXII timestamp (microseconds): the object's `modified`, else `created`."""
+    """As the object states it (`modified`, else `created`): TAXII's version of a STIX object."""
     version_us: int
     """The same instant in microseconds, for matching `match[version]` whatever its spelling."""
 

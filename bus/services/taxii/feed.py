@@ -135,7 +135,7 @@ class ManifestEntry:
     id: str
     date_added: str
     version: str
-    """A TAXII timestamp: the object's `modified`, else `created`, else its alert's `created`."""
+    """The object's `modified`, else `created`, else (container SCOs) its alert's `created`, as STIX writes it."""
     media_type: str = STIX_MEDIA_TYPE
 
 
@@ -185,8 +185,8 @@ class StixFeed:
             main = next(o for o in objects if o["type"] not in ("extension-definition", "marking-definition"))
             refs = []
             for seq, obj in enumerate(objects):
-                version = micros(str(obj.get("modified") or obj.get("created") or main["created"]))
-                refs.append(StixRef(seq, str(obj["id"]), str(obj["type"]), taxii_timestamp(version), version))
+                version = str(obj.get("modified") or obj.get("created") or main["created"])
+                refs.append(StixRef(seq, str(obj["id"]), str(obj["type"]), version, micros(version)))
         except Exception:
             log.exception("alert not mapped to STIX: not served over TAXII", record=pending.record_id)
             return None
