@@ -236,9 +236,10 @@ def create_taxii_app(config: TaxiiConfig, feed: StixFeed, auth: TaxiiAuth) -> Fa
         if who.client is None:
             if who.locked:
                 return error(429, "Too many failed attempts", who.problem, headers={"Retry-After": "60"})
-            challenge = {} if auth.scheme == "proxy" else {
-                "WWW-Authenticate": f'Basic realm="EPA bus TAXII {config.member}", charset="UTF-8"'}
-            return error(401, "Authentication required", who.problem, headers=challenge)
+            if who.bypassed_proxy:
+                return error(403, "Forbidden", who.problem)
+            challenge = f'Basic realm="EPA bus TAXII {config.member}", charset="UTF-8"'  # TAXII: 401 with a challenge
+            return error(401, "Authentication required", who.problem, headers={"WWW-Authenticate": challenge})
         if not accepts_taxii(request.headers.get("accept")):
             return error(406, "Not acceptable",
                          f"this server speaks TAXII 2.1 only: send Accept: {TAXII_MEDIA_TYPE}",

@@ -40,6 +40,8 @@ class Identified:
 
     client: str | None
     locked: bool = False
+    bypassed_proxy: bool = False
+    """Proxy mode, and the request did not come from the trusted proxy: refused (403), as by the console."""
     problem: str = "credentials are required: HTTP Basic with a console account"
 
 
@@ -51,16 +53,14 @@ class TaxiiAuth:
     _verified: dict[str, tuple[bytes, str, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    @property
-    def scheme(self) -> str:
-        return "proxy" if self.auth.proxy_mode else "basic"
-
     def identify(self, request: Request) -> Identified:
         if self.auth.proxy_mode:
+            if not self.auth.from_trusted_proxy(request):
+                return Identified(None, bypassed_proxy=True,
+                                  problem="this server accepts requests only through its reverse proxy")
             named = self.auth.officer(request)
             if named is None:
-                return Identified(None, problem="this server accepts requests only through its reverse proxy, "
-                                                "which names the client")
+                return Identified(None, problem="the reverse proxy named no client: it must authenticate it")
             return Identified(named)
         credentials = _basic(request.headers.get("authorization"))
         if credentials is None:
