@@ -13,6 +13,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import structlog
+import structlog.testing
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -448,11 +450,16 @@ def test_an_alert_the_mapping_cannot_take_holds_nothing_back(world, monkeypatch)
         return real(alert)
 
     monkeypatch.setattr(feed_module, "alert_objects", fragile)
+    logged = structlog.testing.CapturingLogger()
+    monkeypatch.setattr(feed_module, "log", structlog.wrap_logger(logged, processors=[]))
     first, poison, last = container("first"), container("poison"), container("last")
     world.put(first, poison, last)
     envelope = world.get(CONTAINERS + "objects/")
     assert mains(envelope["objects"]) == [str(first.header.message_id), str(last.header.message_id)]
     assert envelope["more"] is False
+    (call,) = logged.calls  # the operator is told which record, and why (the traceback)
+    assert call.method_name == "error" and call.kwargs["event"].startswith("alert not mapped to STIX")
+    assert call.kwargs["exc_info"] is True
 
 
 # -- proxy mode -----------------------------------------------------------------------------------
