@@ -538,6 +538,9 @@ class ConfluentConsumer:
             metadata = self._consumer.list_topics(topic, timeout=timeout).topics.get(topic)
         except KafkaException as exc:
             raise from_exception(exc, self._context(f"describing {topic}", topic)) from None
+        if metadata is not None and metadata.error is not None \
+                and metadata.error.code() == CKafkaError.TOPIC_AUTHORIZATION_FAILED:
+            raise from_error(metadata.error, self._context(f"describing {topic}", topic))
         if metadata is None or metadata.error is not None:
             return []
         return sorted(metadata.partitions)
