@@ -231,5 +231,6 @@ def test_confidential_alerts_are_encrypted_to_their_recipients_or_refused(kafka,
     [record] = [r for r in read_all(kafka, "alerts.operation-notice") if r.key == mid.encode()]
     assert notice["codename"].encode() not in record.value and notice["contact"].encode() not in record.value
     reader = Decryptor.of([fed.decryption_keys["PORT-HAMBURG"]])
-    alert = unseal_and_decrypt(record.key, record.value, record.headers, keyring_for(key[1]), reader).alert
+    alert = unseal_and_decrypt(record.key, record.value, record.headers, keyring_for(key[1]), reader,
+                               SCHEMAS, CODES).alert
     assert alert.codename == notice["codename"]  # type: ignore[attr-defined]
