@@ -16,8 +16,10 @@ from pydantic import SecretStr
 from bus.adapters.broker import free_port
 from bus.adapters.kafka import open_engine
 from bus.adapters.keystore import generate_keypair
+from bus.composition import Bus
 from bus.config import KafkaSettings
 from bus.core import acl_plan as ap
+from bus.core.topology import TopicSpec
 from bus.errors import (
     AuthenticationFailed,
     KafkaUnavailable,
@@ -143,3 +145,16 @@ def test_tls_verification_failed(member: KafkaSettings, secure_kafka: tuple[Kafk
     trusted = over_tls.model_copy(update={"ssl_cafile": broker.ca_file})
     code, stderr = tail(connection(trusted, engine_name), "feed.europol")
     assert code == NotAuthorized.exit_code, stderr  # through TLS, as far as the grants go
+
+
+def test_a_working_command_prints_no_client_log_lines(secure_kafka: tuple[KafkaSettings, Any], engine_name: str,
+                                                      tmp_path: Path) -> None:
+    """kafka-python warns on every SCRAM login over SASL_PLAINTEXT; librdkafka logs its own way.
+    Neither reaches the console (they go to the `bus.kafka` logger at DEBUG)."""
+    settings, _ = secure_kafka
+    topic = "cli-errors.quiet"
+    Bus(settings).ensure_topics([TopicSpec(topic, 1, 1)])
+    generate_keypair("NL-CUSTOMS", tmp_path)
+    result = run_bus("tail", topic, "--keys", str(tmp_path), env=connection(settings, engine_name), timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "" and "0 record(s)" in result.stdout
