@@ -161,9 +161,9 @@ class FeedReader:
 
     def _verify(self, polled: Polled) -> FeedRecord:
         if isinstance(polled, UndecodableRecord):
-            error = VerificationError(f"the Kafka client could not decode this record: {polled.problem}",
-                                      RejectReason.UNDECODABLE)
-            return FeedRecord(polled.topic, polled.partition, polled.offset, None, None, [], b"", None, error)
+            undecodable = VerificationError(f"the Kafka client could not decode this record: {polled.problem}",
+                                            RejectReason.UNDECODABLE)
+            return FeedRecord(polled.topic, polled.partition, polled.offset, None, None, [], b"", None, undecodable)
         headers = text_headers(polled.headers)
         verified: VerifiedAlert | None = None
         envelope: VerifiedEnvelope | None = None
