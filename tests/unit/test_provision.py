@@ -134,3 +134,25 @@ def test_the_plan_holds_core_topics_feeds_and_one_receipts_topic_per_member(inpu
     assert core <= names
     assert {n for n in names if n.startswith("receipts.")} == {topology.receipts_topic(m.id) for m in directory.members}
     assert {n for n in names if n.startswith("feed.")} == set(policy.feeds().values())
+
+
+def test_the_cli_reports_a_refused_partition_change_as_an_error(monkeypatch, tmp_path):
+    """`bus provision --dry-run` lists the error next to the plan and exits 2; so does a real run,
+    having applied nothing."""
+    from typer.testing import CliRunner
+
+    from bus.cli import app
+
+    engine = MemoryEngine()
+    engine.create_topic("audit", partitions=1)
+    monkeypatch.setattr("bus.composition.open_engine", lambda settings: engine)
+    args = ["provision", "--federation", str(REPO / "federation/federation.yaml"),
+            "--authority-pub", str(REPO / "federation/authority.pub"),
+            "--policy", str(REPO / "policies/default.yaml"), "--secrets", str(tmp_path / "secrets.yaml")]
+    dry = CliRunner().invoke(app, [*args, "--dry-run"], env={"COLUMNS": "200"})
+    assert dry.exit_code == 2, dry.output
+    assert "error: audit has 1 partitions, the plan says 6" in dry.output
+    assert "would apply" in dry.output and "a real run would apply nothing" in dry.output
+    real = CliRunner().invoke(app, [*args, "--generate-missing"], env={"COLUMNS": "200"})
+    assert real.exit_code == 2 and "refusing to provision" in real.output
+    assert engine.admin().list_topics() == {"audit"} and not (tmp_path / "secrets.yaml").exists()
