@@ -277,7 +277,8 @@ def test_live_reload_under_traffic_drops_and_duplicates_nothing(kafka, setup, tm
     finally:
         router.stop()
         thread.join(timeout=30)
-    got = Counter(i for i in (dict(m.headers)[b"ce_id"].decode() for m in read_all(kafka, setup["feed"])) if i in wanted)
+    ids = (dict(m.headers)[b"ce_id"].decode() for m in read_all(kafka, setup["feed"]))
+    got = Counter(i for i in ids if i in wanted)
     assert set(got) == wanted, f"missing {len(wanted - set(got))}"
     assert max(got.values()) == 1
 
