@@ -107,17 +107,19 @@ def as_user(env: dict[str, str], user: str, password: str) -> dict[str, str]:
 
 
 def wait_for_audit(env: dict[str, str], expected: int, timeout: float = 90.0) -> int:
-    from bus.adapters.kafka_legacy import read_to_end
-    from bus.config import load_settings
+    """Audit entries on `audit`, once there are `expected` of them (or what there is at `timeout`)."""
+    from bus.composition import bootstrap
+    from bus.core.topology import AUDIT_TOPIC
 
-    settings = load_settings(
+    bus = bootstrap(
         bootstrap=env["BUS_BOOTSTRAP"], security_protocol=env.get("BUS_SECURITY_PROTOCOL"),
         sasl_username=env.get("BUS_SASL_USERNAME"), sasl_password=env.get("BUS_SASL_PASSWORD"),
+        engine=env.get("BUS_KAFKA_ENGINE"),
     )
     deadline = time.monotonic() + timeout
     count = 0
     while time.monotonic() < deadline:
-        count = sum(1 for _ in read_to_end(settings, "audit", idle_timeout=1.0))
+        count = len(bus.read_to_end(AUDIT_TOPIC, timeout=max(5.0, deadline - time.monotonic())))
         if count >= expected:
             return count
         time.sleep(1.0)

@@ -434,8 +434,8 @@ def make_demo(
         keys.append(MemberKey.for_public_key(signer.public, current_from, now + 365 * day))
         keys.append(MemberKey.for_public_key(decryption[member_id].public, now - day, now + 365 * day))
         members.append(
-            Member(id=member_id, name=name, country=country, kind=kind,  # type: ignore[arg-type]
-                   may_publish=may_publish, keys=tuple(keys))  # type: ignore[arg-type]
+            Member(id=member_id, name=name, country=country, kind=kind,
+                   may_publish=may_publish, keys=tuple(keys))
         )
     directory = FederationDirectory(
         federation_id="EPA", name="European Ports Alliance", version=1, issued_at=now,

@@ -62,8 +62,8 @@ def publish(
     settings: KafkaSettings,
 ) -> None:
     """Validate (and seal) every alert first; publish only if all are fine. One line per alert."""
+    from bus.composition import Bus
     from bus.logs import quiet
-    from bus.services.publisher import Publisher
 
     quiet()
     signer = load_signing_key(key, member)
@@ -76,7 +76,7 @@ def publish(
                 encrypted.add(str(alert.header.message_id))
         except EncryptionError as exc:
             raise BusError(f"{file}, alert {n} ({alert.header.message_id}): {exc}") from None
-    with Publisher(settings, signer, encryption=policy) as publisher:
+    with Bus(settings).publisher(signer, encryption=policy, create_topics=True) as publisher:
         receipts = publisher.publish_many(alerts)
     for r in receipts:
         if as_json:

@@ -18,12 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bus.core.models import AlertType, BaseAlert, parse_alert
-from bus.errors import AlertValidationError, BusError
+from bus.errors import AlertValidationError, BusError, PublishError
 from bus.services.publisher import Receipt as KafkaReceipt
 from connectors.http_ingest.auth import TokenTable
 from connectors.http_ingest.config import IngestSettings, SystemToken
 from connectors.http_ingest.schemas import BatchReceipt, FieldError, Problem, Receipt, ValidationFailure
-from connectors.sdk.publishing import KafkaDown
 from connectors.sdk.runtime import Services
 
 ALERTS_PREFIX = "/v1/alerts/"
@@ -175,7 +174,7 @@ class IngestApi:
             return self._invalid(errors)
         try:
             receipts = self._publish(alerts)
-        except KafkaDown as exc:
+        except PublishError as exc:
             self.services.metrics.rejected_inc("kafka-unavailable", len(alerts))
             response = problem(503, "kafka-unavailable", f"Kafka did not acknowledge the alerts: {exc}",
                                message_ids=[a.header.message_id for a in alerts])

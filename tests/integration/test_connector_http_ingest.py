@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from bus.adapters.broker import free_port
+from bus.adapters.kafka import text_headers
 from bus.adapters.keystore import generate_keypair
 from bus.core.keys import SigningKey
 from bus.core.sealing import unseal
@@ -81,9 +82,10 @@ def on_topic(kafka, topic: str, signer: SigningKey) -> dict[str, object]:
     found = {}
     for record in read_all(kafka, topic):
         headers = dict(record.headers)
-        if headers.get("ce_source", b"").decode().endswith(MEMBER):
+        if (headers.get(b"ce_source") or b"").decode().endswith(MEMBER):
             try:
-                verified = unseal(record.key, record.value, record.headers, keyring_for(signer), SCHEMAS, CODES)
+                verified = unseal(record.key, record.value, text_headers(record.headers), keyring_for(signer),
+                                  SCHEMAS, CODES)
             except Exception:
                 continue
             found[str(verified.message_id)] = (record, verified)
@@ -118,7 +120,7 @@ def test_resending_the_same_message_id_returns_the_first_receipt(kafka, key, ing
     assert first.status_code == again.status_code == 202
     assert first.json() == again.json()
     copies = [r for r in read_all(kafka, "alerts.suspicious-container")
-              if dict(r.headers).get("ce_id") == alert["header"]["message_id"].encode()]
+              if dict(r.headers).get(b"ce_id") == alert["header"]["message_id"].encode()]
     assert len(copies) == 1
 
 
@@ -235,7 +237,7 @@ def test_confidential_alerts_are_encrypted_to_their_recipients_or_refused(kafka,
     [record] = [r for r in read_all(kafka, "alerts.operation-notice") if r.key == mid.encode()]
     assert notice["codename"].encode() not in record.value and notice["contact"].encode() not in record.value
     reader = Decryptor.of([fed.decryption_keys["PORT-HAMBURG"]])
-    alert = unseal_and_decrypt(record.key, record.value, record.headers, keyring_for(key[1]), reader,
+    alert = unseal_and_decrypt(record.key, record.value, text_headers(record.headers), keyring_for(key[1]), reader,
                                SCHEMAS, CODES).alert
     assert alert.codename == notice["codename"]  # type: ignore[attr-defined]
 

@@ -71,7 +71,9 @@ def secured(secure_kafka, tmp_path_factory) -> Secured:
                  "BUS_SASL_PASSWORD": admin.sasl_password.get_secret_value()}
     run_bus("provision", "--federation", str(fed.directory_path), "--authority-pub", str(fed.authority_pub),
             "--policy", str(work / "policy.yaml"), "--secrets", str(work / "secrets.yaml"), "--generate-missing",
-            env=admin_env, check=True)
+            # the session's secure broker may already hold these users from another module's run:
+            # rotating sets passwords this module knows
+            "--rotate-passwords", env=admin_env, check=True)
     passwords = yaml.safe_load((work / "secrets.yaml").read_text())["users"]
     users = work / "users.yaml"
     added = subprocess.run([sys.executable, "-m", "bus", "console", "add-user", "--users", str(users),

@@ -116,7 +116,7 @@ def publish_raw(kafka, records: list[SealedRecord]) -> None:
 
 
 def feed_ids(kafka, topic: str) -> list[str]:
-    return [dict(m.headers)["ce_id"].decode() for m in read_all(kafka, topic)]
+    return [dict(m.headers)[b"ce_id"].decode() for m in read_all(kafka, topic)]
 
 
 def audit_by_id(kafka) -> dict[str, list[dict]]:
@@ -190,14 +190,14 @@ def test_forwarded_records_are_byte_identical_and_verify_end_to_end(kafka, world
     mine = [r for r in lines if r.get("alert", {}).get("header", {}).get("message_id") == str(alert.header.message_id)]
     assert len(mine) == 1 and mine[0]["verified"] is True
     original = next(m for m in read_all(kafka, "alerts.corruption-indicator")
-                if dict(m.headers)["ce_id"].decode() == str(alert.header.message_id))
+                if dict(m.headers)[b"ce_id"].decode() == str(alert.header.message_id))
     mid = str(alert.header.message_id)
-    forwarded = next(m for m in read_all(kafka, feed) if dict(m.headers)["ce_id"].decode() == mid)
+    forwarded = next(m for m in read_all(kafka, feed) if dict(m.headers)[b"ce_id"].decode() == mid)
     assert (forwarded.key, forwarded.value, forwarded.headers) == (original.key, original.value, original.headers)
 
 
 def dlq_reasons(kafka) -> Counter:
-    return Counter((dict(m.headers)["bus_reject_reason"].decode(), dict(m.headers).get("ce_id", b"").decode())
+    return Counter((dict(m.headers)[b"bus_reject_reason"].decode(), dict(m.headers).get(b"ce_id", b"").decode())
                    for m in read_all(kafka, "dlq.rejected"))
 
 
@@ -214,7 +214,7 @@ def test_rejects_go_to_the_dead_letter_topic_with_a_reason(kafka, routed):
     assert reasons[("bad-schema", ce_id(hostile["junk"]))] == 1
     # the original bytes are kept
     junk_id = ce_id(hostile["junk"]).encode()
-    junk = [m for m in read_all(kafka, "dlq.rejected") if dict(m.headers).get("ce_id") == junk_id]
+    junk = [m for m in read_all(kafka, "dlq.rejected") if dict(m.headers).get(b"ce_id") == junk_id]
     assert junk[0].value == hostile["junk"].value
     # and the first copy of the replayed alert was routed once
     [first] = [e for e in audit_by_id(kafka)[ce_id(hostile["replay-first"])] if e["outcome"] == "routed"]

@@ -263,7 +263,10 @@ def secured(secure_kafka, tmp_path_factory) -> Secured:
     provisioned = subprocess.run(
         [sys.executable, "-m", "bus", "provision", "--federation", str(fed.directory_path), "--authority-pub",
          str(fed.authority_pub), "--policy", str(work / "policy.yaml"), "--secrets", str(work / "secrets.yaml"),
-         "--generate-missing"], env=admin_env, capture_output=True, text=True, timeout=180, cwd=REPO)
+         # the session's secure broker may already hold these users (another module provisioned them):
+         # rotating sets passwords this module knows
+         "--generate-missing", "--rotate-passwords"],
+        env=admin_env, capture_output=True, text=True, timeout=180, cwd=REPO)
     assert provisioned.returncode == 0, provisioned.stderr
     passwords = yaml.safe_load((work / "secrets.yaml").read_text())["users"]
     users = work / "users.yaml"

@@ -162,7 +162,7 @@ def outcomes(kafka, setup):
     for m in read_all(kafka, "audit"):
         e = json.loads(m.value)
         audit.setdefault(e.get("message_id") or "", []).append(e)
-    dlq = Counter((dict(m.headers).get("ce_id", b"").decode(), dict(m.headers)["bus_reject_reason"].decode())
+    dlq = Counter((dict(m.headers).get(b"ce_id", b"").decode(), dict(m.headers)[b"bus_reject_reason"].decode())
                   for m in read_all(kafka, "dlq.rejected"))
     return {"records": records, "audit": audit, "dlq": dlq}
 
@@ -197,7 +197,7 @@ def test_reason_codes_rotation_and_revocation(kafka, setup, outcomes, label):
     assert entries, f"{label}: no audit entry"
     if expected is None:
         assert entries[0]["outcome"] == "routed", entries[0]
-        assert mid in {dict(m.headers)["ce_id"].decode() for m in read_all(kafka, setup["feed"])}
+        assert mid in {dict(m.headers)[b"ce_id"].decode() for m in read_all(kafka, setup["feed"])}
     else:
         assert any(e["outcome"] == "rejected" and e["reason"] == expected for e in entries), entries
         assert outcomes["dlq"][(mid, expected)] >= 1
@@ -214,8 +214,8 @@ def test_replay_window_survives_a_router_restart(kafka, setup, outcomes):
     rec = outcomes["records"]["rotation: new key after expiry"]
     make_router(kafka, setup, f"restart-{setup['suffix']}").run(max_idle=4)
     replays = [m for m in read_all(kafka, "dlq.rejected")
-               if dict(m.headers).get("ce_id") == ce_id(rec).encode()
-               and dict(m.headers)["bus_reject_reason"] == b"replay"]
+               if dict(m.headers).get(b"ce_id") == ce_id(rec).encode()
+               and dict(m.headers)[b"bus_reject_reason"] == b"replay"]
     assert len(replays) >= 1
 
 
@@ -270,14 +270,15 @@ def test_live_reload_under_traffic_drops_and_duplicates_nothing(kafka, setup, tm
         wanted = {str(a.header.message_id) for a in before + after}
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            got = Counter(dict(m.headers)["ce_id"].decode() for m in read_all(kafka, setup["feed"]))
+            got = Counter(dict(m.headers)[b"ce_id"].decode() for m in read_all(kafka, setup["feed"]))
             if wanted <= set(got):
                 break
             time.sleep(0.5)
     finally:
         router.stop()
         thread.join(timeout=30)
-    got = Counter(i for i in (dict(m.headers)["ce_id"].decode() for m in read_all(kafka, setup["feed"])) if i in wanted)
+    ids = (dict(m.headers)[b"ce_id"].decode() for m in read_all(kafka, setup["feed"]))
+    got = Counter(i for i in ids if i in wanted)
     assert set(got) == wanted, f"missing {len(wanted - set(got))}"
     assert max(got.values()) == 1
 

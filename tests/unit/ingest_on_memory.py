@@ -1,18 +1,14 @@
 """http-ingest in-process on the in-memory Kafka engine, for tests of its HTTP contract.
 
-The application and `IngestApi` are the real ones and so is the `ReliablePublisher`
-(retries, `KafkaDown`, metrics); the records go to a `MemoryEngine`, which a test
-can look at or take down (`engine.faults.go_down()`).
-Until the connector SDK publishes through the Kafka port (branch `rewire`:
-`ReliablePublisher(Bus(settings, engine=engine), ...)`), the publisher is given a
-factory that seals and sends through the engine's producer, and its TCP
-reachability probe is answered by a listening socket that nothing reads.
+The application, `IngestApi`, the `ReliablePublisher` (retries, metrics) and the publisher it
+builds are the real ones, wired by the composition root onto a `MemoryEngine`
+(`Bus(settings, engine=engine)`), which a test can look at or take down
+(`engine.faults.go_down()`).
 """
 
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -24,13 +20,12 @@ import structlog
 from fastapi import FastAPI
 
 from bus.adapters.kafka.memory import MemoryEngine
+from bus.composition import Bus
 from bus.config import KafkaSettings
-from bus.core.codec import SchemaSet
-from bus.core.confidential import EncryptionPolicy
 from bus.core.keys import SigningKey
 from bus.core.models import AlertType, BaseAlert
 from bus.core.topology import alert_topic
-from bus.services.publisher import Receipt
+from bus.services.publisher import Publisher, Receipt
 from connectors.http_ingest.api import IngestApi
 from connectors.http_ingest.app import create_app
 from connectors.http_ingest.auth import TokenTable, hash_token
@@ -38,7 +33,7 @@ from connectors.http_ingest.config import IngestSettings, SystemToken
 from connectors.http_ingest.server import IngestServer
 from connectors.sdk.config import PublishSettings, RetrySettings
 from connectors.sdk.metrics import ConnectorMetrics
-from connectors.sdk.publishing import ReliablePublisher
+from connectors.sdk.publishing import ReliablePublisher, encryption_policy
 from connectors.sdk.runtime import Services
 from tests.helpers import EXAMPLES
 
@@ -50,28 +45,18 @@ MAX_BATCH = 10
 MAX_BODY_BYTES = 64 * 1024
 
 
-class MemoryPublisher:
-    """`bus.services.publisher.Publisher`'s contract (seal, send all, wait for every ack) on a MemoryEngine."""
+class ObservedPublisher:
+    """The real publisher, telling the test when alerts were handed to it (`sending`)."""
 
-    def __init__(self, engine: MemoryEngine, signer: SigningKey, sending: threading.Event, *, schemas: SchemaSet,
-                 encryption: EncryptionPolicy, **_: Any) -> None:
-        self.signer, self.schemas, self.encryption, self.sending = signer, schemas, encryption, sending
-        self.producer = engine.producer()
+    def __init__(self, publisher: Publisher, sending: threading.Event) -> None:
+        self.publisher, self.sending = publisher, sending
 
-    def publish_many(self, alerts: Sequence[BaseAlert], timeout: float) -> list[Receipt]:
-        sealed = [(alert, self.encryption.seal(alert, self.signer, self.schemas)) for alert in alerts]
-        sent = [(alert, self.producer.send(r.topic, r.value, key=r.key, headers=r.headers)) for alert, r in sealed]
+    def publish_many(self, alerts: Sequence[BaseAlert], timeout: float = 60.0) -> list[Receipt]:
         self.sending.set()
-        self.producer.flush(timeout)
-        receipts = []
-        for alert, future in sent:
-            delivery = future.result(timeout)
-            receipts.append(Receipt(str(alert.header.message_id), alert.alert_type.value,
-                                    delivery.topic, delivery.partition, delivery.offset))
-        return receipts
+        return self.publisher.publish_many(alerts, timeout=timeout)
 
     def close(self, timeout: float = 10.0) -> None:
-        self.producer.close(timeout)
+        self.publisher.close(timeout)
 
 
 @dataclass
@@ -104,22 +89,20 @@ def memory_ingest(*, ack_timeout_s: float = 5.0, factory: Any = None) -> Iterato
     stop, sending = threading.Event(), threading.Event()
     options = PublishSettings(connect_timeout_s=1, ack_timeout_s=ack_timeout_s, max_block_s=1,
                               retry=RetrySettings(attempts=1, initial_backoff_s=0.05, max_backoff_s=0.05))
-    with socket.create_server(("127.0.0.1", 0)) as probe_answerer:
-        bootstrap = f"127.0.0.1:{probe_answerer.getsockname()[1]}"
+    bus = Bus(KafkaSettings(), engine=engine)
 
-        def memory_factory(kafka: KafkaSettings, signer: SigningKey, **options: Any) -> MemoryPublisher:
-            return MemoryPublisher(engine, signer, sending, **options)
+    def observed() -> Any:
+        publisher = bus.publisher(signer, encryption=encryption_policy(options), create_topics=False)
+        return ObservedPublisher(publisher, sending)
 
-        publisher = ReliablePublisher(KafkaSettings(bootstrap=bootstrap), signer, options, metrics, stop,
-                                      factory=factory or memory_factory)
-        services = Services("http-ingest", None, signer, publisher, metrics, stop,
-                            structlog.get_logger("connector"))
-        settings = ingest_settings()
-        app = create_app(IngestApi(settings, TokenTable(settings.systems), services))
-        try:
-            yield MemoryIngest(app, engine, metrics, stop, publisher, sending)
-        finally:
-            publisher.close()
+    publisher = ReliablePublisher(bus, signer, options, metrics, stop, factory=factory or observed)
+    services = Services("http-ingest", None, signer, publisher, metrics, stop, structlog.get_logger("connector"))
+    settings = ingest_settings()
+    app = create_app(IngestApi(settings, TokenTable(settings.systems), services))
+    try:
+        yield MemoryIngest(app, engine, metrics, stop, publisher, sending)
+    finally:
+        publisher.close()
 
 
 @contextmanager

@@ -166,7 +166,7 @@ def test_a_request_in_flight_when_the_connector_stops_gets_its_answer():
         [response] = answered
         assert response.status_code == 202, response.text
         [record] = memory.engine.records(alert_topic("suspicious-container"))
-        assert dict(record.headers)["ce_id"] == response.json()["message_id"].encode()
+        assert dict(record.headers)[b"ce_id"] == response.json()["message_id"].encode()
         with pytest.raises(httpx.ConnectError):
             httpx.get(url.replace(f"{ALERTS_PREFIX}suspicious-container", "/openapi.json"))
 

@@ -17,6 +17,7 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
+from bus.composition import Bus
 from bus.config import KafkaSettings
 from bus.core.keys import SigningKey
 from connectors.http_ingest.api import IngestApi, bounded
@@ -61,7 +62,7 @@ def ingest() -> Iterator[Ingest]:
     stop = threading.Event()
     quick = PublishSettings(connect_timeout_s=0.3, ack_timeout_s=1, max_block_s=1,
                             retry=RetrySettings(attempts=1, initial_backoff_s=0.05, max_backoff_s=0.05))
-    publisher = ReliablePublisher(KafkaSettings(bootstrap="127.0.0.1:1"), signer, quick, metrics, stop)
+    publisher = ReliablePublisher(Bus(KafkaSettings(bootstrap="127.0.0.1:1")), signer, quick, metrics, stop)
     settings = IngestSettings(host="127.0.0.1", port=0, max_batch=10, systems=[
         SystemToken(name="risk-engine", token_sha256=hash_token(RISK_TOKEN),
                     alert_types=["suspicious-container", "operation-notice"]),

@@ -374,6 +374,8 @@ class KafkaPythonConsumer:
         return int(self._call("reading the position", lambda: self._consumer.position(_ktp(tp)), tp.topic))
 
     def watermarks(self, tp: TopicPartition, timeout: float = 10.0) -> tuple[int, int]:
+        if not self._consumer.partitions_for_topic(tp.topic):  # kafka-python would wait out the timeout
+            self._check_describable(tp.topic)
         ktp, ms = _ktp(tp), int(timeout * 1000)
         low = self._call("reading offsets", lambda: self._consumer.beginning_offsets([ktp], timeout_ms=ms), tp.topic)
         high = self._call("reading offsets", lambda: self._consumer.end_offsets([ktp], timeout_ms=ms), tp.topic)
