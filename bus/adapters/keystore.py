@@ -101,6 +101,15 @@ def member_of_encryption_key_file(path: Path) -> str | None:
     return member if member != path.name and MEMBER_ID_RE.fullmatch(member) else None
 
 
+def member_of_signing_key_file(path: Path) -> str | None:
+    """`NL-CUSTOMS` for `.../NL-CUSTOMS.key` (the name `bus keygen` gives it); None if the name does
+    not say (another naming scheme, or an encryption key `<MEMBER>.enc.key`)."""
+    if path.name.endswith(f"{ENCRYPTION_STEM}.key"):
+        return None
+    member = path.name.removesuffix(".key")
+    return member if member != path.name and MEMBER_ID_RE.fullmatch(member) else None
+
+
 def load_keyring(directory: Path) -> Keyring:
     """Every `<MEMBER>.pub` in a folder; the file name says whose key it is.
 
