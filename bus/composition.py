@@ -161,7 +161,7 @@ class Bus:
         replication: int | None = None,
         dry_run: bool = False,
         rotate_passwords: bool = False,
-        generate_missing: bool = False,
+        generate_missing: bool = True,
         names: BusNames | None = None,
         settle_timeout: float = 15.0,
     ) -> ProvisionReport:

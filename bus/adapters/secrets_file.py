@@ -112,7 +112,7 @@ class SecretsFile:
         if not users:
             return []
         if self.path is None:
-            raise SecretsError("--generate-missing needs --secrets FILE to store the passwords in")
+            raise SecretsError("generating passwords needs --secrets FILE to store them in")
         risk = _git_tracked_risk(self.path)
         if risk:
             raise SecretsError(risk)
@@ -126,7 +126,7 @@ class SecretsFile:
     def _write(self, users: dict[str, str]) -> None:
         assert self.path is not None
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        body = ("# SCRAM passwords written by `bus provision --generate-missing`.\n"
+        body = ("# SCRAM passwords: `bus provision` generates those of new users here.\n"
                 "# Keep this file private (0600) and out of version control.\n"
                 + yaml.safe_dump({"users": dict(sorted(users.items()))}, sort_keys=False))
         write_private(self.path, body)

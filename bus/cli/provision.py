@@ -57,9 +57,11 @@ def provision(
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan, change nothing.")] = False,
     generate_missing: Annotated[
-        bool, typer.Option("--generate-missing", help="Generate passwords for users without one "
-                                                      "into the secrets file (never printed).")
-    ] = False,
+        bool, typer.Option("--generate-missing/--no-generate-missing",
+                           help="Give new users without a password a generated one, written to --secrets "
+                                "(0600, never printed); existing users keep theirs. --no-generate-missing: "
+                                "a missing password is an error (passwords come from a vault).")
+    ] = True,
     rotate_passwords: Annotated[
         bool, typer.Option("--rotate-passwords", help="Re-set every user's SCRAM credential from "
                                                       "the secrets (after you changed them).")
@@ -146,7 +148,7 @@ def provision(
             if report.applied:
                 source = f"generated into {secrets}"
             else:
-                source = "to be generated" if generate_missing else "MISSING"
+                source = f"to be generated into {secrets}" if generate_missing and secrets else "MISSING"
         out.print(f"  password for {user}: {source}", highlight=False)
     verb = "would apply" if dry_run else "applied"
     out.print(f"{verb} {len(plan.changes)} change(s) to {target}", highlight=False)
