@@ -64,11 +64,14 @@ class KitConnection:
 @dataclass(frozen=True)
 class MemberKit:
     member: str
+    """The member id, or for a service's kit its SCRAM user (`svc-router`, `svc-auditor`)."""
     connection: KitConnection
     directory: FederationDirectory
     """The verified directory; `directory_file` must hold this version."""
     directory_file: Path
     authority_pub: Path
+    service: bool = False
+    """A service's kit (the router, the auditor): no member settings, no feed."""
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -94,7 +97,7 @@ def config_text(kit: MemberKit, *, with_ca: bool) -> str:
                              "sasl_password": c.password.get_secret_value()}
     if with_ca:
         kafka["ssl_cafile"] = CA
-    header = (f"# {kit.member}'s connection to the EPA bus (member kit). It holds the SCRAM password of\n"
+    header = (f"# {kit.member}'s connection to the EPA bus (kit). It holds the SCRAM password of\n"
               f"# {c.user}: keep it 0600. Use it with `bus ... --config {CONFIG}` or BUS_CONFIG={CONFIG};\n"
               f"# ssl_cafile is relative to this file.\n")
     return header + yaml.safe_dump({"kafka": kafka}, sort_keys=False)
@@ -102,17 +105,18 @@ def config_text(kit: MemberKit, *, with_ca: bool) -> str:
 
 def env_text(kit: MemberKit, base: Path, *, with_ca: bool) -> str:
     c = kit.connection
-    values = [("BUS_MEMBER", kit.member), ("BUS_BOOTSTRAP", c.bootstrap),
-              ("BUS_SECURITY_PROTOCOL", c.security_protocol), ("BUS_SASL_MECHANISM", SCRAM_MECHANISM),
-              ("BUS_SASL_USERNAME", c.user), ("BUS_SASL_PASSWORD", c.password.get_secret_value())]
+    values = [] if kit.service else [("BUS_MEMBER", kit.member)]
+    values += [("BUS_BOOTSTRAP", c.bootstrap), ("BUS_SECURITY_PROTOCOL", c.security_protocol),
+               ("BUS_SASL_MECHANISM", SCRAM_MECHANISM), ("BUS_SASL_USERNAME", c.user),
+               ("BUS_SASL_PASSWORD", c.password.get_secret_value())]
     if with_ca:
         values.append(("BUS_SSL_CAFILE", str(base / CA)))
-    values += [("BUS_FEDERATION", str(base / DIRECTORY)), ("BUS_AUTHORITY_PUB", str(base / AUTHORITY)),
-               # the connectors' own names for the same (docs/operators.md, "Configuration")
-               ("BUS_CONNECTOR_MEMBER", kit.member),
-               ("BUS_CONNECTOR_PUBLISH__FEDERATION", str(base / DIRECTORY)),
-               ("BUS_CONNECTOR_PUBLISH__AUTHORITY_PUB", str(base / AUTHORITY))]
-    header = (f"# {kit.member}'s settings for every bus command and connector (member kit), with the SCRAM\n"
+    values += [("BUS_FEDERATION", str(base / DIRECTORY)), ("BUS_AUTHORITY_PUB", str(base / AUTHORITY))]
+    if not kit.service:  # the connectors' own names for the same (docs/operators.md, "Configuration")
+        values += [("BUS_CONNECTOR_MEMBER", kit.member),
+                   ("BUS_CONNECTOR_PUBLISH__FEDERATION", str(base / DIRECTORY)),
+                   ("BUS_CONNECTOR_PUBLISH__AUTHORITY_PUB", str(base / AUTHORITY))]
+    header = (f"# {kit.member}'s settings for every bus command and connector (kit), with the SCRAM\n"
               f"# password of {c.user}: keep it 0600. Paths assume the kit lives in {base}.\n"
               f"# systemd: EnvironmentFile={base / ENV}   shell: set -a; . {base / ENV}; set +a\n")
     return header + "\n".join(_env_line(name, value) for name, value in values) + "\n"
@@ -123,17 +127,33 @@ def readme_text(kit: MemberKit, base: Path, *, with_ca: bool) -> str:
     tls = (f"{CA:<16} the CA of the brokers' TLS certificates\n" if with_ca else
            "" if c.security_protocol not in TLS_PROTOCOLS else
            "(no ca.pem: the brokers' certificates are checked against the system's CAs)\n")
+    usage = _service_usage(kit, base) if kit.service else _member_usage(kit, base)
     return (
-        f"Member kit for {kit.member}, written {rfc3339(utcnow())}\n"
+        f"{'Service' if kit.service else 'Member'} kit for {kit.member}, written {rfc3339(utcnow())}\n"
         f"Kafka: {c.bootstrap} ({c.security_protocol}) as SCRAM user {c.user}\n"
         f"Federation: {d.federation_id} ({d.name}), directory version {d.version}\n\n"
         f"Keep these files private (0600): {CONFIG} and {ENV} hold {c.user}'s password.\n\n"
         f"{CONFIG:<16} the kafka: connection, for --config / BUS_CONFIG\n"
-        f"{ENV:<16} the same as BUS_* variables, plus BUS_MEMBER, BUS_FEDERATION, BUS_AUTHORITY_PUB\n"
+        f"{ENV:<16} the same as BUS_* variables, with BUS_FEDERATION, BUS_AUTHORITY_PUB"
+        f"{'' if kit.service else ' and BUS_MEMBER'}\n"
         f"{DIRECTORY:<16} the signed federation directory\n"
         f"{AUTHORITY:<16} the federation authority's public key (it verifies {DIRECTORY})\n"
         f"{tls}\n"
         f"Your private keys are not in this kit: they never leave your host (bus keygen).\n\n"
+        + usage
+    )
+
+
+def _service_usage(kit: MemberKit, base: Path) -> str:
+    return (f"Every bus command run with {ENV} connects as {kit.connection.user}:\n"
+            f"  set -a; . {base / ENV}; set +a\n"
+            f"  bus router run --policy POLICY ...      (svc-router)\n"
+            f"  bus audit verify                          (svc-auditor)\n"
+            f"systemd: EnvironmentFile={base / ENV}\n")
+
+
+def _member_usage(kit: MemberKit, base: Path) -> str:
+    return (
         f"A liaison officer's feed:\n"
         f"  set -a; . {base / ENV}; set +a\n"
         f"  bus tail {feed_topic(kit.member)} --from-beginning\n"

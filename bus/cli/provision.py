@@ -97,7 +97,8 @@ def provision(
     as_json: Annotated[bool, typer.Option("--json", help="The plan as JSON.")] = False,
     kit: Annotated[
         str | None, typer.Option("--kit", metavar="MEMBER", rich_help_panel="Member kit",
-                                 help="Write MEMBER's kit into --out instead of provisioning: its Kafka "
+                                 help="Write MEMBER's kit into --out instead of provisioning (or a service's: "
+                                      "svc-router, svc-auditor): its Kafka "
                                       "connection with user and password, CA, signed directory and authority "
                                       "key, as a config file and an env file, every file 0600. Changes nothing "
                                       "on the cluster; checks that the member is provisioned and its password "
@@ -219,11 +220,13 @@ def write_member_kit(settings: KafkaSettings, member: str, out_dir: Path, federa
     from bus.adapters.federation_file import load_verified_directory
     from bus.adapters.member_kit import AUTHORITY, CA, CONFIG, DIRECTORY, ENV, README, MemberKit, write_kit
     from bus.composition import Bus
+    from bus.services.member_kit import SERVICE_USERS
 
     directory = load_verified_directory(federation, authority_pub, directory_state)
     connection = Bus(settings).member_kit_connection(directory, member, secrets, bootstrap=bootstrap,
                                                      security_protocol=security_protocol, ca_file=ca_file)
-    written = write_kit(MemberKit(member, connection, directory, federation, authority_pub), out_dir,
+    kit = MemberKit(member, connection, directory, federation, authority_pub, service=member in SERVICE_USERS)
+    written = write_kit(kit, out_dir,
                         installed_at=installed_at, overwrite=force)
     what = {
         CONFIG: f"--config: {connection.bootstrap} ({connection.security_protocol}) as {connection.user}, "
@@ -234,13 +237,15 @@ def write_member_kit(settings: KafkaSettings, member: str, out_dir: Path, federa
         CA: "CA of the brokers' certificates",
         README: "what these files are and how to use them (no secret in it)",
     }
-    out.print(escape(f"member kit for {member} in {out_dir} (every file 0600):"), highlight=False)
+    out.print(escape(f"{'service' if kit.service else 'member'} kit for {member} in {out_dir} (every file 0600):"),
+              highlight=False)
     for path in written:
         out.print(f"  {path.name:<16} {escape(what.get(path.name, ''))}", highlight=False)
     out.print(f"checked: {connection.user} is provisioned and its password logs in at "
               f"{escape(settings.describe())}", highlight=False)
-    out.print(f"hand the folder to {member} over a channel you trust; its private keys are not in it",
-              highlight=False)
+    if not kit.service:
+        out.print(f"hand the folder to {member} over a channel you trust; its private keys are not in it",
+                  highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -242,3 +242,18 @@ def test_a_kit_is_not_written_into_a_git_work_tree_that_does_not_ignore_it(fed, 
     code, _, stderr = bus(*kit_args(fed, secrets_path, repo / "kit"))
     assert code == 2 and "inside a git work tree and not ignored" in stderr
     assert not (repo / "kit").exists()
+
+
+def test_a_service_gets_a_kit_too_without_member_settings(fed, engine, secrets_path, tmp_path):
+    """The router's and the auditor's passwords are handed over the same way, never parsed by hand."""
+    out = tmp_path / "auditor"
+    code, stdout, stderr = bus(*kit_args(fed, secrets_path, out, member="svc-auditor"))
+    assert code == 0, stderr
+    assert stdout.startswith("service kit for svc-auditor") and "hand the folder" not in stdout
+    env = env_file(out / "bus.env")
+    assert env["BUS_SASL_USERNAME"] == "svc-auditor" and "BUS_MEMBER" not in env
+    assert not any(name.startswith("BUS_CONNECTOR_") for name in env)
+    settings = load_settings(out / "bus.yaml")
+    assert settings.sasl_password is not None
+    auditor = engine.as_user("svc-auditor", settings.sasl_password.get_secret_value())
+    assert Bus(engine=auditor).read_to_end("audit", timeout=5) == []  # may read the audit trail
