@@ -231,7 +231,7 @@ def write_member_kit(settings: KafkaSettings, member: str, out_dir: Path, federa
     what = {
         CONFIG: f"--config: {connection.bootstrap} ({connection.security_protocol}) as {connection.user}, "
                 "password inside",
-        ENV: "the same as BUS_* variables, with the paths below (EnvironmentFile=, or set -a; . bus.env)",
+        ENV: "the same as BUS_* variables, with the files' paths (EnvironmentFile=, or set -a; . bus.env)",
         DIRECTORY: f"federation directory {directory.federation_id} v{directory.version}, verified",
         AUTHORITY: "the federation authority's public key",
         CA: "CA of the brokers' certificates",
@@ -241,8 +241,8 @@ def write_member_kit(settings: KafkaSettings, member: str, out_dir: Path, federa
               highlight=False)
     for path in written:
         out.print(f"  {path.name:<16} {escape(what.get(path.name, ''))}", highlight=False)
-    out.print(f"checked: {connection.user} is provisioned and its password logs in at "
-              f"{escape(settings.describe())}", highlight=False)
+    out.print(f"checked: {connection.user} is provisioned and its password logs in at {escape(settings.bootstrap)}",
+              highlight=False)
     if not kit.service:
         out.print(f"hand the folder to {member} over a channel you trust; its private keys are not in it",
                   highlight=False)
