@@ -127,3 +127,17 @@ def test_key_notes_name_what_the_router_will_say(fed) -> None:
     check_key_owner("unknown", "NL-CUSTOMS", directory=directory, file_label=None)
     with pytest.raises(KeyOwnerMismatch, match="named for member EUROPOL"):
         check_key_owner("unknown", "NL-CUSTOMS", directory=directory, file_label="EUROPOL")
+
+
+def test_a_connector_with_another_members_key_does_not_start(fed, engine, tmp_path):
+    """The connectors sign with a key file too: `bus connector run` refuses it at start, exit 10."""
+    env = {"NO_COLOR": "1", "BUS_CONNECTOR_MEMBER": "NL-CUSTOMS",
+           "BUS_CONNECTOR_KEY_FILE": str(copy_key(fed, "EUROPOL", tmp_path / "signing.key")),
+           "BUS_CONNECTOR_PUBLISH__FEDERATION": str(fed.directory_path),
+           "BUS_CONNECTOR_PUBLISH__AUTHORITY_PUB": str(fed.authority_pub),
+           "BUS_CONNECTOR_DIRECTORY_DROP__INBOX": str(tmp_path / "inbox"),
+           "BUS_CONNECTOR_HEALTH__PORT": "0", "BUS_CONNECTOR_LOG_JSON": "false"}
+    result = CliRunner().invoke(app, ["connector", "run", "directory-drop"], env=env)
+    assert result.exit_code == KeyOwnerMismatch.exit_code, result.output
+    assert "belongs to EUROPOL in federation directory EPA" in result.stderr
+    assert sent(engine) == 0
