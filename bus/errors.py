@@ -11,8 +11,8 @@ one line and exits with the class's `exit_code`:
     │   ├── DirectoryError                the federation directory must not be used (`problem`)
     │   ├── PlanError                     directory + policy cannot be turned into safe grants
     │   ├── CodeListError                 a code list file is wrong
-    │   ├── KeyFileError                  a key file is missing, unreadable or of the wrong kind
     │   ├── KeyOwnerMismatch              the signing key belongs to another member than the one named (exit 10)
+    │   ├── KeyFileError                  a key file is missing, unreadable or of the wrong kind
     │   └── UsersFileError                the console's users file is unreadable or malformed
     ├── VerificationError                 a received record must not be trusted; `reason` says why
     │   ├── SignatureError                    bad-signature
