@@ -41,6 +41,9 @@ from bus.core.models import AlertType
 from bus.core.signing import V1_0_ACCEPTED_UNTIL
 
 if TYPE_CHECKING:  # services are imported when first built: `import bus` stays light
+    from collections.abc import Callable
+
+    from bus.adapters.member_kit import KitConnection
     from bus.adapters.secrets_file import SecretsFile
     from bus.core.acl_plan import BusNames
     from bus.core.policy import Policy
@@ -151,6 +154,33 @@ class Bus:
                           idle_timeout=idle_timeout, schemas=self.schemas, empact_codes=self.empact_codes,
                           since=since, accept_v1_0_until=accept_v1_0_until, decryptor=decryptor)
 
+    def member_kit_connection(
+        self,
+        directory: FederationDirectory,
+        member: str,
+        secrets: SecretsFile,
+        *,
+        bootstrap: str | None = None,
+        security_protocol: str | None = None,
+        ca_file: Path | None = None,
+        engine_for: Callable[[KafkaSettings], Engine] | None = None,
+    ) -> KitConnection:
+        """A member's connection for its kit, checked: provisioned, and its password logs in
+        (`bus.services.member_kit`). `engine_for` opens the engine the login is tried on
+        (default: `open_engine`, the one the settings name)."""
+        from bus.services.member_kit import kit_connection
+
+        def login(settings: KafkaSettings) -> None:
+            admin = (engine_for or open_engine)(settings).admin()
+            try:
+                admin.list_topics()
+            finally:
+                admin.close()
+
+        with self.admin() as admin:
+            return kit_connection(admin, login, self.settings, directory, member, secrets, bootstrap=bootstrap,
+                                  security_protocol=security_protocol, ca_file=ca_file)
+
     def provision(
         self,
         directory: FederationDirectory,
@@ -161,7 +191,7 @@ class Bus:
         replication: int | None = None,
         dry_run: bool = False,
         rotate_passwords: bool = False,
-        generate_missing: bool = False,
+        generate_missing: bool = True,
         names: BusNames | None = None,
         settle_timeout: float = 15.0,
     ) -> ProvisionReport:

@@ -2,7 +2,10 @@
 
 Precedence: command-line flags > environment (`BUS_*`) > a YAML config file
 (`--config` or `BUS_CONFIG`) > defaults. Secrets (SASL password) are
-`SecretStr` so they never end up in logs or reprs.
+`SecretStr` so they never end up in logs or reprs. A relative `ssl_cafile` in a config
+file is relative to that file (a member kit keeps its `ca.pem` beside its `bus.yaml`,
+wherever the member puts the folder); given as a flag or variable it is relative to the
+working directory, as any path on a command line.
 """
 
 from __future__ import annotations
@@ -60,6 +63,9 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> KafkaSet
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path}: expected a mapping at the top level")
         file_values = dict(loaded.get("kafka", loaded))
+        cafile = file_values.get("ssl_cafile")
+        if isinstance(cafile, str) and cafile and not Path(cafile).expanduser().is_absolute():
+            file_values["ssl_cafile"] = path.parent / cafile
     try:
         env_values = KafkaSettings().model_dump(exclude_unset=True)
         flags = {k: v for k, v in overrides.items() if v is not None}

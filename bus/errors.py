@@ -11,6 +11,7 @@ one line and exits with the class's `exit_code`:
     │   ├── DirectoryError                the federation directory must not be used (`problem`)
     │   ├── PlanError                     directory + policy cannot be turned into safe grants
     │   ├── CodeListError                 a code list file is wrong
+    │   ├── KeyOwnerMismatch              the signing key belongs to another member than the one named (exit 10)
     │   ├── KeyFileError                  a key file is missing, unreadable or of the wrong kind
     │   ├── UsersFileError                the console's users file is unreadable or malformed
     │   └── TaxiiRequestError             a TAXII request's parameter is wrong (`parameter` names it)
@@ -64,6 +65,7 @@ __all__ = [
     "KafkaOperationFailed",
     "KafkaUnavailable",
     "KeyFileError",
+    "KeyOwnerMismatch",
     "NotAuthorized",
     "OutcomeUnknown",
     "PlanError",
@@ -196,6 +198,15 @@ class CodeListError(InvalidInput):
 
 class KeyFileError(InvalidInput):
     """A key file is missing, unreadable or not the expected kind of key."""
+
+
+class KeyOwnerMismatch(InvalidInput):
+    """The signing key given belongs to another member than the one we are asked to sign as: the
+    directory lists it for that member, or its file is named after that member (`EUROPOL.key`).
+    Refused before anything is sent, since the router would dead-letter every alert
+    (`key-not-owned-by-producer`) where the sender may never look."""
+
+    exit_code = 10
 
 
 class UsersFileError(InvalidInput):

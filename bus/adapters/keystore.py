@@ -101,6 +101,36 @@ def member_of_encryption_key_file(path: Path) -> str | None:
     return member if member != path.name and MEMBER_ID_RE.fullmatch(member) else None
 
 
+def member_of_signing_key_file(path: Path) -> str | None:
+    """`NL-CUSTOMS` for `.../NL-CUSTOMS.key` (the name `bus keygen` gives it); None if the name does
+    not say (another naming scheme, or an encryption key `<MEMBER>.enc.key`)."""
+    if path.name.endswith(f"{ENCRYPTION_STEM}.key"):
+        return None
+    member = path.name.removesuffix(".key")
+    return member if member != path.name and MEMBER_ID_RE.fullmatch(member) else None
+
+
+def check_key_owner_files(signer: SigningKey, key_file: Path, member: str, federation: Path | None = None,
+                          authority_pub: Path | None = None) -> str | None:
+    """Refuse (`KeyOwnerMismatch`) a signing key known to be another member's than `member`: by the
+    directory in `federation`, if given (verified with `authority_pub`), else by `key_file`'s name.
+    Return a warning for the sender if the directory suggests the router will reject what it signs
+    (`bus.core.key_owner`); None if not."""
+    from bus.adapters.federation_file import load_verified_directory
+    from bus.core.key_owner import check_key_owner, key_note
+    from bus.core.trust import utcnow
+
+    directory = None
+    if federation is not None:
+        if authority_pub is None:
+            raise KeyFileError(f"{federation}: a federation directory needs the authority's public key "
+                               "that signed it (--authority-pub)")
+        directory = load_verified_directory(federation, authority_pub)
+    check_key_owner(signer.key_id, member, directory=directory, file_label=member_of_signing_key_file(key_file),
+                    key_source=str(key_file))
+    return key_note(signer.key_id, member, directory, utcnow()) if directory is not None else None
+
+
 def load_keyring(directory: Path) -> Keyring:
     """Every `<MEMBER>.pub` in a folder; the file name says whose key it is.
 

@@ -10,6 +10,7 @@ over the target: no reader ever sees the secret under any other mode, nor half o
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -32,4 +33,23 @@ def write_private(path: Path, data: bytes | str) -> None:
         raise
 
 
-__all__ = ["PRIVATE_MODE", "write_private"]
+def git_exposure(path: Path) -> str | None:
+    """Why a secret written to `path` could end up in a repository, or None if it cannot: the
+    path is inside a git work tree and git does not confirm that it ignores it."""
+    directory = path.resolve().parent
+    while not directory.exists():
+        directory = directory.parent
+    if not any((p / ".git").exists() for p in (directory, *directory.parents)):
+        return None
+    try:
+        result = subprocess.run(["git", "check-ignore", "-q", str(path.resolve())],
+                                cwd=directory, capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return f"{path} is inside a git work tree and git could not confirm it is ignored"
+    if result.returncode == 0:
+        return None
+    return (f"{path} is inside a git work tree and not ignored; keep secrets outside the "
+            "repository or add the file to .gitignore")
+
+
+__all__ = ["PRIVATE_MODE", "git_exposure", "write_private"]

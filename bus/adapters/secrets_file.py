@@ -13,14 +13,13 @@ import os
 import re
 import secrets
 import stat
-import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import yaml
 from pydantic import SecretStr
 
-from bus.adapters.private_file import write_private
+from bus.adapters.private_file import git_exposure, write_private
 from bus.errors import BusError
 
 ENV_PREFIX = "BUS_SECRET_"
@@ -47,22 +46,6 @@ def _check_private(path: Path) -> None:
             f"{path} is accessible by group or others (mode {stat.S_IMODE(mode):04o}); "
             f"run `chmod 600 {path}`"
         )
-
-
-def _git_tracked_risk(path: Path) -> str | None:
-    """Why writing secrets to `path` could end up in a repository, or None if it cannot."""
-    directory = path.resolve().parent
-    if not any((p / ".git").exists() for p in (directory, *directory.parents)):
-        return None
-    try:
-        result = subprocess.run(["git", "check-ignore", "-q", str(path.resolve())],
-                                cwd=directory, capture_output=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return f"{path} is inside a git work tree and git could not confirm it is ignored"
-    if result.returncode == 0:
-        return None
-    return (f"{path} is inside a git work tree and not ignored; keep secrets outside the "
-            "repository or add the file to .gitignore")
 
 
 class SecretsFile:
@@ -112,8 +95,8 @@ class SecretsFile:
         if not users:
             return []
         if self.path is None:
-            raise SecretsError("--generate-missing needs --secrets FILE to store the passwords in")
-        risk = _git_tracked_risk(self.path)
+            raise SecretsError("generating passwords needs --secrets FILE to store them in")
+        risk = git_exposure(self.path)
         if risk:
             raise SecretsError(risk)
         if self.path.exists():
@@ -126,7 +109,7 @@ class SecretsFile:
     def _write(self, users: dict[str, str]) -> None:
         assert self.path is not None
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        body = ("# SCRAM passwords written by `bus provision --generate-missing`.\n"
+        body = ("# SCRAM passwords: `bus provision` generates those of new users here.\n"
                 "# Keep this file private (0600) and out of version control.\n"
                 + yaml.safe_dump({"users": dict(sorted(users.items()))}, sort_keys=False))
         write_private(self.path, body)

@@ -4,7 +4,8 @@ Every error a command meets is one line on stderr and the exit code of its class
 `bus.errors` (the README's CLI reference lists them): 2 for anything a human must fix in
 what they gave, 3 Kafka unreachable, 4 authentication failed, 5 not authorised (naming
 the topic or group), 6 TLS failed, 7 protocol mismatch, 8 alerts rejected, 9 a wait that
-timed out. Client-library log lines never reach the console (`bus.logs`).
+timed out, 10 another member's signing key. Client-library log lines never reach the
+console (`bus.logs`).
 """
 
 from __future__ import annotations

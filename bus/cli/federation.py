@@ -48,7 +48,7 @@ from bus.core.trust import (
     utcnow,
     verify_directory,
 )
-from bus.errors import BusError
+from bus.errors import BusError, InvalidInput
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -194,6 +194,10 @@ def add_key_cmd(
         KeyUse | None,
         typer.Option("--use", help="Refuse the key unless it is of this kind (signing or encryption)."),
     ] = None,
+    allow_past: Annotated[
+        bool, typer.Option("--allow-past", help="Accept a validity window that has already ended (a key "
+                                                "listed only to verify what it signed back then).")
+    ] = False,
     file: FileOpt = DEFAULT_FILE,
 ) -> None:
     """Add a signing or encryption key to a member: step one of a rotation (both valid in the overlap)."""
@@ -208,6 +212,12 @@ def add_key_cmd(
     if use is not None and key.use is not use:
         kind = "an encryption key" if key.use is KeyUse.ENCRYPTION else "a signing key"
         raise BusError(f"{public_key} is {kind}; --use asked for {use.value}")
+    if key.not_after <= utcnow() and not allow_past:
+        raise InvalidInput(
+            f"--not-after {rfc3339(key.not_after)}{'' if not_after else ' (--not-before + 365 days)'} has "
+            "already passed: the key would be expired from the "
+            "start and verify no new alert; check the dates (or give --allow-past to list it for old "
+            "alerts only)", [("--not-after", "already passed")])
     directory, authority_id = _edit(file, authority_key, lambda d: add_key(d, member, key))
     out.print(f"added {key.use.value} key {key.key_id} to {member}: valid {rfc3339(key.not_before)} .. "
               f"{rfc3339(key.not_after)}", highlight=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -13,6 +13,10 @@ from rich.table import Table
 from bus.cli._common import KafkaSettings, err, handle_errors, kafka_options, out
 from bus.core.acl_plan import ROUTER_GROUP, ROUTER_TRANSACTIONAL_PREFIX, Change, ChangeKind, Plan
 from bus.core.topology import ROUTING_PARTITIONS
+from bus.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from bus.adapters.secrets_file import SecretsFile
 
 
 def rows(plan: Plan) -> list[tuple[str, str, str]]:
@@ -50,16 +54,21 @@ def provision(
         Path, typer.Option("--authority-pub", envvar="BUS_AUTHORITY_PUB",
                            help="Federation authority public key (the directory is verified).")
     ],
-    policy: Annotated[Path, typer.Option("--policy", envvar="BUS_POLICY", help="Policy YAML file.")],
+    policy: Annotated[
+        Path | None, typer.Option("--policy", envvar="BUS_POLICY", show_default=False,
+                                  help="Policy YAML file (required, but with --kit).")
+    ] = None,
     secrets: Annotated[
         Path | None, typer.Option("--secrets", envvar="BUS_SECRETS",
                                   help="YAML `users: {name: password}` (0600); BUS_SECRET_<USER> wins.")
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan, change nothing.")] = False,
     generate_missing: Annotated[
-        bool, typer.Option("--generate-missing", help="Generate passwords for users without one "
-                                                      "into the secrets file (never printed).")
-    ] = False,
+        bool, typer.Option("--generate-missing/--no-generate-missing",
+                           help="Give new users without a password a generated one, written to --secrets "
+                                "(0600, never printed); existing users keep theirs. --no-generate-missing: "
+                                "a missing password is an error (passwords come from a vault).")
+    ] = True,
     rotate_passwords: Annotated[
         bool, typer.Option("--rotate-passwords", help="Re-set every user's SCRAM credential from "
                                                       "the secrets (after you changed them).")
@@ -86,10 +95,44 @@ def provision(
                           help="Prefix of the router's transactional ids (its `--transactional-id`).")
     ] = ROUTER_TRANSACTIONAL_PREFIX,
     as_json: Annotated[bool, typer.Option("--json", help="The plan as JSON.")] = False,
+    kit: Annotated[
+        str | None, typer.Option("--kit", metavar="MEMBER", rich_help_panel="Member kit",
+                                 help="Write MEMBER's kit into --out instead of provisioning (or a service's: "
+                                      "svc-router, svc-auditor): its Kafka "
+                                      "connection with user and password, CA, signed directory and authority "
+                                      "key, as a config file and an env file, every file 0600. Changes nothing "
+                                      "on the cluster; checks that the member is provisioned and its password "
+                                      "logs in.")
+    ] = None,
+    kit_out: Annotated[
+        Path | None, typer.Option("--out", rich_help_panel="Member kit", help="Folder to write the kit in.")
+    ] = None,
+    kit_bootstrap: Annotated[
+        str | None, typer.Option("--kit-bootstrap", rich_help_panel="Member kit", show_default="--bootstrap",
+                                 help="The address the member connects to.")
+    ] = None,
+    kit_security_protocol: Annotated[
+        str | None, typer.Option("--kit-security-protocol", rich_help_panel="Member kit",
+                                 show_default="--security-protocol", help="SASL_SSL or SASL_PLAINTEXT.")
+    ] = None,
+    kit_ca: Annotated[
+        Path | None, typer.Option("--kit-ca", rich_help_panel="Member kit", show_default="--ssl-cafile",
+                                  help="CA of the brokers' certificates, for a SASL_SSL kit.")
+    ] = None,
+    installed_at: Annotated[
+        Path | None, typer.Option("--installed-at", rich_help_panel="Member kit", show_default="--out",
+                                  help="Where the member will keep the kit (the env file's absolute paths).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", rich_help_panel="Member kit", help="Replace a kit already in --out.")
+    ] = False,
     *,
     settings: KafkaSettings,
 ) -> None:
-    """Make the cluster enforce partner isolation: idempotent, a second run changes nothing."""
+    """Make the cluster enforce partner isolation: idempotent, a second run changes nothing.
+
+    With --kit MEMBER --out DIR: write that member's kit instead (once it is provisioned).
+    """
     from bus.adapters.federation_file import load_verified_directory
     from bus.adapters.policy_file import load_policy
     from bus.adapters.secrets_file import SecretsFile
@@ -98,6 +141,19 @@ def provision(
     from bus.services.provision import bus_names
 
     quiet()
+    if kit is not None:
+        if dry_run or rotate_passwords:
+            raise InvalidInput("--kit writes a member kit and changes nothing on the cluster; run `bus provision` "
+                               "without --kit for --dry-run or --rotate-passwords")
+        if kit_out is None:
+            raise InvalidInput("--kit needs --out DIR (the folder to write the kit in)", [("--out", "missing")])
+        write_member_kit(settings, kit, kit_out, federation, authority_pub, SecretsFile(secrets),
+                         directory_state=directory_state, bootstrap=kit_bootstrap,
+                         security_protocol=kit_security_protocol, ca_file=kit_ca, installed_at=installed_at,
+                         force=force)
+        return
+    if policy is None:
+        raise InvalidInput("--policy is required (the routing policy the grants follow)", [("--policy", "missing")])
     directory = load_verified_directory(federation, authority_pub, directory_state)
     loaded_policy = load_policy(policy)
     report = Bus(settings).provision(
@@ -146,7 +202,7 @@ def provision(
             if report.applied:
                 source = f"generated into {secrets}"
             else:
-                source = "to be generated" if generate_missing else "MISSING"
+                source = f"to be generated into {secrets}" if generate_missing and secrets else "MISSING"
         out.print(f"  password for {user}: {source}", highlight=False)
     verb = "would apply" if dry_run else "applied"
     out.print(f"{verb} {len(plan.changes)} change(s) to {target}", highlight=False)
@@ -154,6 +210,42 @@ def provision(
         err.print(f"[bold red]refused:[/] {len(plan.errors)} error(s) above; a real run would apply nothing",
                   highlight=False)
         raise typer.Exit(2)
+
+
+def write_member_kit(settings: KafkaSettings, member: str, out_dir: Path, federation: Path, authority_pub: Path,
+                     secrets: SecretsFile, *, directory_state: Path | None, bootstrap: str | None,
+                     security_protocol: str | None, ca_file: Path | None, installed_at: Path | None,
+                     force: bool) -> None:
+    """`--kit`: check the member's credentials against the cluster, write its kit, say what is in it."""
+    from bus.adapters.federation_file import load_verified_directory
+    from bus.adapters.member_kit import AUTHORITY, CA, CONFIG, DIRECTORY, ENV, README, MemberKit, write_kit
+    from bus.composition import Bus
+    from bus.services.member_kit import SERVICE_USERS
+
+    directory = load_verified_directory(federation, authority_pub, directory_state)
+    connection = Bus(settings).member_kit_connection(directory, member, secrets, bootstrap=bootstrap,
+                                                     security_protocol=security_protocol, ca_file=ca_file)
+    kit = MemberKit(member, connection, directory, federation, authority_pub, service=member in SERVICE_USERS)
+    written = write_kit(kit, out_dir,
+                        installed_at=installed_at, overwrite=force)
+    what = {
+        CONFIG: f"--config: {connection.bootstrap} ({connection.security_protocol}) as {connection.user}, "
+                "password inside",
+        ENV: "the same as BUS_* variables, with the files' paths (EnvironmentFile=, or set -a; . bus.env)",
+        DIRECTORY: f"federation directory {directory.federation_id} v{directory.version}, verified",
+        AUTHORITY: "the federation authority's public key",
+        CA: "CA of the brokers' certificates",
+        README: "what these files are and how to use them (no secret in it)",
+    }
+    out.print(escape(f"{'service' if kit.service else 'member'} kit for {member} in {out_dir} (every file 0600):"),
+              highlight=False)
+    for path in written:
+        out.print(f"  {path.name:<16} {escape(what.get(path.name, ''))}", highlight=False)
+    out.print(f"checked: {connection.user} is provisioned and its password logs in at {escape(settings.bootstrap)}",
+              highlight=False)
+    if not kit.service:
+        out.print(f"hand the folder to {member} over a channel you trust; its private keys are not in it",
+                  highlight=False)
 
 
 def register(app: typer.Typer) -> None:

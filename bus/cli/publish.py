@@ -11,6 +11,7 @@ import typer
 from bus.adapters.alert_files import load_alerts
 from bus.adapters.keystore import load_signing_key
 from bus.cli._common import KafkaSettings, err, handle_errors, kafka_options, out
+from bus.cli._key_owner import check_signing_key
 from bus.core.confidential import EncryptionPolicy, EncryptMode
 from bus.core.models import AlertType
 from bus.errors import BusError, EncryptionError
@@ -67,6 +68,7 @@ def publish(
 
     quiet()
     signer = load_signing_key(key, member)
+    check_signing_key(signer, key, member, federation, authority_pub)  # another member's key: refused
     policy = encryption_policy(encrypt, federation, authority_pub)
     alerts = load_alerts(file, alert_type=alert_type.value if alert_type else None, producer=member)
     encrypted: set[str] = set()

@@ -160,7 +160,7 @@ def provision(
     replication: int | None = None,
     dry_run: bool = False,
     rotate_passwords: bool = False,
-    generate_missing: bool = False,
+    generate_missing: bool = True,
     protected_principals: Sequence[str] = ("User:admin", "User:ANONYMOUS"),
     settle_timeout: float = 15.0,
     names: ap.BusNames | None = None,
@@ -168,6 +168,8 @@ def provision(
 ) -> ProvisionReport:
     """Plan, and unless `dry_run` apply, then verify nothing is left to do.
 
+    New users get a generated password (into the secrets file, never printed) unless they have
+    one or `generate_missing` is False; existing users keep theirs unless `rotate_passwords`.
     `protected_principals` are never revoked (add the provisioning user's own);
     `target` names the cluster in messages. A plan with errors (`Plan.errors`) is reported
     by a dry run and refused otherwise, before anything is applied.
@@ -188,12 +190,13 @@ def provision(
         raise ProvisionError("refusing to provision " + target + ": " + "; ".join(plan.errors))
     if plan.empty:
         return report
-    if missing and not generate_missing:
+    if missing and (not generate_missing or secrets.path is None):
         hints = ", ".join(f"{u} (${env_name(u)})" for u in missing)
-        raise ProvisionError(
-            f"no password for {hints}: add them to the secrets file, set the environment "
-            "variables, or pass --generate-missing"
-        )
+        if generate_missing:
+            remedy = "give --secrets FILE to generate them into, or set the environment variables"
+        else:  # the passwords come from a vault: generating one here would hide a gap in it
+            remedy = "add them to the secrets file or set the environment variables (--no-generate-missing)"
+        raise ProvisionError(f"no password for {hints}: {remedy}")
     secrets.generate(missing)
     report.password_sources = {u: secrets.source(u) for u in need}
     _apply_topics(admin, plan)

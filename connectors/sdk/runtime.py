@@ -21,7 +21,7 @@ import structlog
 
 from bus import logs
 from bus.adapters.kafka import Engine
-from bus.adapters.keystore import load_signing_key
+from bus.adapters.keystore import check_key_owner_files, load_signing_key
 from bus.adapters.schema_files import default_empact_codes, default_schemas
 from bus.composition import Bus
 from bus.core.codec import SchemaSet
@@ -97,8 +97,14 @@ class Runtime:
         name = connector_class.name
         self.stop_event = threading.Event()
         self.metrics = ConnectorMetrics(name)
-        signer = signer or load_signing_key(settings.key_file, settings.member)
         log = structlog.get_logger("connector").bind(connector=name, member=settings.member)
+        if signer is None:
+            signer = load_signing_key(settings.key_file, settings.member)
+            # Another member's key would have every alert dead-lettered (key-not-owned-by-producer).
+            note = check_key_owner_files(signer, settings.key_file, settings.member, settings.publish.federation,
+                                         settings.publish.authority_pub)
+            if note is not None:
+                log.warning("signing key", problem=note)
         bus = Bus(connector_settings(settings.kafka, settings.publish), engine=engine)
         publisher = ReliablePublisher(bus, signer, settings.publish, self.metrics, self.stop_event)
         self.services = Services(name, settings, signer, publisher, self.metrics, self.stop_event, log,

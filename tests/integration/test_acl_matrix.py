@@ -119,18 +119,20 @@ def env(secure_kafka, tmp_path_factory) -> Env:
     dry = run_bus(*e.provision_args(), "--dry-run", env=e.cli_env(), check=True)
     assert "planned changes (dry run, nothing applied)" in dry.stdout
     assert "create topic" in dry.stdout and "feed.be-customs" in dry.stdout
-    assert "to be generated" not in dry.stdout and "MISSING" in dry.stdout
+    assert f"password for nl-customs: to be generated into {e.secrets_path}" in dry.stdout
     assert not e.secrets_path.exists()
     with e.admin_client() as client:
         assert client.list_topics() == set()
         assert client.scram_users() == {"admin"}
         assert client.describe_acls() == []
 
-    # Without passwords and without --generate-missing it refuses, naming users, not secrets.
-    refused = run_bus(*e.provision_args(), env=e.cli_env())
+    # Told that passwords come from elsewhere, it refuses, naming users and variables, not secrets.
+    refused = run_bus(*e.provision_args(), "--no-generate-missing", env=e.cli_env())
     assert refused.returncode == 2 and "BUS_SECRET_SVC_ROUTER" in refused.stderr
+    assert not e.secrets_path.exists()
 
-    applied = run_bus(*e.provision_args(), "--generate-missing", env=e.cli_env(), check=True)
+    # The README's path: the same command without --dry-run generates the new users' passwords.
+    applied = run_bus(*e.provision_args(), env=e.cli_env(), check=True)
     assert "applied" in applied.stdout and "create acl" in applied.stdout
     assert oct(e.secrets_path.stat().st_mode & 0o777) == "0o600"
     _no_secret_in(applied.stdout + applied.stderr, e)

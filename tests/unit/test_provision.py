@@ -3,9 +3,11 @@ tests/integration/test_acl_matrix.py): what it plans, what it applies, what it r
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import SecretStr
 
 from bus.adapters.federation_file import load_verified_directory
@@ -16,6 +18,7 @@ from bus.composition import Bus
 from bus.config import KafkaSettings
 from bus.core import acl_plan as ap
 from bus.core import topology
+from bus.core.trust import Member, MemberKind, add_member
 from bus.errors import NotAuthorized, ProvisionError
 from bus.services import provision as prov
 
@@ -98,16 +101,44 @@ def test_a_changed_partition_count_of_a_co_partitioned_topic_is_refused_before_a
     assert report.applied and not report.plan.errors
 
 
-def test_missing_passwords_stop_before_any_change(inputs):
+def test_missing_passwords_stop_before_any_change(inputs, tmp_path):
     engine = MemoryEngine()
     secrets = SecretsFile(None, env={"BUS_SECRET_SVC_ROUTER": "from-env"})
-    with pytest.raises(ProvisionError) as info:
+    with pytest.raises(ProvisionError) as info:  # nowhere to generate them into
         bus_on(engine).provision(*inputs, secrets)
     message = str(info.value)
-    assert "nl-customs ($BUS_SECRET_NL_CUSTOMS)" in message
+    assert "nl-customs ($BUS_SECRET_NL_CUSTOMS)" in message and "give --secrets FILE" in message
     assert "svc-router (" not in message  # its password comes from the environment
     assert "from-env" not in message
     assert engine.admin().list_topics() == set()
+    # Passwords that come from a vault: a gap in it must not be papered over with a generated one.
+    vault = SecretsFile(tmp_path / "secrets.yaml", env={"BUS_SECRET_SVC_ROUTER": "from-env"})
+    with pytest.raises(ProvisionError, match=r"nl-customs \(\$BUS_SECRET_NL_CUSTOMS\).*--no-generate-missing"):
+        bus_on(engine).provision(*inputs, vault, generate_missing=False)
+    assert engine.admin().list_topics() == set() and not (tmp_path / "secrets.yaml").exists()
+
+
+def test_new_users_get_a_generated_password_and_existing_users_keep_theirs(inputs, tmp_path):
+    """The default: a first run needs no flag; a member added later gets a password of its own,
+    and nobody else's changes (rotation stays `rotate_passwords`)."""
+    directory, policy = inputs
+    engine = MemoryEngine()
+    secrets_path = tmp_path / "secrets.yaml"
+    bus_on(engine).provision(directory, policy, SecretsFile(secrets_path, env={}), settle_timeout=1)
+    first = yaml.safe_load(secrets_path.read_text())["users"]
+    assert set(first) == {u.name for u in prov.plan_for(directory, policy).users}
+    assert stat.S_IMODE(secrets_path.stat().st_mode) == 0o600
+
+    newcomer = Member(id="IT-CUSTOMS", name="Agenzia delle Dogane", country="IT", kind=MemberKind.CUSTOMS)
+    grown = add_member(directory, newcomer)
+    report = bus_on(engine).provision(grown, policy, SecretsFile(secrets_path, env={}), settle_timeout=1)
+    assert report.applied and report.generated == ["it-customs"]
+    second = yaml.safe_load(secrets_path.read_text())["users"]
+    assert second == {**first, "it-customs": second["it-customs"]}
+    Bus(engine=engine.as_user("it-customs", second["it-customs"])).engine.consumer().partitions_for(
+        "receipts.it-customs")
+    for user, password in first.items():  # the old credentials still log in
+        Bus(engine=engine.as_user(user, password)).engine.admin().list_topics()
 
 
 def test_a_cluster_without_authorizer_is_refused(inputs):
@@ -153,6 +184,33 @@ def test_the_cli_reports_a_refused_partition_change_as_an_error(monkeypatch, tmp
     assert dry.exit_code == 2, dry.output
     assert "error: audit has 1 partitions, the plan says 6" in dry.output
     assert "would apply" in dry.output and "a real run would apply nothing" in dry.output
-    real = CliRunner().invoke(app, [*args, "--generate-missing"], env={"COLUMNS": "200"})
+    real = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
     assert real.exit_code == 2 and "refusing to provision" in real.output
     assert engine.admin().list_topics() == {"audit"} and not (tmp_path / "secrets.yaml").exists()
+
+
+def test_the_readme_path_dry_run_then_run_needs_no_extra_flag(monkeypatch, tmp_path):
+    """The operator's path as the README gives it: review with --dry-run, then the same command."""
+    from typer.testing import CliRunner
+
+    from bus.cli import app
+
+    engine = MemoryEngine()
+    monkeypatch.setattr("bus.composition.open_engine", lambda settings: engine)
+    secrets_path = tmp_path / "secrets.yaml"
+    args = ["provision", "--federation", str(REPO / "federation/federation.yaml"),
+            "--authority-pub", str(REPO / "federation/authority.pub"),
+            "--policy", str(REPO / "policies/default.yaml"), "--secrets", str(secrets_path)]
+    env = {"COLUMNS": "200", "NO_COLOR": "1"}
+    dry = CliRunner().invoke(app, [*args, "--dry-run"], env=env)
+    assert dry.exit_code == 0, dry.output
+    assert f"password for nl-customs: to be generated into {secrets_path}" in dry.output
+    assert not secrets_path.exists() and engine.admin().list_topics() == set()
+    real = CliRunner().invoke(app, args, env=env)
+    assert real.exit_code == 0, real.output
+    assert f"password for nl-customs: generated into {secrets_path}" in real.output
+    passwords = yaml.safe_load(secrets_path.read_text())["users"]
+    assert not any(p in real.output for p in passwords.values())
+    again = CliRunner().invoke(app, args, env=env)
+    assert again.exit_code == 0 and "no changes" in again.output, again.output
+    assert yaml.safe_load(secrets_path.read_text())["users"] == passwords

@@ -652,6 +652,35 @@ def test_cli_round_trip(tmp_path):
         is RejectReason.KEY_REVOKED
 
 
+def test_cli_add_key_refuses_a_window_that_has_already_ended(tmp_path):
+    """A key whose window lies wholly in the past would verify no new alert: a typo in a year, most
+    likely. Refused (the file unchanged) unless --allow-past says it is meant; a window that began
+    in the past and is still open is the usual case of a key listed late, and is accepted."""
+    fed, auth = tmp_path / "federation.yaml", tmp_path / "authority"
+    assert run("init", "--authority-key", str(auth), "--file", str(fed))[0] == 0
+    common = ["--file", str(fed), "--authority-key", str(auth / "authority.key")]
+    assert run("add-member", *common, "--id", "NL-CUSTOMS", "--name", "Douane", "--country", "NL",
+               "--kind", "customs", "--may-publish", SC)[0] == 0
+    before = fed.read_bytes()
+    _, pub, _ = generate_keypair("NL-CUSTOMS", tmp_path / "keys")
+    key = ["--member", "NL-CUSTOMS", "--public-key", str(pub)]
+
+    code, text = run("add-key", *common, *key, "--not-before", "2020-01-01", "--not-after", "2021-01-01")
+    assert code == 2, text
+    assert "--not-after 2021-01-01T00:00:00Z has already passed" in text and "--allow-past" in text
+    code, text = run("add-key", *common, *key, "--not-before", "2020-01-01")  # default end: one year later
+    assert code == 2 and "--not-after 2020-12-31T00:00:00Z (--not-before + 365 days) has already passed" in text, text
+    assert fed.read_bytes() == before
+
+    code, text = run("add-key", *common, *key, "--not-before", "2020-01-01", "--not-after", "2021-01-01",
+                     "--allow-past")
+    assert code == 0 and "valid 2020-01-01T00:00:00Z .. 2021-01-01T00:00:00Z" in text, text
+    _, fresh, signer = generate_keypair("NL-CUSTOMS", tmp_path / "fresh")
+    code, text = run("add-key", *common, "--member", "NL-CUSTOMS", "--public-key", str(fresh),
+                     "--not-before", "2020-01-01", "--not-after", "2100-01-01")
+    assert code == 0 and signer.key_id in text and "warning" not in text, text
+
+
 def test_cli_refuses_tampered_unsigned_and_rolled_back_files(tmp_path):
     fed, auth = tmp_path / "federation.yaml", tmp_path / "authority"
     assert run("init", "--authority-key", str(auth), "--file", str(fed))[0] == 0
