@@ -152,6 +152,18 @@ def console_group(user: str) -> str:
     return f"{user}.console"
 
 
+def member_group(user: str | None, name: str) -> str:
+    """A consumer group in which one of a member's tools keeps its place (`bus tail --group NAME`).
+
+    On a secured cluster a member may only use groups under its own prefix, so the group is
+    `<user>.<name>` (a name already under that prefix is taken as it is); without a user (a
+    development broker) it is `name`.
+    """
+    if user is None or name.startswith(f"{user}."):
+        return name
+    return f"{user}.{name}"
+
+
 def replay_topic_spec(replication: Replication, partitions: int = ROUTING_PARTITIONS) -> TopicSpec:
     """`router.seen`, the single-router design's replay window (compacted): provisioned, and
     granted to the router, only until the router keeps its state on `router.changelog`."""
