@@ -85,13 +85,15 @@ class Column:
 
 Cell = Text | tuple[Text, Text]
 """A cell's text, or (full, short) spellings: the short one in a column narrower than its ideal
-width, so that one column never mixes the two (`TLP:AMBER` above `AMBER+STRICT`)."""
+width, so that one column never mixes the two (`TLP:AMBER` above `AMBER+STRICT`), or where the
+full one is longer than any the column was sized for (a dead letter's source offset)."""
 
 
-def _spelling(cell: Cell, narrow: bool) -> Text:
+def _spelling(cell: Cell, narrow: bool, width: int) -> Text:
     if isinstance(cell, Text):
         return cell.copy()
-    return cell[1].copy() if narrow else cell[0].copy()
+    full, short = cell
+    return short.copy() if narrow or full.cell_len > width else full.copy()
 
 
 @dataclass(frozen=True)
@@ -135,12 +137,12 @@ DEAD_LETTERS = TableSpec(
         Column("time", ("REJECTED (UTC)",), 19, 19),
         Column("type", ("TYPE (CLAIMED)", "TYPE?"), 20, 10),
         Column("producer", ("PRODUCER (CLAIMED)", "PRODUCER?"), 18, 10),
-        Column("source", ("READ FROM",), 36, 18),
+        Column("source", ("READ FROM",), 42, 18),
         Column("summary", ("ROUTER'S DETAIL", "DETAIL"), 20, 20),
     ),
     shrink=("type", "producer", "source", "status"),
     drop=("producer", "type", "source", "time"),
-    below_under=48,
+    below_under=10_000,  # always: the router's detail (up to 512 characters) is read in full
     wrap_below=True,
 )
 
@@ -165,7 +167,7 @@ class Layout:
         """One row: each visible cell cut (with an ellipsis) or padded to its width."""
         parts = []
         for name, width in self.widths:
-            cell = _spelling(cells.get(name, Text()), name in self.narrow)
+            cell = _spelling(cells.get(name, Text()), name in self.narrow, width)
             cell.truncate(width, overflow="ellipsis", pad=True)
             parts.append(cell)
         row = Text(GAP).join(parts)
@@ -265,7 +267,7 @@ class Row:
         the layout."""
         out = [layout.line(self.cells)]
         if layout.below is not None and layout.below in self.cells:
-            text = _spelling(self.cells[layout.below], False)
+            text = _spelling(self.cells[layout.below], False, layout.width)
             if layout.wrap_below:
                 out += wrap(text, layout.width, indent=4)
             else:

@@ -29,10 +29,10 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import typer
 from rich.console import Console
@@ -273,21 +273,41 @@ def tail(
                                    follow=follow, since=since_at, new_position=from_beginning, auto_commit=False,
                                    accept_v1_0_until=window, decryptor=decryptor) as reader:
         printer.header()
-        backlog = True
-        try:
-            for batch in reader.batches():
-                printer.take(batch)
-                # The backlog is printed once read (or once a poll finds nothing more), then each poll.
-                if follow and (not backlog or reader.caught_up or not batch):
-                    backlog = False
-                    printer.flush()
-                    reader.commit()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            printer.flush()
-        reader.commit()
+        print_feed(reader, printer, follow=follow)
     printer.summary()
+
+
+class Feed(Protocol):
+    """What `print_feed` needs of a `FeedReader`."""
+
+    @property
+    def caught_up(self) -> bool: ...
+
+    def batches(self) -> Iterator[list[FeedRecord]]: ...
+
+    def commit(self) -> None: ...
+
+
+def print_feed(reader: Feed, printer: TailPrinter, *, follow: bool) -> None:
+    """Print what `reader` gives in time order, saving the group's place after each print.
+
+    Without `follow`: everything, sorted, at the end. With it: the backlog once it has been
+    read (or once a poll finds nothing more), then each poll's records as they come. Ctrl-C
+    prints what was read and saves the place; an error prints what was read, saves nothing.
+    """
+    backlog = True
+    try:
+        for batch in reader.batches():
+            printer.take(batch)
+            if follow and (not backlog or reader.caught_up or not batch):
+                backlog = False
+                printer.flush()
+                reader.commit()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        printer.flush()
+    reader.commit()
 
 
 def group_id_for(settings: KafkaSettings, name: str) -> str:

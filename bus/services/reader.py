@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bus.adapters.kafka import (
-    OFFSET_BEGINNING,
-    OFFSET_END,
     Engine,
     Polled,
     TextHeaders,
@@ -137,16 +135,19 @@ class FeedReader:
         self._end = {tp: high for tp, (_, high) in bounds.items()}
         saved = self._consumer.committed(partitions) if resume else {}
         found = self._consumer.offsets_for_time(partitions, self._since_ms) if self._since_ms is not None else {}
+        # Concrete offsets, never OFFSET_BEGINNING/END: a consumer with a group id that has not
+        # fetched yet would otherwise report the group's saved place as its position.
         for tp in partitions:
             low, high = bounds[tp]
-            position = saved.get(tp)
-            if position is not None:  # where the group left off (records since expired: the oldest kept)
-                self._consumer.seek(tp, min(max(position, low), high))
+            saved_at = saved.get(tp)
+            hit = found.get(tp)
+            if saved_at is not None:  # where the group left off (records since expired: the oldest kept)
+                start = min(max(saved_at, low), high)
             elif self._since_ms is not None:
-                hit = found.get(tp)
-                self._consumer.seek(tp, OFFSET_END if hit is None else hit)
+                start = high if hit is None else hit
             else:
-                self._consumer.seek(tp, OFFSET_BEGINNING if from_beginning else OFFSET_END)
+                start = low if from_beginning else high
+            self._consumer.seek(tp, start)
 
     @property
     def caught_up(self) -> bool:

@@ -20,7 +20,7 @@ from rich.console import Console
 from bus.cli._tail_dead_letters import dead_letter_of
 from bus.cli._tail_rows import ALERTS, DEAD_LETTERS, TLP_COLOURS, alert_row, dead_letter_row, fit, printable
 from bus.cli._tail_since import parse_since
-from bus.cli.tail import TailPrinter, dead_letter_dict, group_id_for
+from bus.cli.tail import TailPrinter, dead_letter_dict, group_id_for, print_feed
 from bus.config import KafkaSettings
 from bus.core.codelists import Tlp
 from bus.core.confidential import unseal_any
@@ -298,10 +298,11 @@ def test_a_dead_letter_shows_the_routers_reason_and_is_never_verified(reason):
     detail = f"the router's own words on a {reason} alert"
     record = dead_letter(reason, detail, forged=True)
     lines = lines_of(printed([record], 200, dead_letters=True))
-    [row] = [line for line in lines if line.startswith("✘")]
-    assert f"✘ {reason}" in row and detail in row and "alerts.suspicious-container[3]@0" in row
+    [at] = [i for i, line in enumerate(lines) if line.startswith("✘")]
+    assert lines[at].startswith(f"✘ {reason} ") and "alerts.suspicious-container[3]@0" in lines[at]
+    assert lines[at + 1].strip() == detail, "the router's detail, in full, under its row"
     assert "verified" not in " ".join(lines) and "✔" not in " ".join(lines)
-    assert "none" not in row and "all fine" not in row, "the sender's forged verdict is not the router's"
+    assert "none" not in lines[at] and "all fine" not in " ".join(lines), "the sender's forged verdict is not shown"
     line = dead_letter_dict(record, dead_letter_of(record))
     assert line["verified"] is False and line["reason"] == reason and line["error"] == detail
     assert line["dead_letter"]["source"] == {"topic": "alerts.suspicious-container", "partition": 3, "offset": 0}
@@ -315,8 +316,9 @@ def test_a_bounded_dead_letter_shows_its_summary():
     letter = dead_letter_of(record)
     assert letter.bounded and letter.reason == "oversized" and letter.summary is not None
     assert letter.summary["size"] == 1048401
-    row = dead_letter_row(record, letter).lines(fit(DEAD_LETTERS, 200))[0].plain
-    assert "✘ oversized" in row and "[bounded]" in row and "@41" in row
+    row, detail = (line.plain for line in dead_letter_row(record, letter).lines(fit(DEAD_LETTERS, 200)))
+    assert row.startswith("✘ oversized") and row.endswith("[3]@41")
+    assert detail.strip() == "[bounded] record of 1048400 bytes is over the limit"
     assert dead_letter_dict(record, letter)["dead_letter"]["summary"]["value"]["len"] == 1048400
 
 
@@ -333,3 +335,59 @@ def test_dead_letters_are_ordered_by_when_they_were_rejected():
     early = dead_letter("future", "first", offset=2, written=NOW - timedelta(minutes=3))
     lines = [line for line in lines_of(printed([late, early], 200, dead_letters=True)) if line.startswith("✘")]
     assert ["future" in lines[0], "stale" in lines[1]] == [True, True]
+
+
+# -- following -------------------------------------------------------------------------------------
+
+
+class ScriptedFeed:
+    """A reader that hands out prepared batches (with whether it had caught up after each), then
+    is interrupted as Ctrl-C would: the order of prints and commits is what is checked."""
+
+    def __init__(self, script: list[tuple[list[FeedRecord], bool]], events: list[str]) -> None:
+        self.script, self.events, self._caught_up = script, events, False
+
+    @property
+    def caught_up(self) -> bool:
+        return self._caught_up
+
+    def batches(self):
+        for batch, caught_up in self.script:
+            self._caught_up = caught_up
+            yield batch
+        raise KeyboardInterrupt
+
+    def commit(self) -> None:
+        self.events.append("commit")
+
+
+def test_following_prints_the_backlog_in_time_order_then_each_poll_and_saves_after_printing():
+    def alert(n: int, minutes_ago: int, partition: int) -> FeedRecord:
+        return verified_record(partition=partition, offset=n, created=NOW - timedelta(minutes=minutes_ago),
+                               summary=f"alert number {n} arrived")
+
+    backlog = [alert(0, 30, 0), alert(1, 50, 1)], [alert(2, 40, 2)]
+    late = [alert(3, 60, 0)]  # created before everything else, but read after the backlog
+    events: list[str] = []
+    printer = TailPrinter(Console(file=io.StringIO()), as_json=True, dead_letters=False, alert_type=None,
+                          write=lambda line: events.append(json.loads(line)["alert"]["header"]["summary"].split()[2]))
+    feed = ScriptedFeed([(backlog[0], False), (backlog[1], True), ([], True), (late, True), ([], True)], events)
+    print_feed(feed, printer, follow=True)
+    assert events[:4] == ["1", "2", "0", "commit"], "the backlog sorted, then its place saved"
+    assert [e for e in events[4:] if e != "commit"] == ["3"], "a late record is printed when it arrives"
+    assert events.index("3") < len(events) - 1 - events[::-1].index("commit"), "and saved after it is printed"
+
+
+def test_an_error_prints_what_was_read_and_saves_nothing():
+    events: list[str] = []
+
+    class Failing(ScriptedFeed):
+        def batches(self):
+            yield [verified_record(summary="read before the broker went away")]
+            raise InvalidInput("the broker went away")
+
+    printer = TailPrinter(Console(file=io.StringIO()), as_json=True, dead_letters=False, alert_type=None,
+                          write=lambda line: events.append("printed"))
+    with pytest.raises(InvalidInput):
+        print_feed(Failing([], events), printer, follow=False)
+    assert events == ["printed"]
