@@ -2,11 +2,13 @@
 
 Rows are printed one by one (`--follow` cannot wait for a whole table), so the column
 widths are fixed once from the console's width (`COLUMNS` when output is not a
-terminal): every column starts at its ideal width; if the row is too wide, columns
-shrink towards their minimum in a fixed order, then the least useful ones are dropped;
-the last column (summary, or a dead letter's detail) takes whatever room is left. A
-cell that does not fit ends in an ellipsis: no printed line is ever wider than the
-console, so nothing wraps.
+terminal): every column starts at its ideal width; the last column (summary, or a dead
+letter's detail) takes whatever room is left, or, when that is too little, a line of its
+own under the row; if the row is still too wide, columns shrink towards their minimum in
+a fixed order (a narrowed column shows short spellings: `container`, `RED`), then the
+least useful ones are dropped. A cell that does not fit ends in an ellipsis: no printed
+line is ever wider than the console, so nothing wraps. Notes under a row (H3 conditions,
+a dead letter's detail) are wrapped instead: they must be read in full.
 
 Every value shown is passed through `printable` first: records come from other
 agencies, and a dead letter from anyone who may publish, so an escape sequence in a
@@ -106,7 +108,8 @@ class TableSpec:
     drop: tuple[str, ...]
     """Columns dropped in this order once every column is at its minimum."""
     below_under: int = 0
-    """The last column moves to a line of its own under the row when it would get fewer cells."""
+    """The last column moves to a line of its own under the row when it would get fewer cells
+    (or when it would only fit by dropping other columns)."""
     wrap_below: bool = False
     """That line is wrapped (all of it is read) rather than cut to the width."""
 
@@ -210,7 +213,8 @@ def fit(spec: TableSpec, width: int) -> Layout:
     last = spec.columns[-1].name
     widths, visible = _fit(spec, spec.columns, width)
     below = None
-    if widths[last] < spec.below_under:
+    if widths[last] < spec.below_under or len(visible) < len(spec.columns):
+        # Too little room beside the others, or room only by dropping some: the last column goes below.
         widths, visible = _fit(spec, spec.columns[:-1], width)
         below = last
     narrow = frozenset(n for n in visible if widths[n] < ideal[n])
