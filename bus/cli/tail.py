@@ -100,12 +100,18 @@ def record_dict(rec: FeedRecord) -> dict[str, Any]:
     return base
 
 
-def dead_letter_dict(rec: FeedRecord, letter: DeadLetter | None) -> dict[str, Any]:
-    """One JSON line of `bus tail dlq.rejected --json`: the router's verdict, never today's."""
+def dead_letter_dict(rec: FeedRecord, letter: DeadLetter | None, *, checked_now: bool = False) -> dict[str, Any]:
+    """One JSON line of `bus tail dlq.rejected --json`: the router's verdict, never today's.
+
+    `checked_now` (trust options were given): `verified_now` says whether the copy's signature
+    verifies against them today, a fact about the bytes (an authentic replay, or a forgery?),
+    never the verdict; null otherwise.
+    """
     base: dict[str, Any] = {
         "topic": rec.topic, "partition": rec.partition, "offset": rec.offset, "written": _written(rec),
         "key": rec.key.decode(errors="replace") if rec.key is not None else None,
         "verified": False,
+        "verified_now": rec.ok if checked_now else None,
     }
     if letter is None:
         base.update(reason=str(RejectReason.UNDECODABLE), error=rec.error.detail if rec.error else None,
@@ -137,8 +143,10 @@ class TailPrinter:
     """Collects rows, prints them in time order when told, and counts what it printed."""
 
     def __init__(self, console: Console, *, as_json: bool, dead_letters: bool,
-                 alert_type: AlertType | None, write: Callable[[str], None] | None = None) -> None:
+                 alert_type: AlertType | None, write: Callable[[str], None] | None = None,
+                 checked_now: bool = False) -> None:
         self.console = console
+        self.checked_now = checked_now
         self.write = write if write is not None else _print_line
         self.as_json = as_json
         self.dead_letters = dead_letters
@@ -162,7 +170,8 @@ class TailPrinter:
                 letter = dead_letter_or_none(rec)
                 self.reasons[(letter.reason or "(none recorded)") if letter else "(unreadable)"] += 1
                 shown = dead_letter_row(rec, letter)
-                line = json.dumps(dead_letter_dict(rec, letter)) if self.as_json else None
+                line = json.dumps(dead_letter_dict(rec, letter, checked_now=self.checked_now)) \
+                    if self.as_json else None
             else:
                 unreadable = rec.error is not None and rec.error.reason in UNREADABLE
                 self.sealed += unreadable
@@ -259,8 +268,11 @@ def tail(
     from bus.core.signing import V1_0_ACCEPTED_UNTIL
 
     dead_letters = is_dead_letter_topic(topic)
-    # A dead letter is shown as the router judged it: nothing to verify it against.
-    resolver = Keyring() if dead_letters else resolver_from(keys, federation, authority_pub)
+    # A dead letter is shown as the router judged it; trust options, if given, only say whether
+    # its bytes still verify today (`verified_now` in --json).
+    trust_given = keys is not None or federation is not None
+    checked_now = dead_letters and trust_given
+    resolver = Keyring() if dead_letters and not trust_given else resolver_from(keys, federation, authority_pub)
     decryptor = None if dead_letters else decryptor_from(decrypt_keys or [], member)
     since_at = parse_since(since, datetime.now(UTC)) if since is not None else None
     group_id = group_id_for(settings, group) if group is not None else None
@@ -268,7 +280,8 @@ def tail(
     window = V1_0_ACCEPTED_UNTIL if accept_v1_0_until is None else (
         accept_v1_0_until if accept_v1_0_until.tzinfo else accept_v1_0_until.replace(tzinfo=UTC))
 
-    printer = TailPrinter(out, as_json=as_json, dead_letters=dead_letters, alert_type=alert_type)
+    printer = TailPrinter(out, as_json=as_json, dead_letters=dead_letters, alert_type=alert_type,
+                          checked_now=checked_now)
     with Bus(settings).feed_reader(topic, resolver, group_id=group_id, from_beginning=start_at_beginning,
                                    follow=follow, since=since_at, new_position=from_beginning, auto_commit=False,
                                    accept_v1_0_until=window, decryptor=decryptor) as reader:

@@ -141,17 +141,6 @@ def receipts_topic_spec(topic: str, replication: Replication) -> TopicSpec:
                      (*_common(replication), ("retention.ms", str(30 * DAY_MS))))
 
 
-def console_group(user: str) -> str:
-    """The consumer group id the liaison officer's console gives its feed reader.
-
-    Under the member's own group prefix (`<user>.`, which provisioning lets it use): the
-    console assigns its partitions itself and never joins the group or commits to it (its
-    feed index keeps the positions), but Kafka clients still look a consumer's group up,
-    and a secured cluster refuses any group outside the member's prefix.
-    """
-    return f"{user}.console"
-
-
 def member_group(user: str | None, name: str) -> str:
     """A consumer group in which one of a member's tools keeps its place (`bus tail --group NAME`).
 
@@ -162,6 +151,17 @@ def member_group(user: str | None, name: str) -> str:
     if user is None or name.startswith(f"{user}."):
         return name
     return f"{user}.{name}"
+
+
+def console_group(user: str) -> str:
+    """The consumer group id the liaison officer's console gives its feed reader.
+
+    Under the member's own group prefix (`<user>.`, which provisioning lets it use): the
+    console assigns its partitions itself and never joins the group or commits to it (its
+    feed index keeps the positions), but Kafka clients still look a consumer's group up,
+    and a secured cluster refuses any group outside the member's prefix.
+    """
+    return f"{user}.console"
 
 
 def replay_topic_spec(replication: Replication, partitions: int = ROUTING_PARTITIONS) -> TopicSpec:

@@ -266,8 +266,10 @@ def test_dead_letters_show_the_routers_reason_and_detail_never_verified(kafka, t
         "expired": "expired at 2026-01-02T00:00:00.000Z, before it was routed",
         "unknown-key": "key 0123456789abcdef0123456789abcdef is not in the directory",
     }
+    stranger = SigningKey.generate("NL-CUSTOMS")  # a key nobody trusts: the unknown-key reject
     letters = [dead_letter(seal(example("suspicious-container", summary=f"dead letter {unique} {reason}"),
-                                signer, SCHEMAS), reason, f"{detail} [{unique}]", base + i)
+                                stranger if reason == "unknown-key" else signer, SCHEMAS),
+                           reason, f"{detail} [{unique}]", base + i)
                for i, (reason, detail) in enumerate(verdicts.items())]
     letters.append(bounded_dead_letter("oversized", f"record of 1048400 bytes, over the limit [{unique}]",
                                        base + 99))
@@ -287,6 +289,8 @@ def test_dead_letters_show_the_routers_reason_and_detail_never_verified(kafka, t
         assert line["dead_letter"]["claimed"]["producer"] == "NL-CUSTOMS"
         assert line["dead_letter"]["source"]["topic"] == "alerts.suspicious-container"
         assert "alert" not in line, "a dead letter's content is not presented as verified"
+        assert line["verified_now"] is (reason != "unknown-key"), "its bytes verify today, the verdict stands"
+    assert by_reason["oversized"]["verified_now"] is False
     assert by_reason["oversized"]["dead_letter"]["form"] == "bounded"
     assert by_reason["oversized"]["dead_letter"]["summary"]["source"]["offset"] == base + 99
 
@@ -300,6 +304,8 @@ def test_dead_letters_show_the_routers_reason_and_detail_never_verified(kafka, t
     [at] = [n for n, line in enumerate(table) if bounded in line]
     assert table[at - 1].startswith("✘ oversized ")
     assert not any("nothing wrong here" in line for line in table), "the sender's forged verdict never shows"
+    unjudged = [line for line in json_lines(tail(DLQ_TOPIC, "--json", kafka=kafka)) if unique in (line["error"] or "")]
+    assert len(unjudged) == len(letters) and all(line["verified_now"] is None for line in unjudged)
     no_trust = tail(DLQ_TOPIC, kafka=kafka, columns=100).stdout.splitlines()
     assert sum(unique in line for line in no_trust) == len(letters)
     assert max(len(line) for line in no_trust) <= 100

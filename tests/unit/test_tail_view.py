@@ -305,6 +305,7 @@ def test_a_dead_letter_shows_the_routers_reason_and_is_never_verified(reason):
     assert "none" not in lines[at] and "all fine" not in " ".join(lines), "the sender's forged verdict is not shown"
     line = dead_letter_dict(record, dead_letter_of(record))
     assert line["verified"] is False and line["reason"] == reason and line["error"] == detail
+    assert line["verified_now"] is None, "nothing was checked today without trust options"
     assert line["dead_letter"]["source"] == {"topic": "alerts.suspicious-container", "partition": 3, "offset": 0}
     assert line["dead_letter"]["form"] == "copy"
     assert line["dead_letter"]["claimed"]["producer"] == "NL-CUSTOMS"
