@@ -143,16 +143,21 @@ class Bus:
         follow: bool = False,
         idle_timeout: float = 3.0,
         since: datetime | None = None,
+        new_position: bool = False,
+        auto_commit: bool = True,
         accept_v1_0_until: datetime = V1_0_ACCEPTED_UNTIL,
         decryptor: Decryptor | None = None,
     ) -> FeedReader:
-        """A reader that verifies every record of `topics` against `resolver`."""
+        """A reader that verifies every record of `topics` against `resolver`. With `group_id`
+        it resumes where the group left off (unless `since` or `new_position`) and commits
+        after each batch, or only when told (`auto_commit=False`, `FeedReader.commit()`)."""
         from bus.services.reader import FeedReader
 
         return FeedReader(self.engine, [topics] if isinstance(topics, str) else list(topics), resolver,
                           group_id=group_id, from_beginning=from_beginning, follow=follow,
                           idle_timeout=idle_timeout, schemas=self.schemas, empact_codes=self.empact_codes,
-                          since=since, accept_v1_0_until=accept_v1_0_until, decryptor=decryptor)
+                          since=since, new_position=new_position, auto_commit=auto_commit,
+                          accept_v1_0_until=accept_v1_0_until, decryptor=decryptor)
 
     def member_kit_connection(
         self,

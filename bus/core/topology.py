@@ -141,6 +141,18 @@ def receipts_topic_spec(topic: str, replication: Replication) -> TopicSpec:
                      (*_common(replication), ("retention.ms", str(30 * DAY_MS))))
 
 
+def member_group(user: str | None, name: str) -> str:
+    """A consumer group in which one of a member's tools keeps its place (`bus tail --group NAME`).
+
+    On a secured cluster a member may only use groups under its own prefix, so the group is
+    `<user>.<name>` (a name already under that prefix is taken as it is); without a user (a
+    development broker) it is `name`.
+    """
+    if user is None or name.startswith(f"{user}."):
+        return name
+    return f"{user}.{name}"
+
+
 def console_group(user: str) -> str:
     """The consumer group id the liaison officer's console gives its feed reader.
 

@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bus.adapters.kafka import (
-    OFFSET_BEGINNING,
-    OFFSET_END,
     Engine,
     Polled,
     TextHeaders,
@@ -71,10 +69,17 @@ class FeedRecord:
 class FeedReader:
     """Consumes one or more topics (read_committed) on the Kafka port and verifies each record.
 
-    Without `group_id` it reads every partition of `topics` (from the beginning, the end, or
-    `since`) and, unless `follow`, stops once it has caught up with the end offsets it found
-    at the start. With `group_id` it joins that consumer group (a member's groups are
-    `<user>.*`) and commits what it has yielded after each batch.
+    It reads every partition of `topics`, from the beginning, the end, or `since`, and unless
+    `follow` stops once it has caught up with the end offsets it found at the start.
+
+    With `group_id`, the group keeps the reader's position: it starts where the group's
+    committed offsets say (`since`, or `new_position`, start afresh instead; a partition the
+    group has no offset for starts at the beginning or the end, as `from_beginning` says) and
+    commits the position after what it has yielded: after each batch with `auto_commit`, or
+    when the caller says so (`commit()`), e.g. once it has printed what it was given. The
+    partitions are assigned, not shared out by the group: the group is a bookmark (an
+    officer's place in the feed, `<user>.<name>` on a secured cluster), not a way to split
+    the work, and two readers of one group each read everything.
     """
 
     def __init__(
@@ -90,6 +95,8 @@ class FeedReader:
         schemas: SchemaSet | None = None,
         empact_codes: EmpactCodeList | None = None,
         since: datetime | None = None,
+        new_position: bool = False,
+        auto_commit: bool = True,
         accept_v1_0_until: datetime = V1_0_ACCEPTED_UNTIL,
         decryptor: Decryptor | None = None,
     ) -> None:
@@ -99,22 +106,24 @@ class FeedReader:
         self.group_id = group_id
         self.follow = follow
         self.idle_timeout = idle_timeout
+        self.auto_commit = auto_commit
         self.schemas = schemas or default_schemas()
         self.empact_codes = empact_codes or default_empact_codes()
         self.accept_v1_0_until = accept_v1_0_until
-        self._since_ms = int(since.timestamp() * 1000) if since else None
+        # Kafka reads a negative time as "latest" or "earliest": a time before 1970 means the start.
+        self._since_ms = max(0, int(since.timestamp() * 1000)) if since else None
         self._end: dict[TopicPartition, int] = {}
+        self._yielded: dict[TopicPartition, int] = {}
+        """Per partition, the offset after the last record handed out."""
+        self._committed: dict[TopicPartition, int] = {}
         self._consumer = engine.consumer(group_id=group_id, from_beginning=from_beginning)
         try:
-            self._assign(from_beginning)
+            self._assign(from_beginning, resume=group_id is not None and since is None and not new_position)
         except BaseException:
             self._consumer.close()
             raise
 
-    def _assign(self, from_beginning: bool) -> None:
-        if self.group_id is not None:
-            self._consumer.subscribe(self.topics)
-            return
+    def _assign(self, from_beginning: bool, *, resume: bool) -> None:
         partitions = []
         for topic in self.topics:
             ids = self._consumer.partitions_for(topic)
@@ -122,35 +131,68 @@ class FeedReader:
                 raise InvalidInput(f"topic {topic!r} does not exist", [("topic", f"{topic!r} does not exist")])
             partitions += [TopicPartition(topic, p) for p in ids]
         self._consumer.assign(partitions)
-        if self._since_ms is not None:
-            found = self._consumer.offsets_for_time(partitions, self._since_ms)
-            for tp in partitions:
-                hit = found.get(tp)
-                self._consumer.seek(tp, OFFSET_END if hit is None else hit)
-        else:
-            for tp in partitions:
-                self._consumer.seek(tp, OFFSET_BEGINNING if from_beginning else OFFSET_END)
-        self._end = {tp: self._consumer.watermarks(tp)[1] for tp in partitions}
+        bounds = {tp: self._consumer.watermarks(tp) for tp in partitions}
+        self._end = {tp: high for tp, (_, high) in bounds.items()}
+        saved = self._consumer.committed(partitions) if resume else {}
+        found = self._consumer.offsets_for_time(partitions, self._since_ms) if self._since_ms is not None else {}
+        # Concrete offsets, never OFFSET_BEGINNING/END: a consumer with a group id that has not
+        # fetched yet would otherwise report the group's saved place as its position.
+        for tp in partitions:
+            low, high = bounds[tp]
+            saved_at = saved.get(tp)
+            hit = found.get(tp)
+            if saved_at is not None:  # where the group left off (records since expired: the oldest kept)
+                start = min(max(saved_at, low), high)
+            elif self._since_ms is not None:
+                start = high if hit is None else hit
+            else:
+                start = low if from_beginning else high
+            self._consumer.seek(tp, start)
 
-    def _caught_up(self) -> bool:
+    @property
+    def caught_up(self) -> bool:
+        """Every partition has been read up to the end offset it had when the reader started."""
         if not self._end:
             return False
         return all(self._consumer.position(tp) >= end for tp, end in self._end.items())
 
-    def records(self) -> Iterator[FeedRecord]:
+    def batches(self) -> Iterator[list[FeedRecord]]:
+        """The records of each poll, verified, in partition order as Kafka gives them.
+
+        While following, a poll that found nothing gives an empty list (the caller may act
+        on the quiet); without `follow` the iterator ends once caught up, or idle for
+        `idle_timeout` seconds.
+        """
         last_activity = time.monotonic()
         while True:
-            batch = self._consumer.poll(POLL_SECONDS)
-            for polled in batch:
+            polled = self._consumer.poll(POLL_SECONDS)
+            if polled:
                 last_activity = time.monotonic()
-                yield self._verify(polled)
-            if batch and self.group_id is not None:
+            batch = [self._verify(p) for p in polled]
+            for record in batch:
+                self._yielded[TopicPartition(record.topic, record.partition)] = record.offset + 1
+            if batch or self.follow:
+                yield batch
+            if batch and self.auto_commit:
                 # Everything polled has been handed over: at least once, never skipped.
-                self._consumer.commit({tp: self._consumer.position(tp) for tp in {p.tp for p in batch}})
+                self.commit()
             if self.follow:
                 continue
-            if not batch and (self._caught_up() or time.monotonic() - last_activity > self.idle_timeout):
+            if not batch and (self.caught_up or time.monotonic() - last_activity > self.idle_timeout):
                 return
+
+    def records(self) -> Iterator[FeedRecord]:
+        for batch in self.batches():
+            yield from batch
+
+    def commit(self) -> None:
+        """Save in the group the position after every record handed out so far (no group: nothing)."""
+        if self.group_id is None:
+            return
+        changed = {tp: o for tp, o in self._yielded.items() if self._committed.get(tp) != o}
+        if changed:
+            self._consumer.commit(changed)
+            self._committed.update(changed)
 
     def alerts(self) -> Iterator[VerifiedAlert]:
         for record in self.records():

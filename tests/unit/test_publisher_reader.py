@@ -175,6 +175,70 @@ def test_a_group_reader_commits_what_it_yielded(bus, engine, signer):
         assert list(reader.records()) == []
 
 
+def message_ids(reader) -> list:
+    return [r.verified.alert.header.message_id for r in reader.records() if r.verified]
+
+
+def test_a_group_keeps_the_place_only_once_the_caller_commits(bus, engine, signer):
+    first, second = example("suspicious-container"), example("suspicious-container")
+    with bus.publisher(signer) as publisher:
+        publisher.publish(first)
+    group = "nl-customs.officer"
+    with bus.feed_reader(TOPIC, keyring_for(signer), group_id=group, auto_commit=False) as reader:
+        assert message_ids(reader) == [first.header.message_id]
+    assert engine.committed_offsets(group) == {}, "nothing was committed: the caller never said it had printed"
+    with bus.feed_reader(TOPIC, keyring_for(signer), group_id=group, auto_commit=False) as reader:
+        assert message_ids(reader) == [first.header.message_id]
+        reader.commit()
+    with bus.publisher(signer) as publisher:
+        publisher.publish(second)
+    with bus.feed_reader(TOPIC, keyring_for(signer), group_id=group, auto_commit=False) as reader:
+        assert message_ids(reader) == [second.header.message_id], "resumed where it left off"
+        reader.commit()
+    with bus.feed_reader(TOPIC, keyring_for(signer), group_id=group, new_position=True) as reader:
+        assert message_ids(reader) == [first.header.message_id, second.header.message_id], "a new place"
+
+
+def test_a_group_with_since_starts_afresh_and_a_new_group_where_told(signer):
+    clock = ManualClock()
+    engine = MemoryEngine(clock=clock)
+    bus = Bus(engine=engine)
+    bus.ensure_alert_topics()
+    first, second = example("suspicious-container"), example("suspicious-container")
+    with bus.publisher(signer) as publisher:
+        publisher.publish(first)
+        middle = clock.advance(60_000)
+        publisher.publish(second)
+    ring = keyring_for(signer)
+    with bus.feed_reader(TOPIC, ring, group_id="g.new", from_beginning=False) as reader:
+        assert message_ids(reader) == [], "a group without a place starts at the end when told so"
+    with bus.feed_reader(TOPIC, ring, group_id="g.all") as reader:
+        assert len(message_ids(reader)) == 2
+    since = datetime.fromtimestamp(middle / 1000, UTC)
+    with bus.feed_reader(TOPIC, ring, group_id="g.all", since=since) as reader:
+        assert message_ids(reader) == [second.header.message_id], "--since replaces the saved place"
+
+
+def test_a_time_before_1970_means_the_start(bus, signer):
+    with bus.publisher(signer) as publisher:
+        publisher.publish(example("suspicious-container"))
+    with bus.feed_reader(TOPIC, keyring_for(signer), since=datetime(1, 1, 1, tzinfo=UTC)) as reader:
+        assert len(list(reader.records())) == 1
+
+
+def test_a_follower_hears_quiet_polls_and_knows_when_it_has_caught_up(bus, signer):
+    with bus.publisher(signer) as publisher:
+        publisher.publish_many([example("suspicious-container"), example("suspicious-container")])
+    with bus.feed_reader(TOPIC, keyring_for(signer), follow=True) as reader:
+        assert not reader.caught_up
+        seen = 0
+        for batch in reader.batches():
+            seen += len(batch)
+            if not batch:
+                break
+        assert seen == 2 and reader.caught_up
+
+
 def test_a_missing_topic_is_named_and_a_denied_one_is_not_authorised(engine, signer):
     bus = Bus(engine=engine)
     with pytest.raises(InvalidInput, match=r"'feed\.nobody' does not exist"):
