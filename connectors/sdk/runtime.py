@@ -26,7 +26,7 @@ from bus.core.codec import SchemaSet
 from bus.core.codelists import EmpactCodeList
 from bus.core.keys import SigningKey
 from connectors.sdk.config import ConnectorSettings
-from connectors.sdk.health import HealthServer
+from bus.adapters.health import HealthServer
 from connectors.sdk.metrics import ConnectorMetrics
 from connectors.sdk.publishing import ReliablePublisher
 
@@ -103,7 +103,7 @@ class Runtime:
         self.connector = connector_class(self.services)
         try:
             self.health = HealthServer(settings.health.host, settings.health.port, metrics=self.metrics,
-                                       live=self._live, ready=self._ready)
+                                       live=self._live, ready=self._ready, server_name="bus-connector")
         except OSError:
             self.connector.close()
             raise

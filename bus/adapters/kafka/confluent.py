@@ -47,6 +47,7 @@ from bus.adapters.kafka._common import (
 from bus.adapters.kafka._confluent_errors import Context, from_error, from_exception, watched
 from bus.adapters.kafka.port import Admin, GroupMetadata, RebalanceListener
 from bus.adapters.kafka.records import (
+    Capabilities,
     Delivery,
     Headers,
     Polled,
@@ -594,6 +595,8 @@ class ConfluentEngine:
     """Clients on confluent-kafka that share one set of connection settings."""
 
     name = "confluent"
+    capabilities = Capabilities(nul_in_header_names=False, non_utf8_header_names=False,
+                                max_record_bytes=MAX_REQUEST_BYTES)
 
     def __init__(self, settings: KafkaSettings) -> None:
         check_settings(settings)

@@ -44,6 +44,7 @@ from bus.adapters.kafka.port import Admin, GroupMetadata, RebalanceListener
 from bus.adapters.kafka.records import (
     OFFSET_BEGINNING,
     OFFSET_END,
+    Capabilities,
     Delivery,
     Headers,
     Polled,
@@ -490,6 +491,8 @@ class KafkaPythonEngine:
     """Clients on kafka-python that share one set of connection settings."""
 
     name = "kafka-python"
+    capabilities = Capabilities(null_header_values=False, keyless_valueless_records=False,
+                                non_utf8_header_names=False, max_record_bytes=MAX_REQUEST_BYTES)
 
     def __init__(self, settings: KafkaSettings) -> None:
         check_settings(settings)
