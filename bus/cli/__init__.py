@@ -14,6 +14,7 @@ from bus.cli import (
     policy,
     provision,
     publish,
+    receipts,
     router,
     schema,
     stix,
@@ -50,6 +51,7 @@ keys.register(app)
 publish.register(app)
 tail.register(app)
 provision.register(app)
+receipts.register(app)
 
 
 def main() -> None:

@@ -86,14 +86,14 @@ def fail(message: str, code: int = 2) -> None:
 
 
 def handle_errors(func: F) -> F:
-    """Turn BusError into a clean message and exit code 2."""
+    """Turn BusError into a clean message and the error class's exit code."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except BusError as exc:
-            fail(str(exc))
+            fail(str(exc), exc.exit_code)
 
     return wrapper  # type: ignore[return-value]
 

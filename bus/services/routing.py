@@ -142,7 +142,8 @@ def unverified(headers: Headers, reason: RejectReason, detail: str, *, crashed: 
     )
 
 
-def placement_problem(topic: str, partition: int, key: bytes | None, partitions: int, expected_topic: str) -> str | None:
+def placement_problem(topic: str, partition: int, key: bytes | None, partitions: int,
+                      expected_topic: str) -> str | None:
     """Why a record whose signed key and type are these does not belong where it is, or None."""
     if topic != expected_topic:
         return f"on topic {bounded_text(topic)}, but its signed type belongs on {expected_topic}"

@@ -12,11 +12,9 @@ LEGACY_IMPORTERS = {
     # Known importers from before the port. This list must shrink to empty as the services are
     # rewired onto bus.adapters.kafka; never add to it.
     "bus/adapters/kafka_legacy.py",
-    "bus/adapters/transactions.py",
     "bus/services/provision.py",
     "bus/services/publisher.py",
     "bus/services/reader.py",
-    "bus/services/router.py",
     "connectors/sdk/inbox/pipeline.py",
     "connectors/sdk/inbox/published.py",
     "connectors/sdk/publishing.py",
