@@ -136,7 +136,7 @@ def run(
         health_port=health_port)
     identity = RouterIdentity(router_id, load_signing_key(router_key, router_id))
     sources = FileSources(policy, federation=federation, authority_pub=authority_pub, keys=keys, state_dir=state_dir)
-    router = Router(open_engine(settings), sources.load, identity, options, changed=sources.changed)
+    router = Router(open_engine(settings), sources.load, identity, options=options, changed=sources.changed)
     router.install_signal_handlers()
     stats = router.run(max_idle=max_idle)
     out.print(f"routed {stats.routed}, rejected {stats.rejected}, delivered {stats.delivered} feed records")
