@@ -28,6 +28,7 @@ from bus.adapters.keystore import (
     load_signing_key,
     write_new_keypair,
 )
+from bus.adapters.private_file import write_private
 from bus.core.keys import DecryptionKey, EncryptionPublicKey, PublicKey, SigningKey
 from bus.core.trust import (
     DirectoryError,
@@ -396,7 +397,7 @@ class DemoFederation:
 
 
 def make_demo(
-    out_dir: Path, *, now: datetime | None = None, overwrite: bool = False
+    out_dir: Path, *, now: datetime | None = None, overwrite: bool = False, router_signer: SigningKey | None = None,
 ) -> DemoFederation:
     """A fresh authority, one current key per member, and a signed directory in `out_dir`.
 
@@ -404,7 +405,8 @@ def make_demo(
     rotation overlap, PORT-HAMBURG an older key revoked a week ago. Their private
     halves are thrown away. Every member also gets an encryption key (X25519), listed
     after its signing keys, so alerts can be encrypted to any member. One router,
-    EPA-ROUTER-1, gets a signing key for its receipts and audit checkpoints.
+    EPA-ROUTER-1, gets a signing key for its receipts and audit checkpoints (`router_signer`
+    if given: several demo federations can then list one router).
     """
     now = (now or utcnow()).astimezone(UTC).replace(microsecond=0)
     out_dir = Path(out_dir)
@@ -446,7 +448,11 @@ def make_demo(
             Member(id=member_id, name=name, country=country, kind=kind,  # type: ignore[arg-type]
                    may_publish=may_publish, keys=tuple(keys))  # type: ignore[arg-type]
         )
-    router_key_path, _, router_signer = generate_keypair(DEMO_ROUTER, out_dir / "router", overwrite=overwrite)
+    if router_signer is None:
+        router_key_path, _, router_signer = generate_keypair(DEMO_ROUTER, out_dir / "router", overwrite=overwrite)
+    else:
+        router_key_path = out_dir / "router" / f"{DEMO_ROUTER}.key"
+        write_private(router_key_path, router_signer.to_pem())
     router = FederationRouter(id=DEMO_ROUTER, name="EPA central router",
                               keys=(MemberKey.for_public_key(router_signer.public, now - day, now + 365 * day),))
     directory = FederationDirectory(

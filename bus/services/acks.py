@@ -54,15 +54,16 @@ class Acknowledger:
         """The record key of alert `message_id` as delivered to this member's feed."""
         wanted = message_id.encode("ascii")
         consumer = self.engine.consumer(read_committed=True)
+        probe = self.engine.consumer(read_committed=True)  # offsets on another client (see ReceiptReader)
         try:
-            partitions = consumer.partitions_for(self.feed)
+            partitions = probe.partitions_for(self.feed)
             if not partitions:
                 raise BusError(f"feed {self.feed} does not exist or {self.signer.member} may not read it")
             tps = [TopicPartition(self.feed, p) for p in partitions]
-            consumer.assign(tps)
             created = created_of(message_id)
-            starts = consumer.offsets_for_time(tps, int((created - LOOKBACK).timestamp() * 1000)) if created else {}
-            ends = {tp: consumer.watermarks(tp)[1] for tp in tps}
+            starts = probe.offsets_for_time(tps, int((created - LOOKBACK).timestamp() * 1000)) if created else {}
+            ends = {tp: probe.watermarks(tp)[1] for tp in tps}
+            consumer.assign(tps)
             for tp in tps:
                 start = starts.get(tp)
                 consumer.seek(tp, start if start is not None else (0 if created is None else ends[tp]))
@@ -77,6 +78,7 @@ class Acknowledger:
                 remaining = {tp for tp in remaining if consumer.position(tp) < ends[tp]}
         finally:
             consumer.close()
+            probe.close()
         raise BusError(f"alert {message_id} is not in {self.feed}: a member acknowledges only alerts "
                        "the router delivered to it")
 

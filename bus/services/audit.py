@@ -23,23 +23,24 @@ from bus.errors import BusError, KafkaError, NotAuthorized, VerificationError
 
 def read_topic(engine: Engine, topic: str, principal: str, *, timeout: float = 120.0) -> list[Record]:
     """Every committed record of `topic`, or an error that says why it cannot be read."""
-    consumer = engine.consumer(read_committed=True)
+    denied = NotAuthorized(f"not authorised to read {topic} as {principal}", f"topic {topic}")
     try:
-        partitions = consumer.partitions_for(topic)
-        if not partitions:
-            try:
-                consumer.watermarks(TopicPartition(topic, 0), timeout=10.0)
-            except NotAuthorized:
-                raise NotAuthorized(f"not authorised to read {topic} as {principal}", f"topic {topic}") from None
-            except KafkaError:
-                pass
-            raise BusError(f"topic {topic} does not exist (or {principal} may not see it); nothing to check")
-    finally:
-        consumer.close()
-    try:
+        consumer = engine.consumer(read_committed=True)
+        try:
+            partitions = consumer.partitions_for(topic)
+            if not partitions:  # absent, or hidden from this principal: the broker says which
+                try:
+                    consumer.watermarks(TopicPartition(topic, 0), timeout=10.0)
+                except NotAuthorized:
+                    raise
+                except KafkaError:
+                    pass
+                raise BusError(f"topic {topic} does not exist (or {principal} may not see it); nothing to check")
+        finally:
+            consumer.close()
         return [r for r in read_to_end(engine, topic, timeout=timeout) if isinstance(r, Record)]
     except NotAuthorized:
-        raise NotAuthorized(f"not authorised to read {topic} as {principal}", f"topic {topic}") from None
+        raise denied from None
 
 
 def _json(record: Record) -> dict[str, Any] | None:

@@ -80,10 +80,13 @@ class ReceiptReader:
         self._tp = TopicPartition(self.topic, 0)
         self._consumer: Consumer = engine.consumer(read_committed=True, from_beginning=True)
         self._consumer.assign([self._tp])
+        # Offsets are looked up on another client: librdkafka stops fetching a partition whose
+        # watermarks were queried on the fetching consumer before its first fetch.
+        self._probe: Consumer = engine.consumer(read_committed=True)
 
     def end(self) -> int:
         """The offset the next receipt will have: read from here to see only what comes next."""
-        return self._consumer.watermarks(self._tp)[1]
+        return self._probe.watermarks(self._tp)[1]
 
     def records(self, *, from_offset: int | None = None, since: datetime | None = None, follow: bool = False,
                 poll: float = 0.5, stop: Callable[[], bool] = lambda: False) -> Iterator[ReceiptRecord]:
@@ -92,7 +95,7 @@ class ReceiptReader:
         if from_offset is not None:
             consumer.seek(self._tp, from_offset)
         elif since is not None:
-            found = consumer.offsets_for_time([self._tp], int(since.timestamp() * 1000)).get(self._tp)
+            found = self._probe.offsets_for_time([self._tp], int(since.timestamp() * 1000)).get(self._tp)
             consumer.seek(self._tp, found if found is not None else self.end())
         else:
             consumer.seek(self._tp, OFFSET_BEGINNING)
@@ -122,6 +125,7 @@ class ReceiptReader:
 
     def close(self) -> None:
         self._consumer.close()
+        self._probe.close()
 
     def __enter__(self) -> ReceiptReader:
         return self

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from bus.services.router_sources import FileSources
 
 from bus.adapters import kafka_legacy as kafka_adapter
 from bus.adapters.broker import LocalCluster, free_port
@@ -22,7 +23,6 @@ from bus.config import KafkaSettings
 from bus.core.audit import verify_chain
 from bus.services.publisher import Publisher
 from bus.services.router import Router, RouterOptions, RouterStats
-from bus.services.router_sources import FileSources
 from tests.helpers import assert_delivered_once, example, read_all, wait_for
 
 NODES = 3

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from bus.services.router_sources import FileSources
 
 from bus.adapters import kafka_legacy as kafka_adapter
 from bus.adapters.federation_file import generate_authority_key, write_directory_file
@@ -24,7 +25,6 @@ from bus.core.trust import FederationDirectory, Member, MemberKey, add_key, sign
 from bus.errors import BusError
 from bus.services.publisher import Publisher
 from bus.services.router import Router, RouterOptions
-from bus.services.router_sources import FileSources
 from tests.helpers import SCHEMAS, example, read_all
 
 NOW = datetime.now(UTC).replace(microsecond=0)

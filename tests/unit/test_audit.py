@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from bus.core.audit import (
     CHECKPOINT,
-    GENESIS,
     ENTRY_LIMIT,
+    GENESIS,
     AuditChain,
     CheckpointRef,
     SegmentEntry,

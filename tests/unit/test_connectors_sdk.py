@@ -11,12 +11,12 @@ import httpx
 import pytest
 from kafka.errors import KafkaTimeoutError
 
+from bus.adapters.health import HealthServer
 from bus.adapters.keystore import generate_keypair
 from bus.core.keys import SigningKey
 from bus.errors import AlertValidationError, BusError
 from bus.services.publisher import PublishError, Receipt
 from connectors.sdk.config import ConfigError, ConnectorSettings, PublishSettings, RetrySettings, load_config
-from bus.adapters.health import HealthServer
 from connectors.sdk.inbox.checkpoint import Checkpoint, CheckpointStore
 from connectors.sdk.metrics import ConnectorMetrics
 from connectors.sdk.publishing import KafkaDown, ReliablePublisher

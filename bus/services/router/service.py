@@ -54,6 +54,8 @@ from bus.adapters.kafka._common import Deadline
 from bus.adapters.kafka.reading import ensure_topics
 from bus.adapters.schema_files import default_empact_codes, default_schemas
 from bus.core.bounded import bounded_text
+from bus.core.codec import SchemaSet
+from bus.core.codelists import EmpactCodeList
 from bus.core.keyring import KeyResolver
 from bus.core.policy import Policy
 from bus.core.topology import (
@@ -162,6 +164,8 @@ class Router:
         *,
         changed: Callable[[], bool] | None = None,
         clock: Callable[[], datetime] = _utcnow,
+        schemas: SchemaSet | None = None,
+        empact_codes: EmpactCodeList | None = None,
     ) -> None:
         self.engine = engine
         self.identity = identity
@@ -169,8 +173,8 @@ class Router:
         self._load = load
         self._changed = changed or (lambda: False)
         self.clock = clock
-        self.schemas = default_schemas()
-        self.empact_codes = default_empact_codes()
+        self.schemas = schemas if schemas is not None else default_schemas()
+        self.empact_codes = empact_codes if empact_codes is not None else default_empact_codes()
         self.stats = RouterStats()
         self.metrics = RouterMetrics()
         self.policy, self.resolver = load()
@@ -182,6 +186,10 @@ class Router:
         self._lock: InstanceLock | None = None
         self._producer: TransactionalProducer | None = None
         self._consumer: Consumer | None = None
+        self._probe: Consumer | None = None
+        """Reads high watermarks for the lag metric; never the group consumer (librdkafka stops
+        fetching a partition whose watermarks were queried before its first fetch)."""
+        self._positions: dict[TopicPartition, int] = {}
         self._rebalances = _Rebalances()
         self._stop = threading.Event()
         self._reload_requested = threading.Event()
@@ -314,6 +322,10 @@ class Router:
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
+        if self._probe is not None:
+            self._probe.close()
+            self._probe = None
+        self._positions.clear()
         self._drop_tasks(list(self.tasks))
 
     def _drop_tasks(self, partitions: Sequence[int]) -> None:
@@ -401,27 +413,31 @@ class Router:
             return False
         try:
             polled = self._consumer.poll(self.options.poll_timeout, self.options.batch_size)
-            self._apply_rebalances()
+            restored = self._apply_rebalances()
         except (Fenced, NotAuthorized):
             raise
         except KafkaError as exc:  # no broker, no answer, a client gone wrong: start over
             self._recover(exc)
             return False
-        worked = False
+        worked = restored  # a (re)assignment is work: the new tasks' records are yet to come
         if polled:
-            worked = self._process(polled)
+            worked = self._process(polled) or worked
         if self._consumer is not None and self.tasks and not polled:
             worked = self._checkpoint_idle() or worked
         self._housekeeping()
         return worked
 
-    def _apply_rebalances(self) -> None:
+    def _apply_rebalances(self) -> bool:
+        """Act on what the group did during `poll`; True if tasks were restored."""
         events = self._rebalances.take()
         if not events:
-            return
+            return False
         assert self._consumer is not None
         for kind, tps in events:
             gone = sorted({tp.partition for tp in tps} & set(self.tasks))
+            if kind in ("revoked", "lost"):
+                for tp in tps:
+                    self._positions.pop(tp, None)
             if kind in ("revoked", "lost") and gone:
                 log.info("tasks released", tasks=gone, how=kind)
                 self._drop_tasks(gone)
@@ -445,6 +461,7 @@ class Router:
                      replay_ids={p: restored[p].store.count() for p in new})
         self.metrics.tasks.set(len(self.tasks))
         self._ready = True
+        return bool(new)
 
     def _check_topology(self, assignment: set[TopicPartition]) -> None:
         """All co-partitioned topics have N partitions and the assignment holds whole tasks."""
@@ -609,6 +626,7 @@ class Router:
     def _apply(self, plan: Plan, deliveries: list[Delivery]) -> None:
         """The transaction committed: task state follows it (stores only now, never ahead of Kafka)."""
         now = time.monotonic()
+        self._positions.update(plan.offsets)
         for p, update in plan.tasks.items():
             task = self.tasks[p]
             task.chain, task.segment, task.prev_checkpoint = update.chain, update.segment, update.prev_checkpoint
@@ -721,12 +739,16 @@ class Router:
             self._measure_lag()
 
     def _measure_lag(self) -> None:
+        """Records not yet routed: end of each assigned partition minus where this router is."""
         assert self._consumer is not None
         lag: dict[TopicPartition, int] = {}
         try:
+            if self._probe is None:
+                self._probe = self.engine.consumer(read_committed=True, client_id=f"bus-router-{self.instance}-lag")
             for tp in self._consumer.assignment():
-                _, end = self._consumer.watermarks(tp, timeout=2.0)
-                lag[tp] = max(0, end - self._consumer.position(tp))
+                position = self._positions.get(tp)
+                if position is not None:
+                    lag[tp] = max(0, self._probe.watermarks(tp, timeout=2.0)[1] - position)
         except KafkaError as exc:
             log.debug("lag not measured", error=str(exc))
             return
