@@ -181,3 +181,19 @@ def ensure_router_topics(engine: Engine) -> None:
                               TopicSpec(AUDIT_CHECKPOINTS_TOPIC, 1)])
     finally:
         admin.close()
+
+
+def spread_alert(producer: str = "EUROPOL", **header: Any) -> BaseAlert:
+    """A corruption indicator about a subject of its own: its key (and partition) varies, so a
+    stream of them spreads over every routing task (the examples all share one key)."""
+    import json as _json
+    import secrets
+
+    from bus.core.models import parse_alert
+    from tests.helpers import CODES, EXAMPLES
+
+    data = _json.loads((EXAMPLES / "corruption-indicator.json").read_text())
+    data["header"] = {k: v for k, v in data["header"].items() if k not in ("message_id", "created", "producer")}
+    data["header"].update(header)
+    data["subject_reference"] = "PSN-" + secrets.token_hex(5).upper()
+    return parse_alert(data, empact_codes=CODES, producer=producer)
