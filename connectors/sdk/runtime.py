@@ -20,13 +20,13 @@ from typing import Any, ClassVar
 import structlog
 
 from bus import logs
+from bus.adapters.health import HealthServer
 from bus.adapters.keystore import load_signing_key
 from bus.adapters.schema_files import default_empact_codes, default_schemas
 from bus.core.codec import SchemaSet
 from bus.core.codelists import EmpactCodeList
 from bus.core.keys import SigningKey
 from connectors.sdk.config import ConnectorSettings
-from bus.adapters.health import HealthServer
 from connectors.sdk.metrics import ConnectorMetrics
 from connectors.sdk.publishing import ReliablePublisher
 

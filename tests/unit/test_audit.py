@@ -95,7 +95,7 @@ def test_an_intact_chain_with_checkpoints_verifies_and_reports_what_is_uncovered
     (lambda es: es[:2] + es[3:], "entries missing"),  # an entry removed
     (lambda es: [es[0], es[2], es[1], *es[3:]], "sequence 3, expected 2"),  # two entries swapped
     (lambda es: [*es[:4], es[3], *es[4:]], "again"),  # a fork: the same seq twice
-    (lambda es: es[:2] + [{**es[2], "recipients": ["X"]}] + es[3:], "rewritten"),  # content changed, hash kept
+    (lambda es: [*es[:2], {**es[2], "recipients": ["X"]}, *es[3:]], "rewritten"),  # content changed, hash kept
 ])
 def test_removed_reordered_forked_and_rewritten_entries_are_caught(tamper, expected):
     report = check(tamper(build_chain(0, "ddddcdd")))
@@ -169,7 +169,8 @@ def test_any_single_change_to_a_covered_entry_is_caught(plan, data):
 def test_a_huge_decision_map_is_summarised_to_fit():
     decisions = {f"PARTNER-{i:04d}": {"delivered": i % 3 == 0, "rule": f"rule-{i}", "reason": "default-deny"}
                  for i in range(400)}
-    entry = fit({"kind": "decision", "decisions": decisions, "recipients": [f"PARTNER-{i:04d}" for i in range(0, 400, 3)]})
+    recipients = [f"PARTNER-{i:04d}" for i in range(0, 400, 3)]
+    entry = fit({"kind": "decision", "decisions": decisions, "recipients": recipients})
     sealed, _ = AuditChain(0).link(entry)
     assert len(canonical(sealed)) <= ENTRY_LIMIT
     assert entry["decisions"] is None and entry["decisions_summary"]["partners"] == 400
@@ -178,7 +179,10 @@ def test_a_huge_decision_map_is_summarised_to_fit():
 # -- a member's view ------------------------------------------------------------------------------------
 
 
-def member_view(entries: list[dict[str, Any]], member: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+Entries = list[dict[str, Any]]
+
+
+def member_view(entries: Entries, member: str) -> tuple[Entries, Entries, Entries]:
     mine = [e for e in entries if e.get("receipt_to") == member]
     proofs, checkpoints, segment = [], [], []
     for e in entries:

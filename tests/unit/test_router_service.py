@@ -403,7 +403,7 @@ def test_co_partitioned_topics_with_other_partition_counts_stop_the_router(world
     r = world.router()
     r.start()
     try:
-        with pytest.raises(TopologyMismatch, match="alerts.corruption-indicator has 3"):
+        with pytest.raises(TopologyMismatch, match=r"alerts\.corruption-indicator has 3"):
             for _ in range(10):
                 r.turn()
     finally:
