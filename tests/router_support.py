@@ -177,8 +177,9 @@ def ensure_router_topics(engine: Engine) -> None:
 
     admin = engine.admin()
     try:
-        ensure_topics(admin, [*core_topics([t.value for t in AlertType], Replication.for_cluster(1)),
-                              TopicSpec(AUDIT_CHECKPOINTS_TOPIC, 1)])
+        replication = Replication.for_cluster(admin.describe_cluster().brokers)
+        ensure_topics(admin, [*core_topics([t.value for t in AlertType], replication),
+                              TopicSpec(AUDIT_CHECKPOINTS_TOPIC, 1, replication.factor)])
     finally:
         admin.close()
 
