@@ -86,6 +86,9 @@ class ReceiptReader:
 
     def end(self) -> int:
         """The offset the next receipt will have: read from here to see only what comes next."""
+        if not self._probe.partitions_for(self.topic):
+            raise BusError(f"{self.topic} does not exist (or {self.member} may not read it): no router has "
+                           f"created it yet, or {self.member} was not provisioned (`bus provision`)")
         return self._probe.watermarks(self._tp)[1]
 
     def records(self, *, from_offset: int | None = None, since: datetime | None = None, follow: bool = False,
