@@ -28,8 +28,9 @@ demo-stop:
 	-$(BIN)/bus broker stop --dir $(DEMO)/broker
 
 # System tools some tests drive, from Debian's packages when missing: kcat reads our
-# records as an ecosystem tool would (tests/integration/test_ecosystem_tools.py).
-APT_TOOLS := kcat
+# records as an ecosystem tool would (tests/integration/test_ecosystem_tools.py); chromium is
+# the headless browser the console's tests drive through Playwright (never `playwright install`).
+APT_TOOLS := kcat chromium
 system-tools:
 	@missing=""; for t in $(APT_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \

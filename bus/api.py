@@ -105,10 +105,12 @@ def publish(
     `alerts` is one alert or several, each a validated `BaseAlert` or its JSON shape
     (missing producer, message id and creation time are filled in). Every alert is
     checked before anything is sent: one bad alert raises `AlertValidationError`
-    (paths prefixed `[index]`) and nothing is published. Kafka not acknowledging
-    raises a `bus.errors.BusError`.
+    (paths prefixed `[index]`) and nothing is published. Kafka failing raises a
+    `bus.errors.KafkaError` that says why (unreachable, not authorised, ...), or
+    `bus.errors.PublishError` when it did not acknowledge in time. The engine is the
+    one `settings.engine` names (confluent unless told otherwise).
     """
-    from bus.services.publisher import Publisher
+    from bus.composition import Bus
 
     items = [alerts] if isinstance(alerts, BaseAlert | Mapping) else list(alerts)
     codes = default_empact_codes()
@@ -125,7 +127,7 @@ def publish(
             errors += [(f"{prefix}.{loc}" if prefix else loc, message) for loc, message in exc.errors]
     if errors:
         raise AlertValidationError(errors)
-    with Publisher(settings, signing_key) as publisher:
+    with Bus(settings).publisher(signing_key, create_topics=True) as publisher:
         return publisher.publish_many(valid, timeout=timeout)
 
 
@@ -145,10 +147,10 @@ def read_feed(
     is skipped silently. Without `follow` the iterator ends when it has caught up;
     with it, it waits for new records until you stop iterating.
     """
-    from bus.services.reader import FeedReader
+    from bus.composition import Bus
 
-    topics = [topic] if isinstance(topic, str) else list(topic)
-    with FeedReader(settings, topics, trust, from_beginning=from_beginning, follow=follow, since=since) as reader:
+    with Bus(settings).feed_reader(topic, trust, from_beginning=from_beginning, follow=follow,
+                                   since=since) as reader:
         yield from reader.records()
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bus.errors import BusError
+from bus.errors import ConfigError
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
@@ -26,7 +26,8 @@ EngineName = Literal["confluent", "kafka-python"]
 class KafkaSettings(BaseSettings):
     """How to reach and authenticate to the Kafka cluster."""
 
-    model_config = SettingsConfigDict(env_prefix="BUS_", extra="ignore")
+    # populate_by_name: the config file and flags say `engine`, the environment BUS_KAFKA_ENGINE.
+    model_config = SettingsConfigDict(env_prefix="BUS_", extra="ignore", populate_by_name=True)
 
     bootstrap: str = DEFAULT_BOOTSTRAP
     security_protocol: SecurityProtocol = "PLAINTEXT"
@@ -37,7 +38,7 @@ class KafkaSettings(BaseSettings):
     client_id: str = "epa-bus"
     bootstrap_timeout_ms: int = 10000
     engine: EngineName = Field(
-        default="confluent", validation_alias=AliasChoices("engine", "BUS_KAFKA_ENGINE"),
+        default="confluent", validation_alias="BUS_KAFKA_ENGINE",
         description="Kafka client behind the port: confluent (default, librdkafka) or kafka-python.",
     )
 
@@ -55,10 +56,16 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> KafkaSet
         try:
             loaded = yaml.safe_load(path.read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
-            raise BusError(f"cannot read config file {path}: {exc}") from exc
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
         if not isinstance(loaded, dict):
-            raise BusError(f"config file {path}: expected a mapping at the top level")
+            raise ConfigError(f"config file {path}: expected a mapping at the top level")
         file_values = dict(loaded.get("kafka", loaded))
-    env_values = KafkaSettings().model_dump(exclude_unset=True)
-    flags = {k: v for k, v in overrides.items() if v is not None}
-    return KafkaSettings.model_validate({**file_values, **env_values, **flags})
+    try:
+        env_values = KafkaSettings().model_dump(exclude_unset=True)
+        flags = {k: v for k, v in overrides.items() if v is not None}
+        return KafkaSettings.model_validate({**file_values, **env_values, **flags})
+    except ValidationError as exc:
+        problems = [(".".join(str(p) for p in e["loc"]) or "kafka", e["msg"]) for e in exc.errors()]
+        where = f" (config file {path})" if path is not None else ""
+        raise ConfigError("invalid Kafka settings" + where + ": "
+                          + "; ".join(f"{field}: {msg}" for field, msg in problems), problems) from None

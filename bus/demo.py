@@ -25,6 +25,7 @@ import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.rule import Rule
@@ -109,24 +110,28 @@ def as_user(env: dict[str, str], user: str, password: str) -> dict[str, str]:
             "BUS_SASL_PASSWORD": password}
 
 
-def wait_for_audit(env: dict[str, str], expected: int, timeout: float = 90.0) -> int:
-    """Decision entries on the audit chains, once there are `expected` (or the timeout passed)."""
-    import json as _json
+def demo_bus(env: dict[str, str]) -> Any:
+    """The composition root for the clients the demo runs itself, as `env` would configure them."""
+    from bus.composition import bootstrap
 
-    from bus.adapters.kafka import Record, open_engine
-    from bus.adapters.kafka.reading import read_to_end
-    from bus.config import load_settings
-
-    settings = load_settings(
+    return bootstrap(
         bootstrap=env["BUS_BOOTSTRAP"], security_protocol=env.get("BUS_SECURITY_PROTOCOL"),
         sasl_username=env.get("BUS_SASL_USERNAME"), sasl_password=env.get("BUS_SASL_PASSWORD"),
+        engine=env.get("BUS_KAFKA_ENGINE"),
     )
-    engine = open_engine(settings)
+
+
+def wait_for_audit(env: dict[str, str], expected: int, timeout: float = 90.0) -> int:
+    """Decision entries on the audit chains, once there are `expected` (or the timeout passed)."""
+    from bus.adapters.kafka import Record
+    from bus.core.topology import AUDIT_TOPIC
+
+    bus = demo_bus(env)
     deadline = time.monotonic() + timeout
     count = 0
     while time.monotonic() < deadline:
-        count = sum(1 for r in read_to_end(engine, "audit") if isinstance(r, Record)
-                    and _json.loads(r.value or b"{}").get("kind") == "decision")
+        count = sum(1 for r in bus.read_to_end(AUDIT_TOPIC, timeout=max(5.0, deadline - time.monotonic()))
+                    if isinstance(r, Record) and json.loads(r.value or b"{}").get("kind") == "decision")
         if count >= expected:
             return count
         time.sleep(1.0)
@@ -145,16 +150,11 @@ def wait_for_routers(logs: list[Path], timeout: float = 120.0) -> None:
 
 def dead_letters(env: dict[str, str]) -> list[tuple[str, str, str]]:
     """(reason, detail, source) of every dead letter, as the router recorded them."""
-    from bus.adapters.kafka import Record, open_engine
-    from bus.adapters.kafka.reading import read_to_end
-    from bus.config import load_settings
+    from bus.adapters.kafka import Record
+    from bus.core.topology import DLQ_TOPIC
 
-    settings = load_settings(
-        bootstrap=env["BUS_BOOTSTRAP"], security_protocol=env.get("BUS_SECURITY_PROTOCOL"),
-        sasl_username=env.get("BUS_SASL_USERNAME"), sasl_password=env.get("BUS_SASL_PASSWORD"),
-    )
     out = []
-    for r in read_to_end(open_engine(settings), "dlq.rejected"):
+    for r in demo_bus(env).read_to_end(DLQ_TOPIC):
         if isinstance(r, Record):
             h = {k: (v or b"").decode("utf-8", "replace") for k, v in r.headers}
             source = f"{h.get(b'bus_source_topic')}[{h.get(b'bus_source_partition')}]@{h.get(b'bus_source_offset')}"

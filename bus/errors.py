@@ -11,7 +11,8 @@ one line and exits with the class's `exit_code`:
     │   ├── DirectoryError                the federation directory must not be used (`problem`)
     │   ├── PlanError                     directory + policy cannot be turned into safe grants
     │   ├── CodeListError                 a code list file is wrong
-    │   └── KeyFileError                  a key file is missing, unreadable or of the wrong kind
+    │   ├── KeyFileError                  a key file is missing, unreadable or of the wrong kind
+    │   └── UsersFileError                the console's users file is unreadable or malformed
     ├── VerificationError                 a received record must not be trusted; `reason` says why
     │   ├── SignatureError                    bad-signature
     │   ├── SchemaError                       bad-schema
@@ -34,7 +35,8 @@ one line and exits with the class's `exit_code`:
     │   ├── RejectedAlerts                the router rejected alerts we waited for (exit 8)
     │   ├── AlreadyRunning                a router instance of that name already runs on this host
     │   ├── TopologyMismatch              the cluster's topics are not shaped as the router needs
-    │   └── AuditFailed                   the audit trail did not verify (exit 1)
+    │   ├── AuditFailed                   the audit trail did not verify (exit 1)
+    │   └── FeedIndexError                the console's feed index file cannot be used
     └── WaitTimedOut                      we stopped waiting for an answer (exit 9)
 
 The reason codes of `VerificationError` are the wire format's vocabulary
@@ -59,6 +61,7 @@ __all__ = [
     "DecryptionError",
     "DirectoryError",
     "EncryptionError",
+    "FeedIndexError",
     "Fenced",
     "InvalidInput",
     "KafkaError",
@@ -80,6 +83,7 @@ __all__ = [
     "TlsFailed",
     "TopologyMismatch",
     "UnknownKeyError",
+    "UsersFileError",
     "VerificationError",
     "WaitTimedOut",
     "quote",
@@ -198,6 +202,10 @@ class KeyFileError(InvalidInput):
     """A key file is missing, unreadable or not the expected kind of key."""
 
 
+class UsersFileError(InvalidInput):
+    """The console's users file (officers and their password hashes) is unreadable or malformed."""
+
+
 class EncryptionError(AlertValidationError):
     """An alert cannot be encrypted as asked: no recipients named, a recipient without a valid
     encryption key, no directory to find keys in. Like any invalid alert it is never retried."""
@@ -307,6 +315,10 @@ class BrokerError(BusError):
 
 class ServiceError(BusError):
     """A service could not do its job."""
+
+
+class FeedIndexError(ServiceError):
+    """The feed index (the console's SQLite copy of a feed) cannot be opened or used."""
 
 
 class PublishError(ServiceError):

@@ -12,11 +12,15 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from bus.adapters.kafka import Polled, Record, wire_headers
 from bus.adapters.schema_files import default_empact_codes, default_schemas
+from bus.composition import Bus
 from bus.config import KafkaSettings
 from bus.core.keyring import Keyring
 from bus.core.keys import SigningKey
 from bus.core.models import BaseAlert, parse_alert
+from bus.core.sealing import SealedRecord
+from bus.core.topology import TopicSpec
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "alerts"
@@ -46,6 +50,7 @@ def run_bus(*args: str, settings: KafkaSettings | None = None, env: dict[str, st
     full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})}
     if settings is not None:
         full_env["BUS_BOOTSTRAP"] = settings.bootstrap
+        full_env["BUS_KAFKA_ENGINE"] = settings.engine
     result = subprocess.run([*BUS, *args], capture_output=True, text=True, env=full_env,
                             timeout=timeout, cwd=REPO)
     if check and result.returncode != 0:
@@ -53,11 +58,30 @@ def run_bus(*args: str, settings: KafkaSettings | None = None, env: dict[str, st
     return result
 
 
-def read_all(settings: KafkaSettings, topic: str) -> list[Any]:
-    """Every committed record currently on a topic (read_committed), in partition/offset order."""
-    from bus.adapters.kafka_legacy import read_to_end
+def read_all(settings: KafkaSettings, topic: str, timeout: float = 60.0) -> list[Polled]:
+    """Every committed record currently on a topic (read_committed), in partition/offset order,
+    as the Kafka port gives them: `Record`s with bytes header names (`dict(r.headers)[b"ce_id"]`),
+    and an `UndecodableRecord` where the client could not decode one."""
+    return Bus(settings).read_to_end(topic, timeout=timeout)
 
-    return sorted(read_to_end(settings, topic), key=lambda m: (m.partition, m.offset))
+
+def publish_raw(settings: KafkaSettings, records: Iterable[SealedRecord], *, partition: int | None = None) -> None:
+    """Produce sealed (or forged) records as they are, bypassing the publisher's checks."""
+    producer = Bus(settings).engine.producer()
+    try:
+        futures = [producer.send(r.topic, r.value, key=r.key, headers=wire_headers(r.headers), partition=partition)
+                   for r in records]
+        for future in futures:
+            future.result(30)
+    finally:
+        producer.close()
+
+
+def create_topic(settings: KafkaSettings, name: str, partitions: int = 1,
+                 config: tuple[tuple[str, str], ...] = ()) -> str:
+    """A scratch topic for one test (replication 1)."""
+    Bus(settings).ensure_topics([TopicSpec(name, partitions, 1, config)])
+    return name
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> None:
@@ -72,6 +96,7 @@ def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str =
 def assert_delivered_once(settings: KafkaSettings, feed: str, ids: Iterable[str], context: str = "") -> None:
     """Each message id in `ids` is on `feed` exactly once (other records there are ignored)."""
     wanted = set(ids)
-    delivered = Counter(i for m in read_all(settings, feed) if (i := dict(m.headers)["ce_id"].decode()) in wanted)
+    delivered = Counter(i for m in read_all(settings, feed)
+                        if isinstance(m, Record) and (i := dict(m.headers)[b"ce_id"].decode()) in wanted)
     assert set(delivered) == wanted, f"lost {len(wanted - set(delivered))} {context}".rstrip()
     assert max(delivered.values()) == 1, "duplicated"

@@ -445,8 +445,8 @@ def make_demo(
         keys.append(MemberKey.for_public_key(signer.public, current_from, now + 365 * day))
         keys.append(MemberKey.for_public_key(decryption[member_id].public, now - day, now + 365 * day))
         members.append(
-            Member(id=member_id, name=name, country=country, kind=kind,  # type: ignore[arg-type]
-                   may_publish=may_publish, keys=tuple(keys))  # type: ignore[arg-type]
+            Member(id=member_id, name=name, country=country, kind=kind,
+                   may_publish=may_publish, keys=tuple(keys))
         )
     if router_signer is None:
         router_key_path, _, router_signer = generate_keypair(DEMO_ROUTER, out_dir / "router", overwrite=overwrite)

@@ -1,7 +1,10 @@
-"""Thin factories over kafka-python: every client gets the same security settings.
+"""The single router's kafka-python factories, from before the Kafka port. Being retired.
 
-This is the only module (with the services that compose it) that imports
-kafka; the core never does.
+Only the router files its rewrite replaces (`bus/services/router.py`,
+`bus/adapters/transactions.py`, `bus/cli/audit.py`, their tests) and `bench/` import
+this; everything else goes through the port (`bus.adapters.kafka`) and the composition
+root (`bus.composition`). Delete it with the old router. Its topic shapes (`default_topics`:
+`audit` with one partition) are the old router's, not the plan's (`bus.core.topology`).
 """
 
 from __future__ import annotations

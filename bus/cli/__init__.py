@@ -8,6 +8,7 @@ from bus.cli import (
     audit,
     broker,
     connector,
+    console,
     federation,
     keys,
     misp,
@@ -47,6 +48,7 @@ app.add_typer(connector.app, name="connector", help="Run connectors.")
 app.add_typer(stix.app, name="stix", help="Export alerts as STIX 2.1 bundles.")
 app.add_typer(misp.app, name="misp", help="Export alerts as a MISP feed.")
 app.add_typer(schema.app, name="schema", help="Check schema evolution; list schema fingerprints.")
+app.add_typer(console.app, name="console", help="The liaison officer's web console over the member's feed.")
 keys.register(app)
 publish.register(app)
 tail.register(app)

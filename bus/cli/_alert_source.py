@@ -137,7 +137,7 @@ def _from_file(path: Path) -> tuple[list[BaseAlert], list[str]]:
 
 def _from_topic(src: AlertSource, settings: KafkaSettings) -> tuple[list[BaseAlert], list[str]]:
     from bus.cli._resolver import resolver_from
-    from bus.services.reader import FeedReader
+    from bus.composition import Bus
 
     assert src.topic is not None
     resolver = resolver_from(src.keys, src.federation, src.authority_pub)
@@ -145,9 +145,9 @@ def _from_topic(src: AlertSource, settings: KafkaSettings) -> tuple[list[BaseAle
     until_ms = int(until.timestamp() * 1000) if until is not None else None
     alerts: list[BaseAlert] = []
     skipped: list[str] = []
-    with FeedReader(settings, [src.topic], resolver, from_beginning=True, follow=False, since=since) as reader:
+    with Bus(settings).feed_reader(src.topic, resolver, from_beginning=True, follow=False, since=since) as reader:
         for rec in reader.records():
-            if until_ms is not None and rec.timestamp_ms >= until_ms:
+            if until_ms is not None and rec.timestamp_ms is not None and rec.timestamp_ms >= until_ms:
                 continue
             if rec.verified is None:
                 assert rec.error is not None

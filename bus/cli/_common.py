@@ -1,4 +1,11 @@
-"""Shared CLI plumbing: Kafka connection options, error reporting, consoles."""
+"""Shared CLI plumbing: Kafka connection options, error reporting, consoles.
+
+Every error a command meets is one line on stderr and the exit code of its class in
+`bus.errors` (the README's CLI reference lists them): 2 for anything a human must fix in
+what they gave, 3 Kafka unreachable, 4 authentication failed, 5 not authorised (naming
+the topic or group), 6 TLS failed, 7 protocol mismatch, 8 alerts rejected, 9 a wait that
+timed out. Client-library log lines never reach the console (`bus.logs`).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from bus.config import KafkaSettings, load_settings
-from bus.errors import BusError
+from bus.errors import BusError, KafkaError, NotAuthorized
 
 out = Console()
 err = Console(stderr=True)
@@ -52,6 +59,12 @@ _KAFKA_PARAMS: dict[str, Any] = {
         typer.Option("--ssl-cafile", envvar="BUS_SSL_CAFILE", help="CA bundle for TLS listeners.",
                      rich_help_panel="Kafka connection"),
     ],
+    "engine": Annotated[
+        str | None,
+        typer.Option("--engine", envvar="BUS_KAFKA_ENGINE", show_default="confluent",
+                     help="Kafka client: confluent (librdkafka) or kafka-python.",
+                     rich_help_panel="Kafka connection"),
+    ],
 }
 
 
@@ -71,7 +84,7 @@ def kafka_options(func: F) -> F:
         try:
             settings = load_settings(config, **conn)
         except BusError as exc:
-            fail(str(exc))
+            fail(str(exc), exc.exit_code)
         return func(*args, settings=settings, **kwargs)
 
     wrapper.__signature__ = sig.replace(parameters=[*params, *extra])  # type: ignore[attr-defined]
@@ -85,17 +98,26 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def describe_error(exc: BusError, settings: KafkaSettings | None = None) -> str:
+    """The one line a user sees: the error's own message, and for a denial who was denied."""
+    message = " ".join(str(exc).split()) if isinstance(exc, KafkaError) else str(exc)
+    if isinstance(exc, NotAuthorized) and settings is not None:
+        who = settings.sasl_username or "an anonymous client"
+        message += f" (connected as {who})"
+    return message
+
+
 def handle_errors(func: F) -> F:
-    """Turn BusError into a clean message and the error class's exit code."""
+    """Turn a BusError into one line on stderr and the exit code of its class."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except BusError as exc:
-            fail(str(exc), exc.exit_code)
+            fail(describe_error(exc, kwargs.get("settings")), exc.exit_code)
 
     return wrapper  # type: ignore[return-value]
 
 
-__all__ = ["KafkaSettings", "err", "fail", "handle_errors", "kafka_options", "out"]
+__all__ = ["KafkaSettings", "describe_error", "err", "fail", "handle_errors", "kafka_options", "out"]

@@ -59,10 +59,13 @@ def openapi(
     out_file: Annotated[Path | None, typer.Option("--out", "-o", help="Write here instead of stdout.")] = None,
     check: Annotated[bool, typer.Option("--check", help="Exit 1 if the committed document is stale.")] = False,
 ) -> None:
-    """The http-ingest OpenAPI 3.1 document, generated from the alert models."""
-    from connectors.http_ingest.openapi import COMMITTED, render
+    """The http-ingest OpenAPI 3.1 document, as its FastAPI application generates it.
 
-    text = render()
+    --check compares it with the committed copy, so that every change to the API is reviewed.
+    """
+    from connectors.http_ingest.app import COMMITTED, render_openapi
+
+    text = render_openapi()
     if check:
         if not COMMITTED.exists() or COMMITTED.read_text() != text:
             fail(f"{COMMITTED} is stale; run `bus connector openapi --out {COMMITTED}`", code=1)

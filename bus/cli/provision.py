@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from bus.cli._common import KafkaSettings, err, handle_errors, kafka_options, out
 from bus.core.acl_plan import ROUTER_GROUP, ROUTER_TRANSACTIONAL_PREFIX, Change, ChangeKind, Plan
+from bus.core.topology import ROUTING_PARTITIONS
 
 
 def rows(plan: Plan) -> list[tuple[str, str, str]]:
@@ -63,8 +64,16 @@ def provision(
         bool, typer.Option("--rotate-passwords", help="Re-set every user's SCRAM credential from "
                                                       "the secrets (after you changed them).")
     ] = False,
-    partitions: Annotated[int, typer.Option("--partitions", min=1, help="Partitions per topic.")] = 6,
-    replication: Annotated[int, typer.Option("--replication", min=1, help="Replication factor.")] = 1,
+    partitions: Annotated[
+        int, typer.Option("--partitions", min=1, help="Partitions of the alert, acks, audit, changelog, "
+                                                      "dead-letter and feed topics. Fixed once the "
+                                                      "co-partitioned ones (alerts.*, acks, audit, "
+                                                      "router.changelog) exist.")
+    ] = ROUTING_PARTITIONS,
+    replication: Annotated[
+        int | None, typer.Option("--replication", min=1, show_default="min(3, brokers)",
+                                 help="Replication factor (min.insync.replicas 2 from 3 on).")
+    ] = None,
     directory_state: Annotated[
         Path | None, typer.Option("--directory-state", help="Remember the accepted directory version "
                                                             "here and refuse rollbacks.")
@@ -84,18 +93,15 @@ def provision(
     from bus.adapters.federation_file import load_verified_directory
     from bus.adapters.policy_file import load_policy
     from bus.adapters.secrets_file import SecretsFile
+    from bus.composition import Bus
     from bus.logs import quiet
     from bus.services.provision import bus_names
-    from bus.services.provision import provision as run_provision
 
     quiet()
-    # kafka-python warns on every SCRAM login over SASL_PLAINTEXT; the password itself never
-    # crosses the wire with SCRAM. docs/security.md says when to use TLS instead.
-    logging.getLogger("kafka.net.sasl.scram").setLevel(logging.ERROR)
     directory = load_verified_directory(federation, authority_pub, directory_state)
     loaded_policy = load_policy(policy)
-    report = run_provision(
-        settings, directory, loaded_policy, SecretsFile(secrets),
+    report = Bus(settings).provision(
+        directory, loaded_policy, SecretsFile(secrets),
         partitions=partitions, replication=replication, dry_run=dry_run,
         rotate_passwords=rotate_passwords, generate_missing=generate_missing,
         names=bus_names(router_group, router_transactional_prefix),
@@ -107,13 +113,21 @@ def provision(
             "changes": [{"action": str(c.kind), "subject": c.subject, "detail": c.detail}
                         for c in plan.changes],
             "warnings": list(plan.warnings),
+            "errors": list(plan.errors),
             "generated_passwords_for": report.generated if report.applied else [],
         }, indent=2))
+        if plan.errors:
+            raise typer.Exit(2)
         return
     for warning in plan.warnings:
         err.print(f"[yellow]note:[/] {warning}", highlight=False)
+    for problem in plan.errors:
+        err.print(f"[bold red]error:[/] {escape(problem)}", highlight=False, soft_wrap=True)
     target = f"{settings.describe()} (directory {directory.federation_id} v{directory.version}, " \
-             f"policy {loaded_policy.revision})"
+             f"policy {loaded_policy.revision}, replication {report.replication.factor})"
+    if plan.empty and plan.errors:
+        err.print("[bold red]refused:[/] the errors above must be resolved first", highlight=False)
+        raise typer.Exit(2)
     if plan.empty:
         out.print(f"[green]no changes[/]: {target} already matches the plan "
                   f"({len(report.desired.topics)} topics, {len(report.desired.users)} users, "
@@ -136,6 +150,10 @@ def provision(
         out.print(f"  password for {user}: {source}", highlight=False)
     verb = "would apply" if dry_run else "applied"
     out.print(f"{verb} {len(plan.changes)} change(s) to {target}", highlight=False)
+    if plan.errors:
+        err.print(f"[bold red]refused:[/] {len(plan.errors)} error(s) above; a real run would apply nothing",
+                  highlight=False)
+        raise typer.Exit(2)
 
 
 def register(app: typer.Typer) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -14,6 +14,9 @@ from bus.cli._common import KafkaSettings, err, handle_errors, kafka_options, ou
 from bus.core.confidential import EncryptionPolicy, EncryptMode
 from bus.core.models import AlertType
 from bus.errors import BusError, EncryptionError, RejectedAlerts, WaitTimedOut
+
+if TYPE_CHECKING:
+    from bus.composition import Bus
 
 
 def encryption_policy(encrypt: bool | None, federation: Path | None, authority_pub: Path | None) -> EncryptionPolicy:
@@ -67,8 +70,8 @@ def publish(
     settings: KafkaSettings,
 ) -> None:
     """Validate (and seal) every alert first; publish only if all are fine. One line per alert."""
+    from bus.composition import Bus
     from bus.logs import quiet
-    from bus.services.publisher import Publisher
 
     quiet()
     signer = load_signing_key(key, member)
@@ -81,9 +84,10 @@ def publish(
                 encrypted.add(str(alert.header.message_id))
         except EncryptionError as exc:
             raise BusError(f"{file}, alert {n} ({alert.header.message_id}): {exc}") from None
-    waiter = ReceiptWaiter(settings, member, federation, authority_pub) if wait else None
+    bus = Bus(settings)
+    waiter = ReceiptWaiter(bus, member, federation, authority_pub) if wait else None
     try:
-        with Publisher(settings, signer, encryption=policy) as publisher:
+        with bus.publisher(signer, encryption=policy, create_topics=True) as publisher:
             receipts = publisher.publish_many(alerts)
     except BaseException:
         if waiter is not None:
@@ -105,14 +109,15 @@ def publish(
 class ReceiptWaiter:
     """`--wait`: remembers where the member's receipts end before publishing, then waits for ours."""
 
-    def __init__(self, settings: KafkaSettings, member: str, federation: Path | None,
-                 authority_pub: Path | None) -> None:
-        from bus.adapters.kafka import open_engine
+    def __init__(self, bus: Bus, member: str, federation: Path | None, authority_pub: Path | None) -> None:
         from bus.cli.receipts import directory_of
-        from bus.services.receipts import ReceiptReader
 
-        self.reader = ReceiptReader(open_engine(settings), member, directory_of(federation, authority_pub))
-        self.start = self.reader.end()
+        self.reader = bus.receipt_reader(member, directory_of(federation, authority_pub))
+        try:
+            self.start = self.reader.end()
+        except BaseException:
+            self.reader.close()
+            raise
 
     def wait(self, message_ids: list[str], timeout: float, as_json: bool) -> None:
         try:

@@ -20,7 +20,7 @@ from bus.core.confidential import Decryptor
 from bus.core.envelope import claimed_alert_type
 from bus.core.models import AlertType
 from bus.errors import BusError, RejectReason
-from bus.services.reader import FeedReader, FeedRecord
+from bus.services.reader import FeedRecord
 
 #: Verified, but not for these keys: counted apart from records that failed verification.
 UNREADABLE = frozenset({RejectReason.ENCRYPTED, RejectReason.NOT_A_RECIPIENT, RejectReason.NO_DECRYPTION_KEY})
@@ -33,8 +33,8 @@ def claimed_type(rec: FeedRecord) -> str | None:
         return rec.verified.alert.alert_type.value
     if rec.envelope is not None:
         return rec.envelope.alert_type.value
-    values = [v for k, v in rec.headers if k == "ce_type"]
-    return claimed_alert_type(values[0].decode(errors="replace")) if len(values) == 1 else None
+    value = rec.header("ce_type")
+    return claimed_alert_type(value.decode(errors="replace")) if value is not None else None
 
 
 def record_dict(rec: FeedRecord) -> dict[str, Any]:
@@ -78,7 +78,8 @@ def row(rec: FeedRecord) -> str:
     else:
         assert rec.error is not None
         status = f"[red]✘ {rec.error.reason}[/]"
-        when = datetime.fromtimestamp(rec.timestamp_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        when = "?" if rec.timestamp_ms is None else \
+            datetime.fromtimestamp(rec.timestamp_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
         fields = {"time": when, "type": "?", "producer": "?", "tlp": "", "summary": escape(rec.error.detail[:80])}
     key = (rec.key or b"").decode(errors="replace")[:16]
     # pad the markup-free width of the status column by hand
@@ -127,6 +128,7 @@ def tail(
 ) -> None:
     """Verify and print each record (readable table, or JSON lines with --json)."""
     from bus.cli._resolver import resolver_from
+    from bus.composition import Bus
 
     resolver = resolver_from(keys, federation, authority_pub)
     decryptor = decryptor_from(decrypt_keys or [], member)
@@ -144,8 +146,8 @@ def tail(
 
     window = V1_0_ACCEPTED_UNTIL if accept_v1_0_until is None else (
         accept_v1_0_until if accept_v1_0_until.tzinfo else accept_v1_0_until.replace(tzinfo=UTC))
-    with FeedReader(settings, [topic], resolver, from_beginning=start_at_beginning,
-                    follow=follow, since=since, accept_v1_0_until=window, decryptor=decryptor) as reader:
+    with Bus(settings).feed_reader(topic, resolver, from_beginning=start_at_beginning, follow=follow,
+                                   since=since, accept_v1_0_until=window, decryptor=decryptor) as reader:
         try:
             for rec in reader.records():
                 if alert_type and claimed_type(rec) != alert_type.value:

@@ -8,16 +8,24 @@ and compares that with what a cluster reports. `bus.services.provision` does the
 The design (also in docs/security.md):
 
 - user name = member id lower-cased (`NL-CUSTOMS` -> `nl-customs`), so the user, its
-  feed (`feed.nl-customs`) and its consumer-group prefix (`nl-customs.`) read alike;
-  service users are `svc-router` and `svc-auditor`.
-- a member WRITEs only `alerts.<type>` for the types it may publish, READs only its own
-  feed, and joins only consumer groups named `<user>.*`. Kafka >= 3 lets a producer with
-  WRITE on some topic be idempotent without the cluster IDEMPOTENT_WRITE grant.
-- the router READs `alerts.*`, WRITEs (and CREATEs) `feed.*`, WRITEs `audit`,
-  `dlq.rejected` and `router.seen`, READs back `router.seen` and `audit` at startup, owns
-  its group (`bus-router`) and the transactional ids under its prefix (`bus-router*`);
-  both follow `bus router run --group/--transactional-id` via `BusNames`.
-- only the auditor READs `audit`; nobody but the router WRITEs a feed.
+  feed (`feed.nl-customs`), its receipts (`receipts.nl-customs`) and its consumer-group
+  prefix (`nl-customs.`) read alike; service users are `svc-router` and `svc-auditor`.
+- a member WRITEs only `alerts.<type>` for the types it may publish and `acks`; READs
+  only its own feed, its own receipts and the public `audit.checkpoints`; joins only
+  consumer groups named `<user>.*`. Kafka >= 3 lets a producer with WRITE on some topic
+  be idempotent without the cluster IDEMPOTENT_WRITE grant.
+- the router READs `alerts.*` and `acks`; WRITEs (and CREATEs) `feed.*`; WRITEs
+  `receipts.*`, `audit`, `audit.checkpoints`, `dlq.rejected` and `router.changelog`; READs
+  back `router.changelog` and `audit` when it takes over a task; owns its group
+  (`bus-router`) and the transactional ids under its prefix (`bus-router*`); both follow
+  `bus router run --group/--transactional-id` via `BusNames`. While the single-router
+  design is the one in the tree it also READs and WRITEs its replay window `router.seen`.
+- only the auditor (and the router) READs `audit`; nobody but the router WRITEs a feed,
+  a receipts topic, the audit trail or its checkpoints.
+
+Partition counts of the co-partitioned topics (`alerts.*`, `acks`, `audit`,
+`router.changelog`) are fixed once created (`bus.core.topology`): a plan that would
+change one is an error (`Plan.errors`), never a change.
 """
 
 from __future__ import annotations
@@ -28,12 +36,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+from bus.core import topology
 from bus.errors import PlanError
 
 ROUTER_USER = "svc-router"
 AUDITOR_USER = "svc-auditor"
-ROUTER_GROUP = "bus-router"
-ROUTER_TRANSACTIONAL_PREFIX = "bus-router"
+ROUTER_GROUP = topology.ROUTER_GROUP
+ROUTER_TRANSACTIONAL_PREFIX = topology.ROUTER_TRANSACTIONAL_PREFIX
 GROUP_SEPARATOR = "."
 """A principal's groups are `<user>.<anything>`; ids hold no '.', so prefixes never overlap."""
 
@@ -124,15 +133,28 @@ class UserPlan:
 
 @dataclass(frozen=True)
 class BusNames:
-    """Names the grants refer to (the Kafka adapter owns the real topic constants)."""
+    """Names the grants refer to: the topics of `bus.core.topology`, and the router's group and
+    transactional-id prefix (which follow `bus router run --group/--transactional-id`)."""
 
-    alert_prefix: str = "alerts."
-    feed_prefix: str = "feed."
-    audit: str = "audit"
-    dlq: str = "dlq.rejected"
-    replay: str = "router.seen"
+    alert_prefix: str = topology.ALERT_TOPIC_PREFIX
+    feed_prefix: str = topology.FEED_TOPIC_PREFIX
+    receipts_prefix: str = topology.RECEIPTS_TOPIC_PREFIX
+    acks: str = topology.ACKS_TOPIC
+    audit: str = topology.AUDIT_TOPIC
+    audit_checkpoints: str = topology.AUDIT_CHECKPOINTS_TOPIC
+    dlq: str = topology.DLQ_TOPIC
+    changelog: str = topology.CHANGELOG_TOPIC
+    replay: str = topology.REPLAY_TOPIC
     router_group: str = ROUTER_GROUP
     router_transactional_prefix: str = ROUTER_TRANSACTIONAL_PREFIX
+
+    def receipts_topic(self, user: str) -> str:
+        """Where the router writes a member's receipts (`receipts.<user>`)."""
+        return self.receipts_prefix + user
+
+    def co_partitioned(self, topic: str) -> bool:
+        """A topic whose partition count must never change (see `bus.core.topology`)."""
+        return topic.startswith(self.alert_prefix) or topic in (self.acks, self.audit, self.changelog)
 
 
 @dataclass(frozen=True)
@@ -155,8 +177,8 @@ class DesiredState:
         """True for every topic whose access the bus alone decides."""
         n = self.names
         return (
-            name.startswith((n.alert_prefix, n.feed_prefix))
-            or name in (n.audit, n.dlq, n.replay)
+            name.startswith((n.alert_prefix, n.feed_prefix, n.receipts_prefix))
+            or name in (n.acks, n.audit, n.audit_checkpoints, n.dlq, n.changelog, n.replay)
             or any(t.name == name for t in self.topics)
         )
 
@@ -209,25 +231,35 @@ _WRITE = (Operation.WRITE, Operation.DESCRIBE)
 _READ_WRITE = (Operation.WRITE, Operation.READ, Operation.DESCRIBE)
 
 
-def member_acls(user: str, publish_topics: Iterable[str], feed: str | None) -> list[AclBinding]:
-    """WRITE its permitted alert topics, READ its own feed, groups under its own prefix."""
+def member_acls(user: str, publish_topics: Iterable[str], feed: str | None,
+                names: BusNames | None = None) -> list[AclBinding]:
+    """WRITE its permitted alert topics and `acks`; READ its own feed (if the policy gives it
+    one), its own receipts and the public audit checkpoints; groups under its own prefix."""
+    names = names or BusNames()
     acls: list[AclBinding] = []
-    for topic in sorted(set(publish_topics)):
+    for topic in sorted({*publish_topics, names.acks}):
         acls += _grant(user, _TOPIC, topic, _WRITE)
     if feed is not None:
         acls += _grant(user, _TOPIC, feed, _READ)
-        acls += _grant(user, _GROUP, group_prefix(user), [Operation.READ], prefixed=True)
+    acls += _grant(user, _TOPIC, names.receipts_topic(user), _READ)
+    acls += _grant(user, _TOPIC, names.audit_checkpoints, _READ)
+    acls += _grant(user, _GROUP, group_prefix(user), [Operation.READ], prefixed=True)
     return acls
 
 
 def router_acls(names: BusNames, user: str = ROUTER_USER) -> list[AclBinding]:
-    """Everything `bus.services.router.Router` does, and nothing more."""
+    """Everything the router does, and nothing more."""
     return [
         *_grant(user, _TOPIC, names.alert_prefix, _READ, prefixed=True),
+        *_grant(user, _TOPIC, names.acks, _READ),
         # CREATE: a reloaded policy may name a new partner before provisioning runs again.
         *_grant(user, _TOPIC, names.feed_prefix, (*_WRITE, Operation.CREATE), prefixed=True),
+        *_grant(user, _TOPIC, names.receipts_prefix, _WRITE, prefixed=True),
         *_grant(user, _TOPIC, names.audit, _READ_WRITE),
+        *_grant(user, _TOPIC, names.audit_checkpoints, _WRITE),
         *_grant(user, _TOPIC, names.dlq, _WRITE),
+        *_grant(user, _TOPIC, names.changelog, _READ_WRITE),
+        # The single-router design's replay window, until the router keeps its state on the changelog.
         *_grant(user, _TOPIC, names.replay, _READ_WRITE),
         *_grant(user, _GROUP, names.router_group, [Operation.READ]),
         *_grant(user, _TXN, names.router_transactional_prefix, _WRITE, prefixed=True),
@@ -237,6 +269,7 @@ def router_acls(names: BusNames, user: str = ROUTER_USER) -> list[AclBinding]:
 def auditor_acls(names: BusNames, user: str = AUDITOR_USER) -> list[AclBinding]:
     return [
         *_grant(user, _TOPIC, names.audit, _READ),
+        *_grant(user, _TOPIC, names.audit_checkpoints, _READ),
         *_grant(user, _GROUP, group_prefix(user), [Operation.READ], prefixed=True),
     ]
 
@@ -250,8 +283,9 @@ def desired_state(
     """Users and grants for every directory member plus the two service users.
 
     `feeds` maps partner id -> feed topic (from the policy); `topics` are the topic specs
-    to create (bus topics and feeds). A member without a feed gets no READ at all; a feed
-    without a member is still created (the router writes it) but nobody can read it.
+    to create (bus topics, feeds and receipts). A member without a feed reads only its
+    receipts and the audit checkpoints; a feed without a member is still created (the router
+    writes it) but nobody can read it.
     """
     names = names or BusNames()
     members = sorted(members, key=lambda m: m.id)
@@ -278,7 +312,7 @@ def desired_state(
         if feed is None:
             notes.append(f"{m.id} is not a partner in the policy: it gets no feed to read")
         users.append(UserPlan(user, Role.MEMBER, m.id))
-        acls += member_acls(user, publish, feed)
+        acls += member_acls(user, publish, feed, names)
     member_ids = {m.id for m in members}
     for partner_id in sorted(set(feeds) - member_ids):
         notes.append(f"partner {partner_id} is not in the federation directory: "
@@ -369,6 +403,9 @@ class Change:
 class Plan:
     changes: tuple[Change, ...]
     warnings: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+    """What the plan refuses to do (e.g. change the partition count of a co-partitioned topic):
+    provisioning applies nothing while there is one."""
 
     @property
     def empty(self) -> bool:
@@ -389,9 +426,10 @@ def _norm(key: str, value: str | None) -> str | None:
     return ",".join(sorted(parts)) if len(parts) > 1 else value.strip()
 
 
-def _topic_changes(desired: DesiredState, current: CurrentState) -> tuple[list[Change], list[str]]:
+def _topic_changes(desired: DesiredState, current: CurrentState) -> tuple[list[Change], list[str], list[str]]:
     changes: list[Change] = []
     warnings: list[str] = []
+    errors: list[str] = []
     for spec in desired.topics:
         state = current.topics.get(spec.name)
         if state is None:
@@ -401,7 +439,13 @@ def _topic_changes(desired: DesiredState, current: CurrentState) -> tuple[list[C
                 f"{spec.partitions} partitions, replication {spec.replication}"
                 + (f", {cfg}" if cfg else ""), topic=spec))
             continue
-        if state.partitions < spec.partitions:
+        if state.partitions != spec.partitions and desired.names.co_partitioned(spec.name):
+            errors.append(
+                f"{spec.name} has {state.partitions} partitions, the plan says {spec.partitions}: the "
+                "partition counts of alerts.*, acks, audit and router.changelog are fixed once created "
+                "(records are placed by murmur2(key) % partitions, and a router task owns partition p of "
+                f"each); provision with --partitions {state.partitions}, or recreate the topics")
+        elif state.partitions < spec.partitions:
             changes.append(Change(
                 ChangeKind.ADD_PARTITIONS, spec.name,
                 f"{state.partitions} -> {spec.partitions} (new keys map to other partitions)",
@@ -418,7 +462,7 @@ def _topic_changes(desired: DesiredState, current: CurrentState) -> tuple[list[C
             detail = ", ".join(f"{k}: {state.config.get(k)} -> {v}" for k, v in differing)
             changes.append(Change(ChangeKind.ALTER_CONFIG, spec.name, detail,
                                   topic=spec, config=tuple(differing)))
-    return changes, warnings
+    return changes, warnings, errors
 
 
 def _deletable(acl: AclBinding, desired: DesiredState, protected: frozenset[str]) -> bool:
@@ -449,7 +493,7 @@ def diff(
 ) -> Plan:
     """The changes that turn `current` into `desired`; empty when they already agree."""
     protected = frozenset(protected_principals)
-    changes, warnings = _topic_changes(desired, current)
+    changes, warnings, errors = _topic_changes(desired, current)
     for user in desired.users:
         if user.name not in current.users:
             who = f"{user.role} {user.member_id}" if user.member_id else str(user.role)
@@ -471,7 +515,7 @@ def diff(
         if _wide_grant(acl) and acl.principal not in protected:
             warnings.append(f"{acl.principal} is granted {acl.operation} on every topic: "
                             "that bypasses partner isolation")
-    return Plan(tuple(changes), tuple([*desired.notes, *warnings]))
+    return Plan(tuple(changes), tuple([*desired.notes, *warnings]), tuple(errors))
 
 
 __all__ = [

@@ -44,6 +44,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from bus.core import topology
 from bus.core.codelists import (
     EMPACT_CODES,
     EmpactCodeList,
@@ -89,7 +90,7 @@ __all__ = [
 
 #: Every partner feed lives under this prefix: ACLs are granted on it, and a policy must
 #: never be able to route alerts into `alerts.*`, `audit` or `dlq.*`.
-FEED_PREFIX = "feed."
+FEED_PREFIX = topology.FEED_TOPIC_PREFIX
 _TOPIC = re.compile(r"feed\.[a-z0-9][a-z0-9._-]{0,200}")
 _RULE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _CYCLE = re.compile(r"\d{4}-\d{4}")

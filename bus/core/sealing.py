@@ -23,6 +23,7 @@ from uuid import UUID
 
 from pydantic import ValidationError
 
+from bus.core import topology
 from bus.core.codec import SchemaSet
 from bus.core.codelists import EmpactCodeList
 from bus.core.envelope import CloudEventMeta, build_headers, format_time, parse_headers
@@ -47,12 +48,8 @@ from bus.errors import (
     VerificationError,
 )
 
-TOPIC_PREFIX = "alerts."
-
-
-def alert_topic(alert_type: str) -> str:
-    """The topic an originator publishes an alert type to."""
-    return f"{TOPIC_PREFIX}{alert_type}"
+TOPIC_PREFIX = topology.ALERT_TOPIC_PREFIX
+alert_topic = topology.alert_topic
 
 
 @dataclass(frozen=True)

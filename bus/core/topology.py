@@ -31,12 +31,15 @@ AUDIT_CHECKPOINTS_TOPIC = "audit.checkpoints"
 """Every signed audit checkpoint of every chain (no alert content): public to members, kept forever."""
 AUDIT_TOPIC = "audit"
 """One hash chain per routing task (partition p holds the chain of task p); kept forever."""
+AUDIT_CHECKPOINTS_TOPIC = "audit.checkpoints"
+"""Signed audit checkpoints, readable by every member; one partition (one order), kept forever."""
 DLQ_TOPIC = "dlq.rejected"
 """Every record the router did not route, with its reason."""
 CHANGELOG_TOPIC = "router.changelog"
 """The routers' per-task state (replay window, decisions), restored on assignment."""
 REPLAY_TOPIC = "router.seen"
-"""Replay window of the single-router design (read whole at start); replaced by the changelog."""
+"""Replay window of the single-router design (read whole at start); replaced by the changelog.
+Provisioned (`replay_topic_spec`) only while that router is the one in the tree."""
 
 ROUTER_GROUP = "bus-router"
 ROUTER_TRANSACTIONAL_PREFIX = "bus-router"
@@ -46,6 +49,7 @@ ROUTING_PARTITIONS = 6
 FEED_PARTITIONS = 6
 RECEIPTS_PARTITIONS = 1
 """Receipts are few and read by one member: one partition keeps them in routing order."""
+AUDIT_CHECKPOINTS_PARTITIONS = 1
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -63,6 +67,12 @@ def feed_topic(member_id: str) -> str:
 def receipts_topic(member_id: str) -> str:
     """Where the router tells a producer what became of its records."""
     return f"{RECEIPTS_TOPIC_PREFIX}{member_id.lower()}"
+
+
+def is_co_partitioned(topic: str) -> bool:
+    """True for the topics whose partition count is fixed once created (see the module docstring):
+    `alerts.*`, `acks`, `audit` and `router.changelog`. Provisioning never changes their count."""
+    return topic.startswith(ALERT_TOPIC_PREFIX) or topic in (ACKS_TOPIC, AUDIT_TOPIC, CHANGELOG_TOPIC)
 
 
 def alert_type_of_topic(topic: str) -> str | None:
@@ -110,13 +120,16 @@ def core_topics(
     replication: Replication,
     partitions: int = ROUTING_PARTITIONS,
 ) -> list[TopicSpec]:
-    """The topics the bus needs whatever the partners: alerts, acks, audit, DLQ, router state."""
+    """The topics the bus needs whatever the partners: alerts, acks, audit (and its public
+    checkpoints), DLQ, router state."""
     common = _common(replication)
     factor = replication.factor
     return [
         *(TopicSpec(alert_topic(t), partitions, factor, common) for t in alert_types),
         TopicSpec(ACKS_TOPIC, partitions, factor, common),
         TopicSpec(AUDIT_TOPIC, partitions, factor, (*common, ("retention.ms", "-1"))),
+        TopicSpec(AUDIT_CHECKPOINTS_TOPIC, AUDIT_CHECKPOINTS_PARTITIONS, factor,
+                  (*common, ("retention.ms", "-1"))),
         TopicSpec(DLQ_TOPIC, partitions, factor, (*common, ("retention.ms", str(30 * DAY_MS)))),
         TopicSpec(CHANGELOG_TOPIC, partitions, factor,
                   (*common, ("cleanup.policy", "compact,delete"), ("retention.ms", str(14 * DAY_MS)))),
@@ -130,3 +143,22 @@ def feed_topic_spec(topic: str, replication: Replication, partitions: int = FEED
 def receipts_topic_spec(topic: str, replication: Replication) -> TopicSpec:
     return TopicSpec(topic, RECEIPTS_PARTITIONS, replication.factor,
                      (*_common(replication), ("retention.ms", str(30 * DAY_MS))))
+
+
+def console_group(user: str) -> str:
+    """The consumer group id the liaison officer's console gives its feed reader.
+
+    Under the member's own group prefix (`<user>.`, which provisioning lets it use): the
+    console assigns its partitions itself and never joins the group or commits to it (its
+    feed index keeps the positions), but Kafka clients still look a consumer's group up,
+    and a secured cluster refuses any group outside the member's prefix.
+    """
+    return f"{user}.console"
+
+
+def replay_topic_spec(replication: Replication, partitions: int = ROUTING_PARTITIONS) -> TopicSpec:
+    """`router.seen`, the single-router design's replay window (compacted): provisioned, and
+    granted to the router, only until the router keeps its state on `router.changelog`."""
+    return TopicSpec(REPLAY_TOPIC, partitions, replication.factor,
+                     (*_common(replication), ("cleanup.policy", "compact,delete"),
+                      ("retention.ms", str(14 * DAY_MS))))

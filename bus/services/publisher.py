@@ -1,7 +1,8 @@
-"""Publish alerts: validate (already done by the model), seal, produce.
+"""Publish alerts: validate (already done by the model), seal, produce on the Kafka port.
 
-Batching comes from kafka-python's own batching: `publish_many` sends every
-record before waiting for any acknowledgement.
+`publish_many` seals every alert before sending any (one bad alert sends nothing),
+then sends them all before waiting for the first acknowledgement, so the engine
+batches them. Build one with `bus.composition.Bus.publisher`.
 """
 
 from __future__ import annotations
@@ -11,9 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from kafka.errors import KafkaError
 
-from bus.adapters import kafka_legacy as kafka_adapter
+from bus.adapters.kafka import DeliveryFuture, Producer, wire_headers
 from bus.adapters.schema_files import default_schemas
 from bus.config import KafkaSettings
 from bus.core.codec import SchemaSet
@@ -21,16 +21,30 @@ from bus.core.confidential import EncryptionPolicy
 from bus.core.keys import SigningKey
 from bus.core.models import BaseAlert
 from bus.core.sealing import SealedRecord, seal
-from bus.errors import AlertValidationError, PublishError
+from bus.errors import AlertValidationError, OutcomeUnknown, PublishError
 
 log = structlog.get_logger("bus.publisher")
 
-#: Larger alerts are refused before they reach Kafka (brokers default to 1 MiB).
 MAX_RECORD_BYTES = 256 * 1024
+"""Larger alerts are refused before they reach Kafka (brokers default to 1 MiB). The router
+applies the same limit to what it reads (issue 9), so an alert it accepts is one it can forward."""
+
+
+def encoded_size(record: SealedRecord) -> int:
+    """Bytes of key, value and every header name and value: what counts against the limit."""
+    return len(record.key) + len(record.value) + sum(len(k.encode()) + len(v) for k, v in record.headers)
+
+
+def size_problem(record: SealedRecord) -> str | None:
+    """Why a sealed record is too large to publish, or None."""
+    size = encoded_size(record)
+    return f"encoded size {size} bytes exceeds {MAX_RECORD_BYTES}" if size > MAX_RECORD_BYTES else None
 
 
 @dataclass(frozen=True)
 class Receipt:
+    """Where Kafka stored a published alert (the broker's acknowledgement, not the router's)."""
+
     message_id: str
     alert_type: str
     topic: str
@@ -44,71 +58,81 @@ class Receipt:
         }
 
 
-
-
 class Publisher:
     """Signs alerts as one member and produces them to `alerts.<type>`.
 
     `encryption` decides which alerts are encrypted to their recipients
     (`bus.core.confidential.EncryptionPolicy`). Without it every alert goes in clear:
     `bus publish` and the connectors always pass one (default mode: TLP:RED and H2/H3).
+
+    The publisher owns `producer` and closes it. A `KafkaSettings` in its place is accepted
+    for code written before the composition root: the engine the settings name is opened
+    through `bus.composition`, and the alert topics are created if missing.
     """
 
     def __init__(
         self,
-        settings: KafkaSettings,
+        producer: Producer | KafkaSettings,
         signer: SigningKey,
         *,
         schemas: SchemaSet | None = None,
-        create_topics: bool = True,
-        producer_options: dict[str, Any] | None = None,
         encryption: EncryptionPolicy | None = None,
     ) -> None:
-        self.settings = settings
+        if isinstance(producer, KafkaSettings):
+            from bus.composition import Bus
+
+            bus = Bus(producer)
+            bus.ensure_alert_topics()
+            producer = bus.engine.producer()
+        self._producer = producer
         self.signer = signer
         self.schemas = schemas or default_schemas()
         self.encryption = encryption
-        if create_topics:
-            alert_topics = [t for t in kafka_adapter.default_topics() if t.name in kafka_adapter.ALERT_TOPICS]
-            kafka_adapter.ensure_topics(settings, alert_topics)
-        self._producer = kafka_adapter.producer(settings, **(producer_options or {}))
 
     def seal(self, alert: BaseAlert) -> SealedRecord:
+        """The signed (and, as the policy says, encrypted) record, or `AlertValidationError`."""
         if self.encryption is None:
             record = seal(alert, self.signer, self.schemas)
         else:
             record = self.encryption.seal(alert, self.signer, self.schemas)
-        size = len(record.value) + len(record.key) + sum(len(k) + len(v) for k, v in record.headers)
-        if size > MAX_RECORD_BYTES:
-            raise AlertValidationError([("alert", f"encoded size {size} bytes exceeds {MAX_RECORD_BYTES}")])
+        problem = size_problem(record)
+        if problem is not None:
+            raise AlertValidationError([("alert", problem)])
         return record
 
     def publish(self, alert: BaseAlert, timeout: float = 30.0) -> Receipt:
         return self.publish_many([alert], timeout=timeout)[0]
 
     def publish_many(self, alerts: Iterable[BaseAlert], timeout: float = 60.0) -> list[Receipt]:
-        """Seal everything first (nothing is sent if any alert is bad), then send as a batch."""
+        """Seal everything first (nothing is sent if any alert is bad), then send as a batch.
+
+        Raises the port's typed errors (`KafkaUnavailable`, `NotAuthorized` naming the topic,
+        ...) as they are, and `PublishError` when Kafka did not answer within `timeout`
+        seconds: those alerts may or may not be stored.
+        """
         sealed = [(alert, self.seal(alert)) for alert in alerts]
-        futures = [
-            (alert, self._producer.send(rec.topic, key=rec.key, value=rec.value, headers=rec.headers))
+        futures: list[tuple[BaseAlert, DeliveryFuture]] = [
+            (alert, self._producer.send(rec.topic, rec.value, key=rec.key, headers=wire_headers(rec.headers)))
             for alert, rec in sealed
         ]
-        self._producer.flush(timeout=timeout)
         receipts = []
-        for alert, future in futures:
-            try:
-                meta = future.get(timeout=timeout)
-            except KafkaError as exc:
-                raise PublishError(f"alert {alert.header.message_id} not acknowledged: {exc}") from exc
-            receipt = Receipt(
-                str(alert.header.message_id), alert.alert_type.value, meta.topic, meta.partition, meta.offset
-            )
-            log.info("published", **receipt.as_dict(), producer=alert.header.producer)
-            receipts.append(receipt)
+        try:
+            self._producer.flush(timeout)
+            for alert, future in futures:
+                delivery = future.result(timeout)
+                receipt = Receipt(str(alert.header.message_id), alert.alert_type.value,
+                                  delivery.topic, delivery.partition, delivery.offset)
+                log.info("published", **receipt.as_dict(), producer=alert.header.producer)
+                receipts.append(receipt)
+        except OutcomeUnknown as exc:
+            unanswered = [str(a.header.message_id) for a, f in futures if not f.done()]
+            raise PublishError(f"Kafka did not acknowledge {len(unanswered) or len(futures)} alert(s) within "
+                               f"{timeout:g} s ({', '.join(unanswered[:5])}{', ...' if len(unanswered) > 5 else ''});"
+                               " they may or may not be published") from exc
         return receipts
 
     def close(self, timeout: float = 10.0) -> None:
-        self._producer.close(timeout=timeout)
+        self._producer.close(timeout)
 
     def __enter__(self) -> Publisher:
         return self

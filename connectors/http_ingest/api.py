@@ -1,8 +1,12 @@
-"""The ingest API's logic, independent of the HTTP server that carries it.
+"""The ingest API's logic, independent of the web framework that carries it (`app.py`).
 
 Nothing is published unless every alert of the request is valid, and 202 is
 only sent once Kafka acknowledged every alert of the request. Every answer is
 counted by system and status; every refusal is also logged, as one bounded line.
+The checks run in a fixed order, cheapest and least trusting first: the token
+(401), the alert type (404) and the system's right to post it (403) from the
+request line and headers, then the declared length (411/413) before a byte of
+the body is read, then the body itself (415, 400, 422, 413 for a batch).
 """
 
 from __future__ import annotations
@@ -14,15 +18,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bus.core.models import AlertType, BaseAlert, parse_alert
-from bus.errors import AlertValidationError, BusError
+from bus.errors import AlertValidationError, BusError, PublishError
 from bus.services.publisher import Receipt as KafkaReceipt
 from connectors.http_ingest.auth import TokenTable
 from connectors.http_ingest.config import IngestSettings, SystemToken
 from connectors.http_ingest.schemas import BatchReceipt, FieldError, Problem, Receipt, ValidationFailure
-from connectors.sdk.publishing import KafkaDown
 from connectors.sdk.runtime import Services
 
 ALERTS_PREFIX = "/v1/alerts/"
+"""Alerts of type T are posted to ALERTS_PREFIX + T."""
 UNIDENTIFIED = "-"
 """The system label of a request whose token was missing or unknown."""
 MAX_LOGGED_CHARS = 200
@@ -117,15 +121,16 @@ class IngestApi:
         elif response.status >= 400:
             self.services.log.warning("request rejected", **rejection_fields(system, response))
 
-    def authorize(self, path: str, authorization: str | None) -> tuple[SystemToken, AlertType] | Refused:
-        """Checks that need only the request line and headers (before reading the body)."""
+    def authorize(self, type_text: str, authorization: str | None) -> tuple[SystemToken, AlertType] | Refused:
+        """Checks that need only the request line and headers (before reading the body).
+
+        `type_text` is the path after ALERTS_PREFIX, as the client sent it."""
         system = self.tokens.system_for(authorization)
         if system is None:
             self.services.metrics.rejected_inc("unauthorized")
             response = problem(401, "unauthorized", "a valid `Authorization: Bearer <token>` is required")
             response.headers["WWW-Authenticate"] = 'Bearer realm="bus-http-ingest"'
             return Refused(response)
-        type_text = path[len(ALERTS_PREFIX):]
         try:
             alert_type = AlertType(type_text)
         except ValueError:
@@ -137,6 +142,15 @@ class IngestApi:
             return Refused(problem(403, "forbidden", f"system {system.name} may not post {alert_type.value} alerts"),
                            system.name)
         return system, alert_type
+
+    def refuse_length(self, content_length: str | None) -> Response | None:
+        """411 or 413 from the declared length, so that an oversized body is never read."""
+        if content_length is None or not content_length.isdigit():
+            return problem(411, "length-required", "send a Content-Length header")
+        if int(content_length) > self.settings.max_body_bytes:
+            return problem(413, "payload-too-large",
+                           f"body of {content_length} bytes; at most {self.settings.max_body_bytes}")
+        return None
 
     def post_alerts(self, system: SystemToken, alert_type: AlertType, content_type: str | None,
                     body: bytes) -> Response:
@@ -160,7 +174,7 @@ class IngestApi:
             return self._invalid(errors)
         try:
             receipts = self._publish(alerts)
-        except KafkaDown as exc:
+        except PublishError as exc:
             self.services.metrics.rejected_inc("kafka-unavailable", len(alerts))
             response = problem(503, "kafka-unavailable", f"Kafka did not acknowledge the alerts: {exc}",
                                message_ids=[a.header.message_id for a in alerts])

@@ -35,7 +35,7 @@ class FieldError(BaseModel):
 class ValidationFailure(BaseModel):
     """Nothing was published: every problem in the request is listed."""
 
-    error: str = Field("validation-failed", examples=["validation-failed"])
+    error: str = Field(default="validation-failed", examples=["validation-failed"])
     detail: str
     errors: list[FieldError]
 

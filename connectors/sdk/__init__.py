@@ -1,7 +1,7 @@
 """The connector SDK: what every connector needs and none should re-invent."""
 
 from connectors.sdk.config import ConfigError, ConnectorSettings, load_config
-from connectors.sdk.publishing import KafkaDown, ReliablePublisher
+from connectors.sdk.publishing import ReliablePublisher
 from connectors.sdk.registry import available, load_connector
 from connectors.sdk.runtime import Connector, Runtime, Services
 
@@ -9,7 +9,6 @@ __all__ = [
     "ConfigError",
     "Connector",
     "ConnectorSettings",
-    "KafkaDown",
     "ReliablePublisher",
     "Runtime",
     "Services",

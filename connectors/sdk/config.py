@@ -47,36 +47,37 @@ class HealthSettings(Section):
     """Where `/healthz`, `/readyz` and `/metrics` are served (0 = any free port)."""
 
     host: str = "0.0.0.0"
-    port: int = Field(9464, ge=0, le=65535)
+    port: int = Field(default=9464, ge=0, le=65535)
 
 
 class RetrySettings(Section):
     """Exponential backoff while Kafka is unavailable."""
 
-    attempts: int = Field(5, ge=1, description="Publish attempts before giving up on a batch.")
-    initial_backoff_s: float = Field(0.5, ge=0)
-    max_backoff_s: float = Field(30.0, ge=0)
-    multiplier: float = Field(2.0, ge=1)
-    jitter: float = Field(0.2, ge=0, le=1, description="Random +/- fraction of each delay.")
+    attempts: int = Field(default=5, ge=1, description="Publish attempts before giving up on a batch.")
+    initial_backoff_s: float = Field(default=0.5, ge=0)
+    max_backoff_s: float = Field(default=30.0, ge=0)
+    multiplier: float = Field(default=2.0, ge=1)
+    jitter: float = Field(default=0.2, ge=0, le=1, description="Random +/- fraction of each delay.")
 
 
 class PublishSettings(Section):
     """How hard to try before telling the upstream system that Kafka is down, and what to encrypt."""
 
     retry: RetrySettings = RetrySettings()
-    connect_timeout_s: float = Field(5.0, gt=0, description="TCP probe and bootstrap timeout.")
-    ack_timeout_s: float = Field(30.0, gt=0, description="Wait for acks=all per batch.")
-    max_block_s: float = Field(10.0, gt=0, description="Wait for topic metadata in send().")
-    create_topics: bool = Field(False, description="Create missing alert topics (dev only).")
+    connect_timeout_s: float = Field(default=5.0, gt=0, description="TCP probe and bootstrap timeout.")
+    ack_timeout_s: float = Field(default=30.0, gt=0, description="Wait for acks=all per batch.")
+    max_block_s: float = Field(default=10.0, gt=0, description="Wait for topic metadata in send().")
+    create_topics: bool = Field(default=False, description="Create missing alert topics (dev only).")
     encrypt: EncryptMode = Field(
-        EncryptMode.AUTO,
+        default=EncryptMode.AUTO,
         description="auto: encrypt TLP:RED and H2/H3 alerts to their release_to; always; never (all in "
         "clear, readable by the bus operator). Encrypting needs `federation`.",
     )
     federation: Path | None = Field(
-        None, description="Signed federation directory: the recipients' encryption keys (re-read on change)."
+        default=None,
+        description="Signed federation directory: the recipients' encryption keys (re-read on change).",
     )
-    authority_pub: Path | None = Field(None, description="Public key of the authority that signs `federation`.")
+    authority_pub: Path | None = Field(default=None, description="Public key of the authority that signs `federation`.")
 
     @model_validator(mode="after")
     def _federation_complete(self) -> PublishSettings:

@@ -2,59 +2,63 @@
 
 A connector acknowledges its upstream source only after `publish` returned,
 i.e. after Kafka acknowledged every alert with acks=all on an idempotent
-producer; if Kafka stays away for the whole retry budget, `KafkaDown` tells the
-caller that nothing further was acknowledged, so the source keeps the alerts.
-After a failure the producer is discarded and rebuilt: kafka-python keeps
-retrying buffered records in the background, and a fresh producer is the only
-way to know what state we are in.
+producer. If Kafka stays away for the whole retry budget, `PublishError` tells
+the caller that nothing further was acknowledged (its `__cause__` is the Kafka
+error: unreachable, timed out, not authorised...), so the source keeps the alerts.
+After a failure the producer is discarded and rebuilt: a client keeps retrying
+buffered records in the background, and a fresh producer is the only way to know
+what state we are in.
+
+What is retried: Kafka being unreachable or slow (`KafkaUnavailable`,
+`OutcomeUnknown`, `PublishError`, other `KafkaOperationFailed`). What is not: an
+alert that is wrong (`InvalidInput`), and settings that will not get better by
+waiting (`AuthenticationFailed`, `NotAuthorized`, `TlsFailed`, `ProtocolMismatch`,
+`RecordTooLarge`), which fail the batch at once.
 """
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
 
 import structlog
-from kafka.errors import KafkaError
 
-from bus.adapters.schema_files import default_schemas
+from bus.adapters.kafka import ENGINES, check_reachable
+from bus.composition import Bus
 from bus.config import KafkaSettings
-from bus.core.codec import SchemaSet
 from bus.core.confidential import EncryptionPolicy
 from bus.core.keys import SigningKey
 from bus.core.models import BaseAlert
-from bus.errors import AlertValidationError, BusError
-from bus.services.publisher import MAX_RECORD_BYTES, Publisher, Receipt
+from bus.errors import (
+    AlertValidationError,
+    AuthenticationFailed,
+    BusError,
+    InvalidInput,
+    KafkaError,
+    NotAuthorized,
+    ProtocolMismatch,
+    PublishError,
+    RecordTooLarge,
+    TlsFailed,
+)
+from bus.services.publisher import Publisher, Receipt, size_problem
 from connectors.sdk.config import PublishSettings
 from connectors.sdk.metrics import ConnectorMetrics
 from connectors.sdk.retry import Backoff
 
 log = structlog.get_logger("connectors.publishing")
 
-PublisherFactory = Callable[..., Publisher]
+PublisherFactory = Callable[[], Publisher]
+
+DECISIVE = (AuthenticationFailed, NotAuthorized, TlsFailed, ProtocolMismatch, RecordTooLarge)
+"""Kafka errors that waiting does not cure: the batch fails at once, without retries."""
 
 
-class KafkaDown(BusError):
-    """Kafka did not acknowledge within the retry budget: nothing more was accepted."""
-
-
-class KafkaUnreachable(BusError):
-    """No bootstrap server accepted a TCP connection."""
-
-
-def probe_bootstrap(settings: KafkaSettings, timeout: float) -> None:
-    """Fail in `timeout` seconds, not kafka-python's 30 s bootstrap, when nobody listens."""
-    problems = []
-    for server in settings.bootstrap.split(","):
-        host, _, port = server.strip().rpartition(":")
-        try:
-            with socket.create_connection((host or "localhost", int(port)), timeout=timeout):
-                return
-        except (OSError, ValueError) as exc:
-            problems.append(f"{server}: {exc}")
-    raise KafkaUnreachable(f"cannot reach Kafka at {settings.describe()}: {'; '.join(problems)}")
+def connector_settings(kafka: KafkaSettings, options: PublishSettings) -> KafkaSettings:
+    """The Kafka settings a connector publishes with: connecting gives up after
+    `connect_timeout_s`, so an upstream caller hears "Kafka is down" fast."""
+    return kafka.model_copy(update={"bootstrap_timeout_ms": int(options.connect_timeout_s * 1000)})
 
 
 def encryption_policy(options: PublishSettings) -> EncryptionPolicy:
@@ -67,28 +71,30 @@ def encryption_policy(options: PublishSettings) -> EncryptionPolicy:
 
 
 class ReliablePublisher:
-    """Thread-safe: the HTTP connector publishes from many request threads at once."""
+    """Thread-safe: the HTTP connector publishes from many request threads at once.
+
+    `bus` is the composition root the publisher is built from (`bus.publisher`), or
+    `factory` builds one (tests)."""
 
     def __init__(
         self,
-        kafka: KafkaSettings,
+        bus: Bus,
         signer: SigningKey,
         options: PublishSettings,
         metrics: ConnectorMetrics,
         stop: threading.Event,
         *,
-        factory: PublisherFactory = Publisher,
-        schemas: SchemaSet | None = None,
+        factory: PublisherFactory | None = None,
     ) -> None:
-        # kafka-python's own bootstrap wait is 30 s unless told otherwise
-        self.kafka = kafka.model_copy(update={"bootstrap_timeout_ms": int(options.connect_timeout_s * 1000)})
+        self.bus = bus
+        self.kafka = bus.settings
         self.signer = signer
         self.options = options
         self.metrics = metrics
         self.stop = stop
-        self._factory = factory
         self.encryption = encryption_policy(options)
-        self.schemas = schemas or default_schemas()
+        self.schemas = bus.schemas
+        self._factory = factory or self._build
         self._lock = threading.Lock()
         self._publisher: Publisher | None = None
         self._ok = False
@@ -98,23 +104,22 @@ class ReliablePublisher:
     def kafka_ok(self) -> bool:
         return self._ok
 
-    def producer_options(self) -> dict[str, int]:
-        ack_ms = int(self.options.ack_timeout_s * 1000)
-        return {
-            "max_block_ms": int(self.options.max_block_s * 1000),
-            "request_timeout_ms": max(1000, min(30000, ack_ms - 100)),
-            "delivery_timeout_ms": max(1200, ack_ms),
-        }
+    def _build(self) -> Publisher:
+        return self.bus.publisher(self.signer, encryption=self.encryption, create_topics=self.options.create_topics)
+
+    def _probe(self) -> None:
+        """`KafkaUnavailable` in `connect_timeout_s` when nobody listens (a 503 must be fast).
+        An engine without network addresses (the in-memory one of unit tests) shows its
+        outages when publishing instead."""
+        if self.bus.engine.name in ENGINES:
+            check_reachable(self.kafka, self.options.connect_timeout_s)
 
     def _connect(self) -> Publisher:
         with self._lock:
             if self._publisher is None:
-                probe_bootstrap(self.kafka, self.options.connect_timeout_s)
-                self._publisher = self._factory(
-                    self.kafka, self.signer, schemas=self.schemas, create_topics=self.options.create_topics,
-                    producer_options=self.producer_options(), encryption=self.encryption,
-                )
-                log.info("kafka connected", bootstrap=self.kafka.describe())
+                self._probe()
+                self._publisher = self._factory()
+                log.info("kafka connected", bootstrap=self.kafka.describe(), engine=self.bus.engine.name)
             return self._publisher
 
     def check(self) -> bool:
@@ -123,8 +128,8 @@ class ReliablePublisher:
             if self._publisher is None:
                 self._connect()
             else:
-                probe_bootstrap(self.kafka, self.options.connect_timeout_s)
-        except (KafkaError, BusError) as exc:
+                self._probe()
+        except KafkaError as exc:
             self._mark_failed(exc, "connect")
             return False
         self._mark_ok()
@@ -139,19 +144,19 @@ class ReliablePublisher:
             record = self.encryption.seal(alert, self.signer, self.schemas)
         except AlertValidationError as exc:  # EncryptionError: no recipients, no key for one
             return [f"{path}: {message}" for path, message in exc.errors]
-        size = len(record.value) + len(record.key) + sum(len(k) + len(v) for k, v in record.headers)
-        if size > MAX_RECORD_BYTES:
-            return [f"alert: encoded size {size} bytes exceeds {MAX_RECORD_BYTES}"]
-        return []
+        problem = size_problem(record)
+        return [f"alert: {problem}"] if problem is not None else []
 
     def publish(self, alerts: Sequence[BaseAlert], *, attempts: int | None = None) -> list[Receipt]:
-        """Every alert acknowledged, in order, or KafkaDown (or AlertValidationError, not retried)."""
+        """Every alert acknowledged, in order; or `PublishError` (nothing more was acknowledged),
+        or `InvalidInput` (an alert is wrong: never retried)."""
         if not alerts:
             return []
         for alert in alerts:
             if alert.header.producer != self.signer.member:
-                raise BusError(f"alert {alert.header.message_id} names producer {alert.header.producer}, "
-                               f"but this connector signs as {self.signer.member}")
+                raise InvalidInput(f"alert {alert.header.message_id} names producer {alert.header.producer}, "
+                                   f"but this connector signs as {self.signer.member}",
+                                   [("header.producer", f"must be {self.signer.member}")])
         attempts = attempts or self.options.retry.attempts
         delays = Backoff.from_settings(self.options.retry).delays()
         for attempt in range(1, attempts + 1):
@@ -159,16 +164,20 @@ class ReliablePublisher:
                 publisher = self._connect()
                 started = time.monotonic()
                 receipts = publisher.publish_many(alerts, timeout=self.options.ack_timeout_s)
-            except AlertValidationError:
+            except InvalidInput:
                 raise
-            except (KafkaError, BusError) as exc:
+            except DECISIVE as exc:
+                self._mark_failed(exc, "publish" if self._publisher else "connect", attempt=attempt)
+                self._discard()
+                raise PublishError(f"Kafka refused {len(alerts)} alert(s): {exc}") from exc
+            except (KafkaError, PublishError) as exc:
                 self._mark_failed(exc, "publish" if self._publisher else "connect", attempt=attempt)
                 self._discard()
                 if attempt == attempts:
-                    raise KafkaDown(f"Kafka did not acknowledge {len(alerts)} alert(s) after "
-                                    f"{attempts} attempt(s): {exc}") from exc
+                    raise PublishError(f"Kafka did not acknowledge {len(alerts)} alert(s) after "
+                                       f"{attempts} attempt(s): {exc}") from exc
                 if self.stop.wait(next(delays)):
-                    raise KafkaDown("shutting down before Kafka acknowledged") from exc
+                    raise PublishError("shutting down before Kafka acknowledged") from exc
                 continue
             self.metrics.observe_latency(time.monotonic() - started)
             for receipt in receipts:
@@ -183,27 +192,21 @@ class ReliablePublisher:
         self._ok, self.last_error = True, None
         self.metrics.set_ready(True)
 
-    def _mark_failed(self, exc: Exception, kind: str, attempt: int | None = None) -> None:
+    def _mark_failed(self, exc: BusError, kind: str, attempt: int | None = None) -> None:
         self.metrics.kafka_error(kind)
         self._ok, self.last_error = False, str(exc)
         self.metrics.set_ready(False)
-        log.warning("kafka unavailable", kind=kind, attempt=attempt, error=str(exc))
+        log.warning("kafka unavailable", kind=kind, attempt=attempt, error=str(exc), error_type=type(exc).__name__)
 
     def _discard(self) -> None:
         with self._lock:
             publisher, self._publisher = self._publisher, None
         if publisher is not None:
-            try:
-                publisher.close(timeout=0)
-            except Exception as exc:  # closing a broken producer may fail in many ways
-                log.debug("producer close failed", error=str(exc))
+            publisher.close(timeout=0)  # the port's close never raises
 
     def close(self, timeout: float = 10.0) -> None:
         """Flush what is buffered (graceful shutdown), then release the producer."""
         with self._lock:
             publisher, self._publisher = self._publisher, None
         if publisher is not None:
-            try:
-                publisher.close(timeout=timeout)
-            except Exception as exc:
-                log.warning("producer close failed", error=str(exc))
+            publisher.close(timeout=timeout)

@@ -21,14 +21,16 @@ import structlog
 
 from bus import logs
 from bus.adapters.health import HealthServer
+from bus.adapters.kafka import Engine
 from bus.adapters.keystore import load_signing_key
 from bus.adapters.schema_files import default_empact_codes, default_schemas
+from bus.composition import Bus
 from bus.core.codec import SchemaSet
 from bus.core.codelists import EmpactCodeList
 from bus.core.keys import SigningKey
 from connectors.sdk.config import ConnectorSettings
 from connectors.sdk.metrics import ConnectorMetrics
-from connectors.sdk.publishing import ReliablePublisher
+from connectors.sdk.publishing import ReliablePublisher, connector_settings
 
 #: A connector that has not reported progress for this long is reported dead.
 LIVENESS_TIMEOUT_S = 120.0
@@ -87,7 +89,9 @@ class Runtime:
     """Runs one connector in this process (the CLI) or in a thread (tests)."""
 
     def __init__(self, connector_class: type[Connector], settings: ConnectorSettings, *,
-                 configure_logging: bool = True, signer: SigningKey | None = None) -> None:
+                 configure_logging: bool = True, signer: SigningKey | None = None,
+                 engine: Engine | None = None) -> None:
+        """`engine` replaces the Kafka engine `settings.kafka` names (a `MemoryEngine` in tests)."""
         if configure_logging:
             logs.configure(json=settings.log_json, level=settings.log_level)
         name = connector_class.name
@@ -95,11 +99,10 @@ class Runtime:
         self.metrics = ConnectorMetrics(name)
         signer = signer or load_signing_key(settings.key_file, settings.member)
         log = structlog.get_logger("connector").bind(connector=name, member=settings.member)
-        schemas = default_schemas()
-        publisher = ReliablePublisher(settings.kafka, signer, settings.publish, self.metrics, self.stop_event,
-                                      schemas=schemas)
+        bus = Bus(connector_settings(settings.kafka, settings.publish), engine=engine)
+        publisher = ReliablePublisher(bus, signer, settings.publish, self.metrics, self.stop_event)
         self.services = Services(name, settings, signer, publisher, self.metrics, self.stop_event, log,
-                                 schemas=schemas, empact_codes=default_empact_codes())
+                                 schemas=bus.schemas, empact_codes=bus.empact_codes)
         self.connector = connector_class(self.services)
         try:
             self.health = HealthServer(settings.health.host, settings.health.port, metrics=self.metrics,

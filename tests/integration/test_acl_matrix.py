@@ -16,35 +16,20 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kafka import TopicPartition
-from kafka.admin import (
-    ACL,
-    ACLFilter,
-    ACLOperation,
-    ACLPermissionType,
-    ACLResourcePatternType,
-    ResourcePattern,
-    ResourcePatternFilter,
-    ResourceType,
-)
-from kafka.errors import (
-    ClusterAuthorizationFailedError,
-    GroupAuthorizationFailedError,
-    TopicAuthorizationFailedError,
-    TransactionalIdAuthorizationFailedError,
-)
 from pydantic import SecretStr
 
-from bus.adapters import kafka_legacy as kafka_adapter
 from bus.adapters.federation_file import DemoFederation, load_verified_directory, make_demo
+from bus.adapters.kafka import Admin, Record, TopicPartition, open_engine
 from bus.adapters.policy_file import load_policy
 from bus.adapters.secrets_file import SecretsFile
+from bus.composition import Bus
 from bus.config import KafkaSettings
 from bus.core import acl_plan as ap
+from bus.core.topology import TopicSpec
 from bus.core.trust import FederationDirectory
-from bus.errors import BusError
+from bus.errors import AuthenticationFailed, NotAuthorized, ProtocolMismatch, TlsFailed
 from bus.services import provision as prov
-from tests.helpers import example, run_bus
+from tests.helpers import example, run_bus, wait_for
 
 POLICY = """\
 version: "acl-matrix-1"
@@ -59,7 +44,8 @@ rules:
     deliver_to: [EUROPOL, BE-CUSTOMS, NL-CUSTOMS]
 """
 
-FAST = {"request_timeout_ms": 5000}
+OTHER_ENGINE = "kafka-python"
+"""The conformance subset of the matrix (one cell per kind of outcome) also runs on this engine."""
 
 
 @dataclass
@@ -69,7 +55,6 @@ class Env:
     policy_path: Path
     secrets_path: Path
     work: Path
-    broker_log: Path
     tls_bootstrap: str
     ca_file: Path
 
@@ -90,12 +75,13 @@ class Env:
     def passwords(self) -> dict[str, str]:
         return yaml.safe_load(self.secrets_path.read_text())["users"]
 
-    def as_user(self, user: str, password: str | None = None) -> KafkaSettings:
+    def as_user(self, user: str, password: str | None = None, engine: str | None = None) -> KafkaSettings:
+        engine = engine or self.admin.engine
         if user == "anonymous":
-            return KafkaSettings(bootstrap=self.admin.bootstrap, bootstrap_timeout_ms=1500)
+            return KafkaSettings(bootstrap=self.admin.bootstrap, bootstrap_timeout_ms=5000, engine=engine)
         return KafkaSettings(
             bootstrap=self.admin.bootstrap, security_protocol="SASL_PLAINTEXT",
-            sasl_username=user, bootstrap_timeout_ms=1500, client_id=f"test-{user}",
+            sasl_username=user, bootstrap_timeout_ms=5000, client_id=f"test-{user}", engine=engine,
             sasl_password=SecretStr(password or self.passwords().get(user, "no-such-user")),
         )
 
@@ -106,11 +92,13 @@ class Env:
         return prov.plan_for(self.directory(), load_policy(self.policy_path))
 
     def current(self) -> ap.CurrentState:
-        client = kafka_adapter.admin(self.admin)
-        try:
-            return prov.read_current(client, self.desired())
-        finally:
-            client.close()
+        with Bus(self.admin).admin() as admin:
+            return prov.read_current(admin, self.desired())
+
+    @contextmanager
+    def admin_client(self) -> Iterator[Admin]:
+        with Bus(self.admin).admin() as admin:
+            yield admin
 
 
 def _no_secret_in(text: str, env: Env) -> None:
@@ -125,8 +113,7 @@ def env(secure_kafka, tmp_path_factory) -> Env:
     fed = make_demo(work / "federation")
     policy_path = work / "policy.yaml"
     policy_path.write_text(POLICY)
-    e = Env(admin, fed, policy_path, work / "secrets.yaml", work, broker.log_file,
-            broker.tls_bootstrap, broker.ca_file)
+    e = Env(admin, fed, policy_path, work / "secrets.yaml", work, broker.tls_bootstrap, broker.ca_file)
 
     # A dry run first: it prints the plan and creates nothing, not even the secrets file.
     dry = run_bus(*e.provision_args(), "--dry-run", env=e.cli_env(), check=True)
@@ -134,14 +121,10 @@ def env(secure_kafka, tmp_path_factory) -> Env:
     assert "create topic" in dry.stdout and "feed.be-customs" in dry.stdout
     assert "to be generated" not in dry.stdout and "MISSING" in dry.stdout
     assert not e.secrets_path.exists()
-    client = kafka_adapter.admin(admin)
-    try:
-        assert not [t for t in client.list_topics() if not t.startswith("__")]
-        assert set(client.describe_user_scram_credentials()) == {"admin"}
-        acls, _ = client.describe_acls(prov._ANY_ACL)
-        assert acls == []
-    finally:
-        client.close()
+    with e.admin_client() as client:
+        assert client.list_topics() == set()
+        assert client.scram_users() == {"admin"}
+        assert client.describe_acls() == []
 
     # Without passwords and without --generate-missing it refuses, naming users, not secrets.
     refused = run_bus(*e.provision_args(), env=e.cli_env())
@@ -195,6 +178,22 @@ MATRIX = [
          "raw alerts bypass the policy"),
     Cell("nl-customs", "read", "audit", "topic-denied", "only the auditor reads audit"),
     Cell("nl-customs", "read", "router.seen", "topic-denied", "router state"),
+    Cell("nl-customs", "read", "router.changelog", "topic-denied", "router state"),
+    # receipts: the router writes each member's, and only that member reads them
+    Cell("nl-customs", "read", "receipts.nl-customs", "ok", "own receipts"),
+    Cell("terminal-operator-x", "read", "receipts.terminal-operator-x", "ok", "receipts without a feed"),
+    Cell("nl-customs", "read", "receipts.europol", "topic-denied", "another member's receipts"),
+    Cell("nl-customs", "produce", "receipts.nl-customs", "topic-denied", "cannot forge its own receipts"),
+    Cell("svc-router", "produce", "receipts.europol", "ok", "router writes receipts.*"),
+    Cell("svc-router", "read", "receipts.europol", "topic-denied", "router never reads receipts"),
+    # acknowledgements and the public audit checkpoints
+    Cell("europol", "produce", "acks", "ok", "recipients acknowledge"),
+    Cell("be-customs", "read", "acks", "topic-denied", "acks reach originators through receipts"),
+    Cell("svc-router", "read", "acks", "ok", "router checks acks"),
+    Cell("nl-customs", "read", "audit.checkpoints", "ok", "checkpoints are public to members"),
+    Cell("nl-customs", "produce", "audit.checkpoints", "topic-denied", "only the router signs checkpoints"),
+    Cell("svc-auditor", "read", "audit.checkpoints", "ok", "auditor checks checkpoints"),
+    Cell("svc-router", "produce", "router.changelog", "ok", "router state"),
     # consumer groups only under the member's own prefix
     Cell("be-customs", "join", "feed.be-customs", "ok", "own group prefix", "be-customs.matrix"),
     Cell("be-customs", "join", "feed.be-customs", "group-denied", "another member's group",
@@ -230,84 +229,65 @@ NEEDS: dict[str, list[tuple[ap.ResourceType, ap.Operation]]] = {
     "describe-acls": [(ap.ResourceType.CLUSTER, ap.Operation.DESCRIBE)],
 }
 
-DENIALS: list[tuple[type[Exception], str]] = [
-    (TopicAuthorizationFailedError, "topic-denied"),
-    (GroupAuthorizationFailedError, "group-denied"),
-    (TransactionalIdAuthorizationFailedError, "txn-denied"),
-    (ClusterAuthorizationFailedError, "cluster-denied"),
-]
-
-
-@contextmanager
-def broker_says(log_file: Path) -> Iterator[Callable[[], str]]:
-    """What the broker logged meanwhile. kafka-python only reports a failed bootstrap as a
-    timeout (and races the broker's error response against its close), so the broker's own
-    words are the precise reason: the broker runs for this module alone."""
-    start = log_file.stat().st_size
-
-    def since() -> str:
-        with open(log_file, "rb") as fh:
-            fh.seek(start)
-            return fh.read().decode(errors="replace")
-
-    yield since
+DENIED = {"topic": "topic-denied", "group": "group-denied", "transactional": "txn-denied",
+          "cluster": "cluster-denied"}
+"""`NotAuthorized.resource` ("topic audit", "group bus-router", ...) -> the matrix's word."""
 
 
 def _produce(s: KafkaSettings, cell: Cell) -> None:
-    p = kafka_adapter.producer(s, max_block_ms=5000, delivery_timeout_ms=10000, **FAST)
+    producer = open_engine(s).producer()
     try:
-        p.send(cell.resource, key=b"probe", value=b"acl-matrix probe").get(timeout=15)
+        producer.send(cell.resource, b"acl-matrix probe", key=b"probe").result(15)
     finally:
-        p.close(timeout=2)
+        producer.close(2)
 
 
 def _read(s: KafkaSettings, cell: Cell) -> None:
-    c = kafka_adapter.consumer(s, group_id=None, **FAST)
+    consumer = open_engine(s).consumer()
     try:
-        tps = [TopicPartition(cell.resource, 0)]
-        c.assign(tps)
-        c.beginning_offsets(tps)  # metadata + ListOffsets: DESCRIBE
-        c.seek_to_beginning()
+        tp = TopicPartition(cell.resource, 0)
+        consumer.assign([tp])
+        consumer.watermarks(tp)  # metadata + ListOffsets: DESCRIBE
         for _ in range(4):  # Fetch: READ (a denial arrives within milliseconds)
-            c.poll(timeout_ms=300)
+            consumer.poll(0.3)
     finally:
-        c.close()
+        consumer.close()
 
 
 def _join(s: KafkaSettings, cell: Cell) -> None:
-    c = kafka_adapter.consumer(s, group_id=cell.group, **FAST)
+    consumer = open_engine(s).consumer(group_id=cell.group, session_timeout_ms=10_000)
     try:
-        c.subscribe([cell.resource])
+        consumer.subscribe([cell.resource])
         deadline = time.monotonic() + 20
-        while not c.assignment():
+        while not consumer.assignment():
             assert time.monotonic() < deadline, "joined no group within 20 s"
-            c.poll(timeout_ms=300)
+            consumer.poll(0.3)
     finally:
-        c.close(autocommit=False)
+        consumer.close()
 
 
 def _transact(s: KafkaSettings, cell: Cell) -> None:
-    p = kafka_adapter.producer(s, transactional_id=cell.resource, max_block_ms=5000, **FAST)
+    producer = open_engine(s).transactional_producer(cell.resource)
     try:
-        p.init_transactions()
+        producer.init(15)
     finally:
-        p.close(timeout=2)
+        producer.close(2)
 
 
 def _create_topic(s: KafkaSettings, cell: Cell) -> None:
-    client = kafka_adapter.admin(s)
+    admin = open_engine(s).admin()
     try:
-        client.create_topics({cell.resource: {"num_partitions": 1, "replication_factor": 1}})
+        admin.create_topics([TopicSpec(cell.resource, 1, 1)])
     finally:
-        client.close()
+        admin.close()
 
 
 def _describe_acls(s: KafkaSettings, cell: Cell) -> None:
-    client = kafka_adapter.admin(s)
+    admin = open_engine(s).admin()
     try:
-        client.describe_acls(prov._ANY_ACL)
+        admin.describe_acls()
     finally:
-        client.close()
+        admin.close()
 
 
 OPS: dict[str, Callable[[KafkaSettings, Cell], None]] = {
@@ -316,32 +296,24 @@ OPS: dict[str, Callable[[KafkaSettings, Cell], None]] = {
 }
 
 
-def attempt(env: Env, cell: Cell) -> str:
-    """Run one cell as its principal; the outcome as the matrix spells it."""
+def attempt(env: Env, cell: Cell, engine: str | None = None) -> str:
+    """Run one cell as its principal; the outcome as the matrix spells it. The port's typed
+    errors say what happened (no broker log needed): a denial names its resource."""
     if cell.who == "wrong-password":
-        settings = env.as_user("nl-customs", password="not-the-password")
+        settings = env.as_user("nl-customs", password="not-the-password", engine=engine)
     else:
-        settings = env.as_user(cell.who)
-    with broker_says(env.broker_log) as broker_log:
-        try:
-            OPS[cell.op](settings, cell)
-        except Exception as exc:
-            for kind, outcome in DENIALS:
-                # The producer reports a refused InitProducerId as a KafkaError naming it.
-                if isinstance(exc, kind) or kind.__name__ in str(exc):
-                    return outcome
-            if isinstance(exc, BusError) and "cannot reach Kafka" in str(exc):
-                return connection_refusal(broker_log())
-            raise
-    return "ok"
-
-
-def connection_refusal(broker_log: str) -> str:
-    if "Failed authentication" in broker_log and "invalid credentials" in broker_log:
+        settings = env.as_user(cell.who, engine=engine)
+    try:
+        OPS[cell.op](settings, cell)
+    except NotAuthorized as exc:
+        kind = (exc.resource or "").split(" ", 1)[0]
+        assert kind in DENIED, f"a denial that names no resource: {exc}"
+        return DENIED[kind]
+    except AuthenticationFailed:
         return "auth-failed"
-    if "during SASL handshake" in broker_log:
+    except ProtocolMismatch:
         return "refused"  # a client that does not even try to authenticate
-    raise AssertionError(f"client could not connect, broker gave no reason:\n{broker_log[-2000:]}")
+    return "ok"
 
 
 def plan_verdict(env: Env, cell: Cell) -> str | None:
@@ -367,12 +339,23 @@ def test_matrix(env: Env, cell: Cell) -> None:
     assert attempt(env, cell) == cell.expected, cell.why
 
 
+CONFORMANCE = [
+    *(next(c for c in MATRIX if c.expected == outcome) for outcome in dict.fromkeys(c.expected for c in MATRIX)),
+    *(next(c for c in MATRIX if c.expected == "ok" and c.op == op) for op in ("read", "join", "transact")),
+]
+"""One cell per outcome, and one per allowed operation."""
+
+
+@pytest.mark.parametrize("cell", CONFORMANCE, ids=str)
+def test_matrix_on_the_other_engine(env: Env, cell: Cell) -> None:
+    """The same broker through the other engine gives the same answers."""
+    assert attempt(env, cell, engine=OTHER_ENGINE) == cell.expected, cell.why
+
+
 # -- the real router under its own credentials ---------------------------------------------
 
 
 def test_router_end_to_end_under_acls(env: Env) -> None:
-    from bus.services.publisher import Publisher
-    from bus.services.reader import FeedReader
     from bus.services.router import Router, RouterOptions
 
     directory = env.directory()
@@ -383,15 +366,16 @@ def test_router_end_to_end_under_acls(env: Env) -> None:
     thread.start()
     try:
         alert = example("suspicious-container", producer="NL-CUSTOMS")
-        # Members may not create topics; the default publisher must still work for them.
-        with Publisher(env.as_user("nl-customs"), env.fed.signers["NL-CUSTOMS"]) as publisher:
+        # Members may not create topics; a publisher asked to create them must still work for them.
+        member = Bus(env.as_user("nl-customs"))
+        with member.publisher(env.fed.signers["NL-CUSTOMS"], create_topics=True) as publisher:
             publisher.publish(alert)
         wanted = str(alert.header.message_id)
 
         def delivered(user: str, feed: str, timeout: float) -> bool:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
-                with FeedReader(env.as_user(user), [feed], directory, idle_timeout=1) as reader:
+                with Bus(env.as_user(user)).feed_reader(feed, directory, idle_timeout=1) as reader:
                     ids = {str(r.verified.alert.header.message_id)
                            for r in reader.records() if r.ok and r.verified}
                 if wanted in ids:
@@ -403,9 +387,8 @@ def test_router_end_to_end_under_acls(env: Env) -> None:
         assert delivered("europol", "feed.europol", 10)
         # The producer is excluded by the policy: its own feed does not get it.
         assert not delivered("nl-customs", "feed.nl-customs", 3)
-        audit = [m.value for m in kafka_adapter.read_to_end(env.as_user("svc-auditor"), "audit",
-                                                            idle_timeout=2)]
-        assert any(wanted.encode() in v for v in audit)
+        audit = [m.value for m in Bus(env.as_user("svc-auditor")).read_to_end("audit") if isinstance(m, Record)]
+        assert any(wanted.encode() in (v or b"") for v in audit)
     finally:
         router.stop()
         thread.join(timeout=30)
@@ -432,11 +415,8 @@ def test_dry_run_of_a_new_partner_changes_nothing(env: Env) -> None:
     after = env.current()
     assert after.acls == before.acls and after.users == before.users
     assert set(after.topics) == set(before.topics)
-    client = kafka_adapter.admin(env.admin)
-    try:
+    with env.admin_client() as client:
         assert "feed.de-customs" not in client.list_topics()
-    finally:
-        client.close()
 
 
 def test_provisioning_follows_a_router_run_under_other_names(env: Env) -> None:
@@ -459,35 +439,22 @@ def test_provisioning_follows_a_router_run_under_other_names(env: Env) -> None:
 
 def test_stray_grants_are_revoked(env: Env) -> None:
     """A hand-made grant on a bus topic (to a member, or to a stranger) is drift: removed."""
+    read = ap.Operation.READ
     stray = [
-        ACL("User:nl-customs", "*", ACLOperation.READ, ACLPermissionType.ALLOW,
-            ResourcePattern(ResourceType.TOPIC, "feed.be-customs")),
-        ACL("User:mallory", "*", ACLOperation.READ, ACLPermissionType.ALLOW,
-            ResourcePattern(ResourceType.TOPIC, "feed.", ACLResourcePatternType.PREFIXED)),
+        ap.AclBinding("User:nl-customs", ap.ResourceType.TOPIC, ap.PatternType.LITERAL, "feed.be-customs", read),
+        ap.AclBinding("User:mallory", ap.ResourceType.TOPIC, ap.PatternType.PREFIXED, "feed.", read),
     ]
-    unrelated = ACL("User:mallory", "*", ACLOperation.READ, ACLPermissionType.ALLOW,
-                    ResourcePattern(ResourceType.TOPIC, "other.team"))
-    client = kafka_adapter.admin(env.admin)
-    try:
-        assert not client.create_acls([*stray, unrelated])["failed"]
-        deadline = time.monotonic() + 10
-        while attempt(env, Cell("nl-customs", "read", "feed.be-customs", "", "")) != "ok":
-            assert time.monotonic() < deadline, "stray grant never took effect"
-            time.sleep(0.3)
+    unrelated = ap.AclBinding("User:mallory", ap.ResourceType.TOPIC, ap.PatternType.LITERAL, "other.team", read)
+    granted = Cell("nl-customs", "read", "feed.be-customs", "", "")
+    with env.admin_client() as client:
+        client.create_acls([*stray, unrelated])
+        wait_for(lambda: attempt(env, granted) == "ok", 10, "the stray grant to take effect")
         result = run_bus(*env.provision_args(), env=env.cli_env(), check=True)
         assert result.stdout.count("delete acl") == 2, result.stdout
-        cell = Cell("nl-customs", "read", "feed.be-customs", "topic-denied", "revoked")
-        deadline = time.monotonic() + 10
-        while attempt(env, cell) != "topic-denied":
-            assert time.monotonic() < deadline, "stray grant survived provisioning"
-            time.sleep(0.3)
-        left, _ = client.describe_acls(ACLFilter(
-            "User:mallory", None, ACLOperation.ANY, ACLPermissionType.ANY,
-            ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY)))
-        assert [a.resource_pattern.resource_name for a in left] == ["other.team"]
+        wait_for(lambda: attempt(env, granted) == "topic-denied", 10, "the stray grant to be revoked")
+        left = [a for a in client.describe_acls() if a.principal == "User:mallory"]
+        assert [a.name for a in left] == ["other.team"]
         client.delete_acls([unrelated])
-    finally:
-        client.close()
 
 
 def test_rotate_passwords(env: Env) -> None:
@@ -502,11 +469,8 @@ def test_rotate_passwords(env: Env) -> None:
     assert "rotate password" in result.stdout
     _no_secret_in(result.stdout + result.stderr, env)
     assert attempt(env, probe) == "ok"
-    settings = env.as_user(user, password=old)
-    with broker_says(env.broker_log) as broker_log:
-        with pytest.raises(BusError, match="cannot reach Kafka"):
-            _produce(settings, probe)
-        assert connection_refusal(broker_log()) == "auth-failed"
+    with pytest.raises(AuthenticationFailed, match=user):
+        _produce(env.as_user(user, password=old), probe)
 
 
 # -- the TLS listener -----------------------------------------------------------------------
@@ -520,16 +484,12 @@ def test_tls_listener_same_grants(env: Env) -> None:
 
     ok = Cell("nl-customs", "produce", "alerts.suspicious-container", "ok", "")
     _produce(over_tls("nl-customs", env.ca_file), ok)
-    with pytest.raises(TopicAuthorizationFailedError):
+    with pytest.raises(NotAuthorized, match=r"feed\.europol"):
         _read(over_tls("nl-customs", env.ca_file), Cell("nl-customs", "read", "feed.europol", "", ""))
-    with broker_says(env.broker_log) as broker_log:
-        with pytest.raises(BusError, match="cannot reach Kafka"):
-            _produce(over_tls("nl-customs", env.ca_file, password="wrong"), ok)
-        assert connection_refusal(broker_log()) == "auth-failed"
-    with broker_says(env.broker_log) as broker_log:
-        with pytest.raises(BusError, match="cannot reach Kafka"):
-            _produce(over_tls("nl-customs", None), ok)  # the system CAs do not know ours
-        assert "SSL handshake failed" in broker_log()
+    with pytest.raises(AuthenticationFailed):
+        _produce(over_tls("nl-customs", env.ca_file, password="wrong"), ok)
+    with pytest.raises(TlsFailed):
+        _produce(over_tls("nl-customs", None), ok)  # the system CAs do not know ours
 
 
 def test_member_uses_the_cli_as_its_own_principal(env: Env) -> None:
@@ -545,5 +505,5 @@ def test_member_uses_the_cli_as_its_own_principal(env: Env) -> None:
     own = run_bus("tail", "feed.nl-customs", *trust, env=member_env)
     assert own.returncode == 0, own.stderr
     other = run_bus("tail", "feed.europol", *trust, env=member_env)
-    assert other.returncode != 0 and "not allowed" in other.stderr
+    assert other.returncode == NotAuthorized.exit_code and "topic feed.europol" in other.stderr
     _no_secret_in(published.stdout + published.stderr + other.stderr, env)

@@ -7,9 +7,10 @@ import random
 import signal
 import socket
 
-from bus.adapters import kafka_legacy
 from bus.adapters.broker import LocalBroker, LocalCluster, base64_uuid, ensure_jars, free_port, port_is_open
+from bus.composition import Bus
 from bus.config import KafkaSettings
+from bus.core.topology import TopicSpec
 from tests.helpers import run_bus, wait_for
 
 
@@ -95,19 +96,15 @@ def test_starting_a_cluster_again_restarts_its_dead_node(tmp_path):
         assert status.returncode == 0 and status.stdout.count(": running pid") == nodes, status.stdout
 
         # It serves with all three: a topic replicated on every node (refused with a node fenced),
-        # and every replica in sync.
-        settings = KafkaSettings(bootstrap=cluster.bootstrap)
-        client = kafka_legacy.admin(settings)
+        # and every replica in sync: with min.insync.replicas 3, a write is acknowledged only then.
+        bus = Bus(KafkaSettings(bootstrap=cluster.bootstrap))
+        bus.ensure_topics([TopicSpec("restart-check", 3, nodes, (("min.insync.replicas", str(nodes)),))])
+        producer = bus.engine.producer()
         try:
-            kafka_legacy.ensure_topics(settings, [kafka_legacy.TopicSpec("restart-check", 3, nodes)])
-
-            def all_in_sync() -> bool:
-                [topic] = client.describe_topics(["restart-check"])
-                return all(sorted(p["isr_nodes"]) == [1, 2, 3] for p in topic["partitions"])
-
-            wait_for(all_in_sync, timeout=60, what="every replica of restart-check in sync")
+            deliveries = [producer.send("restart-check", b"all in sync", partition=p) for p in range(3)]
+            assert {d.result(60).partition for d in deliveries} == {0, 1, 2}
         finally:
-            client.close()
+            producer.close()
         assert "already running" in run_bus("broker", "start", "--nodes", "3", "--dir", directory).stdout
     finally:
         stopped = run_bus("broker", "stop", "--dir", directory)

@@ -8,12 +8,10 @@ from typing import Any
 
 import pytest
 
-from bus.adapters import kafka_legacy as kafka_adapter
 from bus.adapters.federation_file import DemoFederation, make_demo
+from bus.composition import Bus
 from bus.core.confidential import Decryptor, EncryptionPolicy, EncryptMode
 from bus.errors import DecryptionError, RejectReason
-from bus.services.publisher import Publisher
-from bus.services.reader import FeedReader
 from tests.helpers import EXAMPLES, example, read_all, run_bus
 
 TOPIC = "alerts.corruption-indicator"
@@ -81,7 +79,7 @@ def test_a_red_alert_is_published_encrypted_and_only_named_members_read_it(kafka
 
 
 def test_publish_refuses_what_it_cannot_encrypt_and_sends_nothing(kafka, fed, tmp_path):
-    kafka_adapter.ensure_topics(kafka, kafka_adapter.default_topics())
+    Bus(kafka).ensure_alert_topics()
     before = len(read_all(kafka, TOPIC))
     result = publish(kafka, fed)
     assert result.returncode == 2 and "TLP:RED" in result.stderr and "federation directory" in result.stderr
@@ -100,11 +98,11 @@ def test_publish_refuses_what_it_cannot_encrypt_and_sends_nothing(kafka, fed, tm
 def test_feed_reader_decrypts_with_the_members_keys(kafka, fed):
     alert = example("corruption-indicator", producer="BE-FEDPOL")
     policy = EncryptionPolicy(EncryptMode.AUTO, fed.directory)
-    with Publisher(kafka, fed.signers["BE-FEDPOL"], encryption=policy) as publisher:
+    with Bus(kafka).publisher(fed.signers["BE-FEDPOL"], encryption=policy, create_topics=True) as publisher:
         receipt = publisher.publish(alert)
 
     def read(decryptor: Decryptor | None):
-        with FeedReader(kafka, [TOPIC], fed.directory, idle_timeout=2, decryptor=decryptor) as reader:
+        with Bus(kafka).feed_reader(TOPIC, fed.directory, idle_timeout=2, decryptor=decryptor) as reader:
             [record] = [r for r in reader.records() if r.offset == receipt.offset and r.partition == receipt.partition]
         return record
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from bus.adapters.keystore import generate_keypair
-from bus.services.publisher import Publisher
+from bus.composition import Bus
 from connectors.directory_drop.config import DropSettings
 from connectors.directory_drop.connector import DirectoryDropConnector
 from connectors.directory_drop.handler import DropHandler
@@ -33,8 +33,8 @@ def member_for(unique: str) -> str:
 
 def ids_on_topic(kafka, member: str) -> list[str]:
     source = f"urn:epa:member:{member}".encode()
-    return [dict(r.headers)["ce_id"].decode() for r in read_all(kafka, TOPIC)
-            if dict(r.headers).get("ce_source") == source]
+    return [dict(r.headers)[b"ce_id"].decode() for r in read_all(kafka, TOPIC)
+            if dict(r.headers).get(b"ce_source") == source]
 
 
 def alert_line(summary: str | None = None, **changes) -> str:
@@ -134,9 +134,10 @@ def test_resume_skips_alerts_acknowledged_after_the_last_checkpoint(kafka, tmp_p
     from bus.adapters.keystore import load_signing_key
 
     signer = load_signing_key(Path(data["key_file"]), member)
-    with Publisher(kafka, signer) as publisher:
+    bus = Bus(kafka)
+    with bus.publisher(signer, create_topics=True) as publisher:
         publisher.publish_many(alerts[:2])  # batch 1: acknowledged and checkpointed
-        scan_from = end_offsets(kafka, [TOPIC])
+        scan_from = end_offsets(bus.engine, [TOPIC])
         publisher.publish_many(alerts[2:4])  # batch 2: acknowledged, then the crash
     CheckpointStore(inbox / ".state").save(
         Checkpoint(path.name, sha, created.isoformat(), total=6, acked=2, scan_from=scan_from))

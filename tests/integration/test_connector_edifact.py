@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 
+from bus.adapters.kafka import text_headers
 from bus.adapters.keystore import generate_keypair
 from bus.core.sealing import unseal
 from connectors.edifact.connector import EdifactConnector
@@ -20,8 +21,8 @@ TOPIC = "alerts.suspicious-container"
 
 def alerts_of(kafka, member: str, signer) -> list:
     source = f"urn:epa:member:{member}".encode()
-    return [unseal(r.key, r.value, r.headers, keyring_for(signer), SCHEMAS, CODES).alert for r in read_all(kafka, TOPIC)
-            if dict(r.headers).get("ce_source") == source]
+    return [unseal(r.key, r.value, text_headers(r.headers), keyring_for(signer), SCHEMAS, CODES).alert
+            for r in read_all(kafka, TOPIC) if dict(r.headers).get(b"ce_source") == source]
 
 
 def test_samples_raise_the_expected_alerts_across_files(kafka, tmp_path, unique):

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -10,14 +14,15 @@ import httpx
 import pytest
 
 from bus.adapters.broker import free_port
+from bus.adapters.kafka import text_headers
 from bus.adapters.keystore import generate_keypair
 from bus.core.keys import SigningKey
 from bus.core.sealing import unseal
+from connectors.http_ingest.app import COMMITTED
 from connectors.http_ingest.auth import hash_token
 from connectors.http_ingest.connector import HttpIngestConnector
-from connectors.http_ingest.openapi import COMMITTED
 from connectors.sdk.testing import running, settings_for
-from tests.helpers import CODES, EXAMPLES, SCHEMAS, keyring_for, read_all
+from tests.helpers import CODES, EXAMPLES, REPO, SCHEMAS, keyring_for, read_all, wait_for
 
 MEMBER = "NL-CUSTOMS"
 RISK_TOKEN = "risk-engine-token-0123456789abcdef0123456789"
@@ -77,9 +82,10 @@ def on_topic(kafka, topic: str, signer: SigningKey) -> dict[str, object]:
     found = {}
     for record in read_all(kafka, topic):
         headers = dict(record.headers)
-        if headers.get("ce_source", b"").decode().endswith(MEMBER):
+        if (headers.get(b"ce_source") or b"").decode().endswith(MEMBER):
             try:
-                verified = unseal(record.key, record.value, record.headers, keyring_for(signer), SCHEMAS, CODES)
+                verified = unseal(record.key, record.value, text_headers(record.headers), keyring_for(signer),
+                                  SCHEMAS, CODES)
             except Exception:
                 continue
             found[str(verified.message_id)] = (record, verified)
@@ -114,7 +120,7 @@ def test_resending_the_same_message_id_returns_the_first_receipt(kafka, key, ing
     assert first.status_code == again.status_code == 202
     assert first.json() == again.json()
     copies = [r for r in read_all(kafka, "alerts.suspicious-container")
-              if dict(r.headers).get("ce_id") == alert["header"]["message_id"].encode()]
+              if dict(r.headers).get(b"ce_id") == alert["header"]["message_id"].encode()]
     assert len(copies) == 1
 
 
@@ -231,5 +237,37 @@ def test_confidential_alerts_are_encrypted_to_their_recipients_or_refused(kafka,
     [record] = [r for r in read_all(kafka, "alerts.operation-notice") if r.key == mid.encode()]
     assert notice["codename"].encode() not in record.value and notice["contact"].encode() not in record.value
     reader = Decryptor.of([fed.decryption_keys["PORT-HAMBURG"]])
-    alert = unseal_and_decrypt(record.key, record.value, record.headers, keyring_for(key[1]), reader).alert
+    alert = unseal_and_decrypt(record.key, record.value, text_headers(record.headers), keyring_for(key[1]), reader,
+                               SCHEMAS, CODES).alert
     assert alert.codename == notice["codename"]  # type: ignore[attr-defined]
+
+
+def test_the_cli_connector_serves_until_sigterm_then_exits_cleanly(kafka, key, tmp_path):
+    """`bus connector run http-ingest` as operators run it: uvicorn inside the runtime, stopped by SIGTERM."""
+    data = config(tmp_path, kafka.bootstrap, key[0])
+    api, health = free_port(), free_port()
+    data["ingest"]["port"], data["health"]["port"] = api, health
+    settings_for(HttpIngestConnector, tmp_path / "cli.yaml", data)  # the file the CLI reads, validated
+    log = tmp_path / "connector.log"
+    env = {**os.environ, "TEST_SCANNER_TOKEN": SCAN_TOKEN, "NO_COLOR": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "bus", "connector", "run", "http-ingest",
+                                "--config", str(tmp_path / "cli.yaml")], cwd=REPO, env=env,
+                               stdout=subprocess.DEVNULL, stderr=log.open("ab"))
+    try:
+        def ready() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{health}/readyz").status_code == 200
+            except httpx.TransportError:
+                return process.poll() is not None  # died: the assertion below says why
+
+        wait_for(ready, timeout=60, what="the connector to be ready")
+        with httpx.Client(base_url=f"http://127.0.0.1:{api}", timeout=30) as client:
+            assert post(client, "suspicious-container", example_json("suspicious-container")).status_code == 202
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0, log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    events = [json.loads(line)["event"] for line in log.read_text().splitlines() if line.startswith("{")]
+    assert "stopping" in events and events[-1] == "connector stopped"

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from bus.composition import Bus
 from bus.config import KafkaSettings
 from bus.core.keys import SigningKey
 from bus.core.sealing import unseal
-from bus.services.publisher import Publisher
-from bus.services.reader import FeedReader, FeedRecord
+from bus.services.reader import FeedRecord
 from tests.helpers import CODES, SCHEMAS, example, keyring_for
 
 TOPIC = "alerts.suspicious-container"
@@ -35,12 +35,13 @@ def published(kafka: KafkaSettings) -> Iterator[tuple[SigningKey, list[FeedRecor
     """(signer, our records as read back, every record on the topic) after publishing 7 alerts."""
     signer = SigningKey.generate("NL-CUSTOMS")
     alerts = [example("suspicious-container") for _ in range(7)]
-    with Publisher(kafka, signer) as publisher:
+    bus = Bus(kafka)
+    with bus.publisher(signer, create_topics=True) as publisher:
         publisher.publish_many(alerts)
     ids = {str(a.header.message_id) for a in alerts}
-    with FeedReader(kafka, [TOPIC], keyring_for(signer)) as reader:
+    with bus.feed_reader(TOPIC, keyring_for(signer)) as reader:
         everything = list(reader.records())
-    ours = [r for r in everything if dict(r.headers)["ce_id"].decode() in ids]
+    ours = [r for r in everything if (r.header("ce_id") or b"").decode() in ids]
     assert len(ours) == 7 and all(r.ok for r in ours)
     yield signer, ours, everything
 

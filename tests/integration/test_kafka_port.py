@@ -353,16 +353,19 @@ def test_admin_topics_configs_and_cluster(engine: Engine, unique: str) -> None:
         assert configs["retention.ms"] == "3600000" and configs["cleanup.policy"] == "compact"
         assert "segment.bytes" in configs
         admin.alter_configs({name: {"retention.ms": "7200000"}})
-        configs = admin.describe_configs([name])[name]
-        assert configs["retention.ms"] == "7200000" and configs["cleanup.policy"] == "compact"
+        # KRaft applies the change through its metadata log: a describe right after may predate it.
+        wait_for(lambda: admin.describe_configs([name])[name]["retention.ms"] == "7200000", 20, "the new config")
+        assert admin.describe_configs([name])[name]["cleanup.policy"] == "compact"
         admin.create_partitions({name: 4})
         wait_for(lambda: admin.describe_topics([name])[name].partitions == 4, 20, "four partitions")
         cluster = admin.describe_cluster()
         assert cluster.brokers == 1 and cluster.cluster_id and cluster.controller is not None
         assert name in admin.list_topics()
-        if engine.name == "kafka-python":  # librdkafka answers [] when the cluster has no authorizer
+        if engine.name == "kafka-python":
             with pytest.raises(ProtocolMismatch, match="authorizer"):
                 admin.describe_acls()
+        else:  # librdkafka answers [] when the cluster has no authorizer: no ACLs, and no denial
+            assert admin.describe_acls() == []
     finally:
         admin.close()
 
@@ -451,12 +454,27 @@ def test_scram_users_acls_and_denials(secure: tuple[KafkaSettings, Any], unique:
     admin = engine.admin()
     try:
         _create(engine, topic, 1)
+        _create(engine, f"{topic}-unlisted", 1)
         admin.upsert_scram_user(user, password)
         wait_for(lambda: user in admin.scram_users(), 20, "the new user")
         admin.create_acls(grant + other)
         wait_for(lambda: set(grant + other) <= set(admin.describe_acls()), 20, "the new grants")
         member = open_engine(settings.model_copy(update={"sasl_username": user,
                                                          "sasl_password": SecretStr(password)}))
+        reader = member.consumer()
+        try:  # a topic it may not describe is a denial naming it, not an absence
+            assert reader.partitions_for(topic) == [0]
+            for denied in (f"{topic}-unlisted", f"denied-{unique}"):  # exists / does not
+                with pytest.raises(NotAuthorized) as refused:
+                    reader.partitions_for(denied)
+                assert refused.value.resource == f"topic {denied}"
+                with pytest.raises(NotAuthorized):
+                    reader.watermarks(TopicPartition(denied, 0))
+        finally:
+            reader.close()
+        with pytest.raises(NotAuthorized) as refused:
+            member.admin().describe_acls()
+        assert refused.value.resource == "cluster"
         producer = member.producer()
         try:
             assert producer.send(topic, b"allowed", key=b"k").result(15).topic == topic

@@ -7,17 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from bus.adapters import kafka_legacy as kafka_adapter
 from bus.adapters.keystore import generate_keypair
+from bus.composition import Bus
+from bus.config import KafkaSettings
 from bus.core.keys import SigningKey
-from bus.core.sealing import seal
+from bus.core.sealing import SealedRecord, seal
 from bus.errors import RejectReason
-from bus.services.publisher import Publisher
-from bus.services.reader import FeedReader
-from tests.helpers import SCHEMAS, example, keyring_for, read_all, run_bus
+from tests.helpers import SCHEMAS, create_topic, example, keyring_for, publish_raw, read_all, run_bus
 
 TYPES = ["suspicious-container", "corruption-indicator", "operation-notice"]
 COVERED = ["ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "content-type", "bus_keyid"]
+OTHER_ENGINE = "kafka-python"
+"""The conformance subset (publish and tail) also runs on the engine the suite does not default to."""
 
 
 @pytest.fixture(scope="module")
@@ -25,27 +26,33 @@ def signer() -> SigningKey:
     return SigningKey.generate("NL-CUSTOMS")
 
 
+@pytest.fixture(params=["default", OTHER_ENGINE])
+def either_engine(request: pytest.FixtureRequest, kafka: KafkaSettings) -> KafkaSettings:
+    """The suite's settings, and the same broker through the other engine."""
+    return kafka if request.param == "default" else kafka.model_copy(update={"engine": OTHER_ENGINE})
+
+
 def scratch_topic(settings, unique: str) -> str:
-    name = f"test.scratch.{unique}"
-    kafka_adapter.ensure_topics(settings, [kafka_adapter.TopicSpec(name, 1)])
-    return name
+    return create_topic(settings, f"test.scratch.{unique}")
 
 
 def produce_raw(settings, topic: str, key, value: bytes, headers) -> None:
-    producer = kafka_adapter.producer(settings)
-    producer.send(topic, key=key, value=value, headers=headers).get(timeout=30)
-    producer.close()
+    publish_raw(settings, [SealedRecord(topic, key, value, headers)])
 
 
 def read_verified(settings, topic: str, signer: SigningKey):
-    with FeedReader(settings, [topic], keyring_for(signer), idle_timeout=2) as reader:
+    with Bus(settings).feed_reader(topic, keyring_for(signer), idle_timeout=2) as reader:
         return list(reader.records())
+
+
+def test_the_engine_named_is_the_engine_used(either_engine):
+    assert Bus(either_engine).engine.name == either_engine.engine
 
 
 @pytest.mark.parametrize("alert_type", TYPES)
 def test_every_alert_type_round_trips_verified(kafka, signer, alert_type):
     alert = example(alert_type)
-    with Publisher(kafka, signer) as publisher:
+    with Bus(kafka).publisher(signer, create_topics=True) as publisher:
         receipt = publisher.publish(alert)
     assert receipt.topic == f"alerts.{alert_type}"
     assert receipt.message_id == str(alert.header.message_id)
@@ -57,11 +64,16 @@ def test_every_alert_type_round_trips_verified(kafka, signer, alert_type):
     assert mine[0].key == alert.partition_key().encode()
 
 
-def test_related_alerts_share_a_partition(kafka, signer):
+def test_related_alerts_share_a_partition_and_read_back_verified_on_either_engine(either_engine, signer):
     first, second = example("suspicious-container"), example("suspicious-container")
-    with Publisher(kafka, signer) as publisher:
+    with Bus(either_engine).publisher(signer, create_topics=True) as publisher:
         a, b = publisher.publish_many([first, second])
     assert a.partition == b.partition and b.offset > a.offset
+    records = read_verified(either_engine, a.topic, signer)
+    mine = {(r.partition, r.offset): r for r in records}
+    for receipt, alert in ((a, first), (b, second)):
+        rec = mine[(receipt.partition, receipt.offset)]
+        assert rec.ok and rec.verified.alert == alert
 
 
 def tampered_variants(record):
@@ -116,14 +128,15 @@ def end_offsets(settings, topic: str) -> int:
     return len(read_all(settings, topic))
 
 
-def test_cli_publish_then_tail_json_shows_verified(kafka, member_keys, tmp_path):
-    result = run_bus("publish", "--file", "examples/alerts/batch.jsonl", "--member", "NL-CUSTOMS",
-                     "--key", str(member_keys / "NL-CUSTOMS.key"), "--json", settings=kafka, check=True)
+def test_cli_publish_then_tail_json_shows_verified(either_engine, member_keys, tmp_path):
+    engine = ["--engine", either_engine.engine]
+    result = run_bus("publish", "--file", "examples/alerts/batch.jsonl", "--member", "NL-CUSTOMS", *engine,
+                     "--key", str(member_keys / "NL-CUSTOMS.key"), "--json", settings=either_engine, check=True)
     receipts = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
     assert len(receipts) >= 2
     assert {r["topic"] for r in receipts} == {"alerts.suspicious-container"}
-    tail = run_bus("tail", "alerts.suspicious-container", "--from-beginning", "--json",
-                   "--keys", str(member_keys), settings=kafka, check=True)
+    tail = run_bus("tail", "alerts.suspicious-container", "--from-beginning", "--json", *engine,
+                   "--keys", str(member_keys), settings=either_engine, check=True)
     seen = {json.loads(line)["alert"]["header"]["message_id"]: json.loads(line)
             for line in tail.stdout.splitlines() if '"verified": true' in line}
     for r in receipts:
@@ -173,7 +186,7 @@ def bad_files(tmp_path: Path) -> list[tuple[str, Path, str, str]]:
 
 def test_cli_bad_input_names_the_problem_and_publishes_nothing(kafka, member_keys, tmp_path):
     key = str(member_keys / "NL-CUSTOMS.key")
-    kafka_adapter.ensure_topics(kafka, kafka_adapter.default_topics())
+    Bus(kafka).ensure_alert_topics()
     before = end_offsets(kafka, "alerts.suspicious-container")
     for label, path, alert_type, expected in bad_files(tmp_path):
         result = run_bus("publish", "--type", alert_type, "--file", str(path), "--member", "NL-CUSTOMS",
@@ -207,8 +220,6 @@ def test_keygen_writes_private_key_0600(tmp_path):
 
 
 def test_unreachable_broker_is_a_clear_error(member_keys):
-    from bus.config import KafkaSettings
-
     result = run_bus("publish", "--file", "examples/alerts/suspicious-container.json", "--member", "NL-CUSTOMS",
                      "--key", str(member_keys / "NL-CUSTOMS.key"),
                      settings=KafkaSettings(bootstrap="127.0.0.1:1"))

@@ -55,9 +55,17 @@ PACKAGE_DATA = [
 ]
 
 
+def outside_env() -> dict[str, str]:
+    """The caller's environment without anything that would put the checkout on sys.path
+    (a `PYTHONPATH` pointing at a source tree makes pip think the package is installed)."""
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith(("BUS_", "PYTHON")) and k != "VIRTUAL_ENV"}
+
+
 def run(cmd: list[str], *, cwd: Path, env: dict[str, str] | None = None, timeout: float = 240,
         ) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(cmd, cwd=cwd, env=outside_env() if env is None else env, capture_output=True,
+                            text=True, timeout=timeout)
     if result.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
@@ -100,8 +108,7 @@ class Installed:
     home: Path  # a working directory outside the checkout
 
     def env(self, settings: KafkaSettings) -> dict[str, str]:
-        clean = {k: v for k, v in os.environ.items()
-                 if not k.startswith(("BUS_", "PYTHON")) and k != "VIRTUAL_ENV"}
+        clean = outside_env()
         return {**clean, "PATH": f"{self.venv / 'bin'}{os.pathsep}{clean.get('PATH', '')}",
                 "BUS_BOOTSTRAP": settings.bootstrap, "NO_COLOR": "1", "COLUMNS": "200"}
 

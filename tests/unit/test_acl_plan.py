@@ -47,9 +47,12 @@ FEEDS = {"NL-CUSTOMS": "feed.nl-customs", "PORT-ROTTERDAM": "feed.port-rotterdam
          "EUROPOL": "feed.europol"}
 TOPICS = [
     T("alerts.suspicious-container"), T("alerts.corruption-indicator"), T("alerts.operation-notice"),
-    T("audit", 1, 1, (("retention.ms", "-1"), ("min.insync.replicas", "1"))),
-    T("dlq.rejected"), T("router.seen", config=(("cleanup.policy", "compact,delete"),)),
+    T("acks"), T("audit", 6, 1, (("retention.ms", "-1"), ("min.insync.replicas", "1"))),
+    T("audit.checkpoints", 1, 1, (("retention.ms", "-1"),)),
+    T("dlq.rejected"), T("router.changelog", config=(("cleanup.policy", "compact,delete"),)),
+    T("router.seen", config=(("cleanup.policy", "compact,delete"),)),
     *(T(f) for f in FEEDS.values()),
+    *(T(f"receipts.{m.id.lower()}", 1) for m in MEMBERS),
 ]
 
 
@@ -124,6 +127,18 @@ DESIGN = [
     ("port-rotterdam", TOPIC, "alerts.operation-notice", W, False),
     ("terminal-operator-x", TOPIC, "alerts.corruption-indicator", W, False),
     ("nl-customs", TOPIC, "alerts.suspicious-container", R, False),
+    ("nl-customs", TOPIC, "acks", W, True),
+    ("europol", TOPIC, "acks", W, True),
+    ("nl-customs", TOPIC, "acks", R, False),
+    ("nl-customs", TOPIC, "receipts.nl-customs", R, True),
+    ("nl-customs", TOPIC, "receipts.nl-customs", W, False),
+    ("nl-customs", TOPIC, "receipts.europol", R, False),
+    ("nl-customs", TOPIC, "receipts.europol", D, False),
+    ("terminal-operator-x", TOPIC, "receipts.terminal-operator-x", R, True),
+    ("terminal-operator-x", GROUP, "terminal-operator-x.receipts", R, True),
+    ("nl-customs", TOPIC, "audit.checkpoints", R, True),
+    ("nl-customs", TOPIC, "audit.checkpoints", W, False),
+    ("nl-customs", TOPIC, "router.changelog", R, False),
     ("nl-customs", TOPIC, "feed.nl-customs", R, True),
     ("nl-customs", TOPIC, "feed.nl-customs", D, True),
     ("nl-customs", TOPIC, "feed.nl-customs", W, False),
@@ -146,6 +161,14 @@ DESIGN = [
     ("svc-router", TOPIC, "feed.someone-new", C, True),
     ("svc-router", TOPIC, "audit", W, True),
     ("svc-router", TOPIC, "audit", R, True),
+    ("svc-router", TOPIC, "acks", R, True),
+    ("svc-router", TOPIC, "acks", W, False),
+    ("svc-router", TOPIC, "receipts.nl-customs", W, True),
+    ("svc-router", TOPIC, "receipts.someone-new", W, True),
+    ("svc-router", TOPIC, "receipts.nl-customs", R, False),
+    ("svc-router", TOPIC, "audit.checkpoints", W, True),
+    ("svc-router", TOPIC, "router.changelog", W, True),
+    ("svc-router", TOPIC, "router.changelog", R, True),
     ("svc-router", TOPIC, "router.seen", R, True),
     ("svc-router", TOPIC, "dlq.rejected", W, True),
     ("svc-router", TOPIC, "dlq.rejected", R, False),
@@ -154,6 +177,9 @@ DESIGN = [
     ("svc-router", TXN, "bus-router-2", D, True),
     ("svc-auditor", TOPIC, "audit", R, True),
     ("svc-auditor", TOPIC, "audit", W, False),
+    ("svc-auditor", TOPIC, "audit.checkpoints", R, True),
+    ("svc-auditor", TOPIC, "audit.checkpoints", W, False),
+    ("svc-auditor", TOPIC, "receipts.nl-customs", R, False),
     ("svc-auditor", TOPIC, "feed.europol", R, False),
     ("svc-auditor", GROUP, "svc-auditor.check", R, True),
 ]
@@ -181,6 +207,20 @@ def test_each_feed_is_readable_by_exactly_its_member(desired):
     users = [u.name for u in desired.users]
     for member, feed in FEEDS.items():
         assert [u for u in users if can(desired, u, TOPIC, feed, R)] == [member.lower()]
+
+
+def test_each_receipts_topic_is_readable_by_exactly_its_member_and_written_only_by_the_router(desired):
+    users = [u.name for u in desired.users]
+    for member in MEMBERS:
+        topic = f"receipts.{member.id.lower()}"
+        assert [u for u in users if can(desired, u, TOPIC, topic, R)] == [member.id.lower()]
+        assert [u for u in users if can(desired, u, TOPIC, topic, W)] == ["svc-router"]
+
+
+def test_every_member_reads_the_public_audit_checkpoints_and_only_the_router_writes_them(desired):
+    users = [u.name for u in desired.users]
+    assert [u for u in users if not can(desired, u, TOPIC, "audit.checkpoints", R)] == ["svc-router"]
+    assert [u for u in users if can(desired, u, TOPIC, "audit.checkpoints", W)] == ["svc-router"]
 
 
 def test_group_prefixes_do_not_overlap():
@@ -240,6 +280,26 @@ def test_partitions_grow_but_never_shrink(desired):
     assert [(c.kind, c.subject) for c in plan.changes] == [(ChangeKind.ADD_PARTITIONS, "dlq.rejected")]
     text = " ".join(plan.warnings)
     assert "feed.europol has 12 partitions" in text and "replication 3" in text
+    assert plan.errors == ()
+
+
+@pytest.mark.parametrize("topic", ["alerts.suspicious-container", "acks", "audit", "router.changelog"])
+@pytest.mark.parametrize("partitions", [3, 12])
+def test_partition_counts_of_co_partitioned_topics_are_never_changed(desired, topic, partitions):
+    """Growing one would move keys to other partitions and split a router task; it is an error."""
+    current = in_sync(desired)
+    plan = ap.diff(desired, replace(current, topics={**current.topics, topic: TopicState(partitions, 1, {})}))
+    assert not plan.of(ChangeKind.ADD_PARTITIONS)
+    [error] = plan.errors
+    assert error.startswith(f"{topic} has {partitions} partitions, the plan says 6") and "fixed" in error
+    assert f"--partitions {partitions}" in error
+
+
+def test_co_partitioning_follows_the_topic_names():
+    names = ap.BusNames()
+    assert [t for t in ("alerts.x", "acks", "audit", "router.changelog", "audit.checkpoints", "feed.x",
+                        "receipts.x", "dlq.rejected") if names.co_partitioned(t)] == \
+        ["alerts.x", "acks", "audit", "router.changelog"]
 
 
 def test_stale_grants_are_revoked_others_left_alone(desired):
@@ -265,7 +325,8 @@ def test_a_removed_member_loses_its_grants(desired):
                                {k: v for k, v in FEEDS.items() if k != "EUROPOL"}, TOPICS)
     plan = ap.diff(smaller, current)
     deleted = {c.acl for c in plan.of(ChangeKind.DELETE_ACL)}
-    assert {a.name for a in deleted} == {"alerts.operation-notice", "feed.europol"}
+    assert {a.name for a in deleted} == {"alerts.operation-notice", "acks", "feed.europol",
+                                         "receipts.europol", "audit.checkpoints"}
     assert all(a.principal == "User:europol" for a in deleted)
     # its group-prefix grant is not on a bus topic: it stays, harmless without topic access
     assert any("europol lost its grants" in w for w in plan.warnings)
@@ -278,14 +339,18 @@ def test_wide_topic_grants_are_flagged(desired):
     assert any("User:monitor is granted READ on every topic" in w for w in plan.warnings)
 
 
-def test_adapter_names_match_the_plan_defaults():
-    from bus.adapters import kafka_legacy as kafka_adapter
+def test_the_plan_names_the_topology_topics():
+    from bus.core import topology
     from bus.core.policy import FEED_PREFIX
     from bus.services.provision import bus_names
 
     assert bus_names() == ap.BusNames()
-    assert ap.BusNames().feed_prefix == FEED_PREFIX
-    assert all(t.startswith(ap.BusNames().alert_prefix) for t in kafka_adapter.ALERT_TOPICS)
+    names = ap.BusNames()
+    assert names.feed_prefix == FEED_PREFIX == topology.FEED_TOPIC_PREFIX
+    assert names.receipts_topic("nl-customs") == topology.receipts_topic("NL-CUSTOMS")
+    assert (names.alert_prefix, names.acks, names.audit, names.audit_checkpoints, names.changelog) == (
+        topology.ALERT_TOPIC_PREFIX, topology.ACKS_TOPIC, topology.AUDIT_TOPIC,
+        topology.AUDIT_CHECKPOINTS_TOPIC, topology.CHANGELOG_TOPIC)
 
 
 def test_plan_for_real_topics_and_policy_files():
@@ -299,8 +364,16 @@ def test_plan_for_real_topics_and_policy_files():
     repo = Path(__file__).resolve().parents[2]
     directory = load_verified_directory(repo / "federation/federation.yaml",
                                         repo / "federation/authority.pub")
-    state = plan_for(directory, load_policy(repo / "policies/default.yaml"))
+    policy = load_policy(repo / "policies/default.yaml")
+    state = plan_for(directory, policy)
     assert len(state.users) == len(directory.members) + 2
-    audit = next(t for t in state.topics if t.name == "audit")
-    assert audit.partitions == 1 and ("retention.ms", "-1") in audit.config
+    by_name = {t.name: t for t in state.topics}
+    audit, checkpoints = by_name["audit"], by_name["audit.checkpoints"]
+    assert audit.partitions == 6 and ("retention.ms", "-1") in audit.config
+    assert checkpoints.partitions == 1 and ("retention.ms", "-1") in checkpoints.config
+    assert {t for t in by_name if t.startswith("receipts.")} == {f"receipts.{m.id.lower()}" for m in directory.members}
+    assert {t for t in by_name if t.startswith("feed.")} == set(policy.feeds().values())
+    co_partitioned = [t for t in state.topics if state.names.co_partitioned(t.name)]
+    assert len(co_partitioned) == 3 + 3  # three alert types, acks, audit, router.changelog
+    assert {t.partitions for t in co_partitioned} == {6}
     assert ap.diff(state, in_sync(state)).empty

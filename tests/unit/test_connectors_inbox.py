@@ -12,6 +12,7 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
+from bus.composition import Bus
 from bus.config import KafkaSettings
 from bus.core.keys import SigningKey
 from connectors.edifact.config import EdifactInbox
@@ -37,7 +38,7 @@ def edifact_pipeline(inbox: Path) -> tuple[InboxPipeline, EdifactHandler]:
     signer = SigningKey.generate(MEMBER)
     metrics = ConnectorMetrics("edifact")
     stop = threading.Event()
-    publisher = ReliablePublisher(KafkaSettings(bootstrap="127.0.0.1:1"), signer, PublishSettings(), metrics, stop)
+    publisher = ReliablePublisher(Bus(KafkaSettings(bootstrap="127.0.0.1:1")), signer, PublishSettings(), metrics, stop)
     services = Services("edifact", None, signer, publisher, metrics, stop, structlog.get_logger("connector"))
     handler = EdifactHandler(settings, MEMBER, StateStore(settings.state_path))
     pipeline = InboxPipeline(settings, handler, services)

@@ -9,17 +9,28 @@ from pathlib import Path
 
 import httpx
 import pytest
-from kafka.errors import KafkaTimeoutError
 
 from bus.adapters.health import HealthServer
+from bus.adapters.kafka.memory import MemoryEngine
 from bus.adapters.keystore import generate_keypair
+from bus.composition import Bus
+from bus.config import KafkaSettings
+from bus.core.confidential import EncryptionPolicy, EncryptMode
 from bus.core.keys import SigningKey
-from bus.errors import AlertValidationError, BusError
-from bus.services.publisher import PublishError, Receipt
+from bus.errors import (
+    AlertValidationError,
+    BusError,
+    InvalidInput,
+    KafkaError,
+    KafkaUnavailable,
+    NotAuthorized,
+    PublishError,
+)
+from bus.services.publisher import Publisher
 from connectors.sdk.config import ConfigError, ConnectorSettings, PublishSettings, RetrySettings, load_config
 from connectors.sdk.inbox.checkpoint import Checkpoint, CheckpointStore
 from connectors.sdk.metrics import ConnectorMetrics
-from connectors.sdk.publishing import KafkaDown, ReliablePublisher
+from connectors.sdk.publishing import ReliablePublisher
 from connectors.sdk.registry import available, load_connector
 from connectors.sdk.retry import Backoff
 from connectors.sdk.stable_ids import stable_uuid7
@@ -126,84 +137,105 @@ def test_health_server_answers_probes_and_metrics():
         server.stop()
 
 
-# --- retries -----------------------------------------------------------------------------------
+# --- retries (on the in-memory Kafka engine) ---------------------------------------------------
 
 
-class FlakyPublisher:
-    """Stands in for bus.services.publisher.Publisher: fails `failures` times, then acknowledges."""
-
-    created = 0
-
-    def __init__(self, failures: int, error: Exception) -> None:
-        self.failures, self.error = failures, error
-
-    def __call__(self, *args, **kwargs) -> FlakyPublisher:
-        FlakyPublisher.created += 1
-        return self
-
-    def publish_many(self, alerts, timeout):
-        if self.failures:
-            self.failures -= 1
-            raise self.error
-        return [Receipt(str(a.header.message_id), a.alert_type.value, "alerts.x", 0, i)
-                for i, a in enumerate(alerts)]
-
-    def close(self, timeout=None):
-        pass
+def memory_bus(engine: MemoryEngine | None = None) -> Bus:
+    bus = Bus(engine=engine or MemoryEngine(max_wait=2.0))
+    bus.ensure_alert_topics()
+    return bus
 
 
-def reliable(factory, attempts=3) -> tuple[ReliablePublisher, ConnectorMetrics]:
-    from bus.config import KafkaSettings
-
-    options = PublishSettings(retry=RetrySettings(attempts=attempts, initial_backoff_s=0.01, max_backoff_s=0.02))
+def reliable(bus: Bus, attempts: int = 3,
+             ack_timeout_s: float = 0.3) -> tuple[ReliablePublisher, ConnectorMetrics, list[Publisher]]:
+    """A reliable publisher on `bus`, and the list of the publishers it built."""
+    options = PublishSettings(ack_timeout_s=ack_timeout_s,
+                              retry=RetrySettings(attempts=attempts, initial_backoff_s=0.01, max_backoff_s=0.02))
     metrics = ConnectorMetrics("test")
-    publisher = ReliablePublisher(KafkaSettings(bootstrap="127.0.0.1:1"), SigningKey.generate("NL-CUSTOMS"),
-                                  options, metrics, threading.Event(), factory=factory)
-    return publisher, metrics
+    built: list[Publisher] = []
+    signer = SigningKey.generate("NL-CUSTOMS")
+
+    def factory() -> Publisher:
+        built.append(bus.publisher(signer))
+        return built[-1]
+
+    publisher = ReliablePublisher(bus, signer, options, metrics, threading.Event(), factory=factory)
+    return publisher, metrics, built
 
 
-def test_publish_retries_with_a_fresh_producer_then_succeeds(monkeypatch):
-    monkeypatch.setattr("connectors.sdk.publishing.probe_bootstrap", lambda *a: None)
-    FlakyPublisher.created = 0
-    publisher, metrics = reliable(FlakyPublisher(2, PublishError("not acknowledged")))
-    receipts = publisher.publish([example("suspicious-container")])
-    assert len(receipts) == 1 and publisher.kafka_ok
-    assert FlakyPublisher.created == 3  # each failure discards the producer
-    assert metrics.kafka_errors.labels("test", "publish")._value.get() == 2
+def kafka_errors(metrics: ConnectorMetrics, kind: str) -> float:
+    return metrics.registry.get_sample_value("bus_connector_kafka_errors_total",
+                                             {"connector": "test", "kind": kind}) or 0.0
 
 
-def test_publish_gives_up_with_kafka_down(monkeypatch):
-    monkeypatch.setattr("connectors.sdk.publishing.probe_bootstrap", lambda *a: None)
-    publisher, _ = reliable(FlakyPublisher(10, KafkaTimeoutError("flush timed out")), attempts=2)
-    with pytest.raises(KafkaDown, match="after 2 attempt"):
+def test_publish_retries_with_a_fresh_producer_then_succeeds():
+    bus = memory_bus()
+    bus.engine.faults.fail_sends("alerts.suspicious-container", times=2)  # type: ignore[attr-defined]
+    publisher, metrics, built = reliable(bus)
+    alert = example("suspicious-container")
+    [receipt] = publisher.publish([alert])
+    assert publisher.kafka_ok and receipt.topic == "alerts.suspicious-container"
+    assert len(built) == 3  # each failure discards the producer
+    assert kafka_errors(metrics, "publish") == 2
+    stored = bus.engine.records("alerts.suspicious-container")  # type: ignore[attr-defined]
+    assert [r.header_values(b"ce_id") for r in stored] == [[str(alert.header.message_id).encode()]]
+
+
+def test_publish_gives_up_when_kafka_stays_away():
+    bus = memory_bus()
+    publisher, _, built = reliable(bus, attempts=2)
+    with bus.engine.faults.outage(), pytest.raises(PublishError, match="after 2 attempt") as caught:  # type: ignore[attr-defined]
         publisher.publish([example("suspicious-container")])
-    assert not publisher.kafka_ok
+    assert isinstance(caught.value.__cause__, PublishError | KafkaError)
+    assert not publisher.kafka_ok and len(built) == 2
 
 
 def test_unreachable_bootstrap_fails_fast_without_a_producer():
-    FlakyPublisher.created = 0
-    publisher, _ = reliable(FlakyPublisher(0, PublishError("x")), attempts=2)
-    with pytest.raises(KafkaDown, match="cannot reach Kafka"):
+    built: list[object] = []
+    options = PublishSettings(connect_timeout_s=0.5, retry=RetrySettings(attempts=2, initial_backoff_s=0.01))
+    publisher = ReliablePublisher(Bus(KafkaSettings(bootstrap="127.0.0.1:1")), SigningKey.generate("NL-CUSTOMS"),
+                                  options, ConnectorMetrics("test"), threading.Event(),
+                                  factory=lambda: built.append(1))  # type: ignore[arg-type,func-returns-value]
+    with pytest.raises(PublishError, match="cannot reach Kafka") as caught:
         publisher.publish([example("suspicious-container")])
-    assert FlakyPublisher.created == 0
+    assert isinstance(caught.value.__cause__, KafkaUnavailable)
+    assert built == [] and publisher.last_error is not None and "cannot reach Kafka" in publisher.last_error
 
 
-def test_invalid_alerts_are_not_retried(monkeypatch):
-    monkeypatch.setattr("connectors.sdk.publishing.probe_bootstrap", lambda *a: None)
-    FlakyPublisher.created = 0
-    publisher, _ = reliable(FlakyPublisher(5, AlertValidationError([("alert", "too big")])))
+def test_a_refusal_that_waiting_cannot_cure_is_not_retried():
+    engine = MemoryEngine()
+    memory_bus(engine)
+    engine.admin().upsert_scram_user("nl-customs", "pw")  # a user without any grant
+    publisher, _, built = reliable(Bus(engine=engine.as_user("nl-customs", "pw")), attempts=5)
+    with pytest.raises(PublishError, match="refused") as caught:
+        publisher.publish([example("suspicious-container")])
+    assert isinstance(caught.value.__cause__, NotAuthorized)
+    assert len(built) == 1
+
+
+def test_invalid_alerts_are_not_retried():
+    bus = memory_bus()
+    built: list[Publisher] = []
+    signer = SigningKey.generate("NL-CUSTOMS")
+
+    def encrypting_without_keys() -> Publisher:  # sealing fails: no directory holds recipients' keys
+        built.append(bus.publisher(signer, encryption=EncryptionPolicy(EncryptMode.ALWAYS)))
+        return built[-1]
+
+    publisher = ReliablePublisher(bus, signer, PublishSettings(), ConnectorMetrics("test"), threading.Event(),
+                                  factory=encrypting_without_keys)
     with pytest.raises(AlertValidationError):
         publisher.publish([example("suspicious-container")])
-    assert FlakyPublisher.created == 1
-    with pytest.raises(BusError, match="signs as NL-CUSTOMS"):
+    assert len(built) == 1 and bus.engine.records("alerts.suspicious-container") == []  # type: ignore[attr-defined]
+    with pytest.raises(InvalidInput, match="signs as NL-CUSTOMS"):
         publisher.publish([example("suspicious-container", producer="BE-CUSTOMS")])
 
 
-def test_stop_interrupts_the_backoff(monkeypatch):
-    monkeypatch.setattr("connectors.sdk.publishing.probe_bootstrap", lambda *a: None)
-    publisher, _ = reliable(FlakyPublisher(10, PublishError("x")), attempts=5)
+def test_stop_interrupts_the_backoff():
+    bus = memory_bus()
+    publisher, _, _ = reliable(bus, attempts=5)
     publisher.stop.set()
-    with pytest.raises(KafkaDown, match="shutting down"):
+    with bus.engine.faults.outage(), pytest.raises(PublishError, match="shutting down"):  # type: ignore[attr-defined]
         publisher.publish([example("suspicious-container")])
 
 

@@ -228,32 +228,27 @@ def test_connector_settings_and_sealing_problems(tmp_path: Path, monkeypatch: py
     with pytest.raises(ValueError, match="always needs federation"):
         PublishSettings(encrypt=EncryptMode.ALWAYS)
 
-    from bus.config import KafkaSettings
+    from bus.adapters.kafka.memory import MemoryEngine
+    from bus.composition import Bus
 
-    def publisher(options: PublishSettings, made: list[dict[str, object]]) -> ReliablePublisher:
-        def factory(*args: object, **kwargs: object) -> object:
-            made.append(kwargs)
-            return object()
-
-        return ReliablePublisher(KafkaSettings(bootstrap="127.0.0.1:1"), fed.signers["BE-FEDPOL"], options,
-                                 ConnectorMetrics("test"), threading.Event(), factory=factory)  # type: ignore[arg-type]
+    def publisher(options: PublishSettings) -> ReliablePublisher:
+        return ReliablePublisher(Bus(engine=MemoryEngine()), fed.signers["BE-FEDPOL"], options,
+                                 ConnectorMetrics("test"), threading.Event())
 
     red = example("corruption-indicator", producer="BE-FEDPOL")
     amber = example("suspicious-container", producer="BE-FEDPOL", tlp="AMBER")
-    made: list[dict[str, object]] = []
-    plain = publisher(PublishSettings(), made)
+    plain = publisher(PublishSettings())
     assert plain.sealing_problems(amber) == []
     [problem] = plain.sealing_problems(red)
     assert problem.startswith("header: ") and "TLP:RED" in problem and "none was given" in problem
 
-    encrypting = publisher(PublishSettings(federation=fed.directory_path, authority_pub=fed.authority_pub), made)
+    encrypting = publisher(PublishSettings(federation=fed.directory_path, authority_pub=fed.authority_pub))
     assert encrypting.sealing_problems(red) == []
     nobody = example("corruption-indicator", producer="BE-FEDPOL", release_to=[])
     assert encrypting.sealing_problems(nobody) == [
         "header.release_to: an encrypted alert must name its recipients: list the member ids that may read it"]
-    monkeypatch.setattr("connectors.sdk.publishing.probe_bootstrap", lambda *a: None)
-    encrypting._connect()  # the publisher it makes encrypts with the same policy
-    assert made[-1]["encryption"] is encrypting.encryption
+    # the publisher it makes encrypts with the same policy
+    assert encrypting._connect().encryption is encrypting.encryption
 
 
 def feed_record(record: object, verified: object, error: VerificationError | None, envelope: object) -> FeedRecord:

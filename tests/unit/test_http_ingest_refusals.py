@@ -17,9 +17,11 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
+from bus.composition import Bus
 from bus.config import KafkaSettings
 from bus.core.keys import SigningKey
 from connectors.http_ingest.api import IngestApi, bounded
+from connectors.http_ingest.app import create_app
 from connectors.http_ingest.auth import TokenTable, hash_token
 from connectors.http_ingest.config import IngestSettings, SystemToken
 from connectors.http_ingest.server import IngestServer
@@ -60,7 +62,7 @@ def ingest() -> Iterator[Ingest]:
     stop = threading.Event()
     quick = PublishSettings(connect_timeout_s=0.3, ack_timeout_s=1, max_block_s=1,
                             retry=RetrySettings(attempts=1, initial_backoff_s=0.05, max_backoff_s=0.05))
-    publisher = ReliablePublisher(KafkaSettings(bootstrap="127.0.0.1:1"), signer, quick, metrics, stop)
+    publisher = ReliablePublisher(Bus(KafkaSettings(bootstrap="127.0.0.1:1")), signer, quick, metrics, stop)
     settings = IngestSettings(host="127.0.0.1", port=0, max_batch=10, systems=[
         SystemToken(name="risk-engine", token_sha256=hash_token(RISK_TOKEN),
                     alert_types=["suspicious-container", "operation-notice"]),
@@ -68,10 +70,11 @@ def ingest() -> Iterator[Ingest]:
     ])
     with capture_logs() as logs:
         services = Services("http-ingest", None, signer, publisher, metrics, stop, structlog.get_logger("connector"))
-        server = IngestServer(("127.0.0.1", 0), IngestApi(settings, TokenTable(settings.systems), services), b"{}")
+        app = create_app(IngestApi(settings, TokenTable(settings.systems), services))
+        server = IngestServer(app, "127.0.0.1", 0, grace_s=5)
         server.start()
         try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=30) as client:
+            with httpx.Client(base_url="http://{}:{}".format(*server.address), timeout=30) as client:
                 yield Ingest(client, metrics, logs)
         finally:
             server.stop()

@@ -60,7 +60,7 @@ def test_tail(monkeypatch: pytest.MonkeyPatch, keys_dir: Path) -> None:
         seen.update(kwargs)
         raise Recorded
 
-    monkeypatch.setattr("bus.cli.tail.FeedReader", fake_reader)
+    monkeypatch.setattr("bus.services.reader.FeedReader", fake_reader)
     result = runner.invoke(app, ["tail", "alerts.suspicious-container", "--keys", str(keys_dir),
                                  "--accept-v1-0-until", "2026-12-01T00:00:00+01:00"])
     assert isinstance(result.exception, Recorded), result.output

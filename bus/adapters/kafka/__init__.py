@@ -9,7 +9,7 @@ See `port.py` for the contract, `records.py` for the data that crosses it.
 
 from __future__ import annotations
 
-from bus.adapters.kafka._common import check_settings
+from bus.adapters.kafka._common import check_reachable, check_settings
 from bus.adapters.kafka.port import (
     Admin,
     Consumer,
@@ -81,6 +81,7 @@ __all__ = [
     "TopicPartition",
     "TransactionalProducer",
     "UndecodableRecord",
+    "check_reachable",
     "check_settings",
     "open_engine",
     "text_headers",

@@ -93,6 +93,13 @@ def listening(settings: KafkaSettings, timeout: float = 1.0) -> list[str]:
     return up
 
 
+def check_reachable(settings: KafkaSettings, timeout: float = 1.0) -> None:
+    """Raise `KafkaUnavailable` within `timeout` seconds when no bootstrap address accepts a TCP
+    connection: for callers that must answer fast while Kafka is down (a connector's 503)."""
+    if not listening(settings, timeout):
+        raise unreachable(settings)
+
+
 def unreachable(settings: KafkaSettings) -> KafkaUnavailable:
     return KafkaUnavailable(
         f"cannot reach Kafka at {settings.bootstrap}: nobody is listening there. Start a local "

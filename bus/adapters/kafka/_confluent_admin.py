@@ -41,7 +41,7 @@ from bus.adapters.kafka.records import ClusterInfo, TopicInfo
 from bus.config import KafkaSettings
 from bus.core import acl_plan as ap
 from bus.core.topology import TopicSpec
-from bus.errors import OutcomeUnknown, ProtocolMismatch
+from bus.errors import NotAuthorized, OutcomeUnknown, ProtocolMismatch
 
 T = TypeVar("T")
 
@@ -218,7 +218,20 @@ class ConfluentAdmin:
     def describe_acls(self, timeout: float = 10.0) -> list[ap.AclBinding]:
         found = self._acl_call(self._admin.describe_acls(_ANY, request_timeout=timeout), timeout,
                                "describing ACLs")
+        if not found:
+            self._check_may_describe_acls(timeout)
         return sorted(b for b in map(from_confluent_acl, found) if b is not None)
+
+    def _check_may_describe_acls(self, timeout: float) -> None:
+        """librdkafka answers [] to a principal the broker refused DescribeAcls: ask the cluster
+        which operations this principal may perform on it, and say so when DESCRIBE is not one."""
+        cluster = self._wait(self._admin.describe_cluster(include_authorized_operations=True,
+                                                          request_timeout=timeout),
+                             timeout, Context("describing the cluster"))
+        allowed = set(cluster.authorized_operations or ())  # the binding turns "none" into None
+        if not allowed & {AclOperation.DESCRIBE, AclOperation.ALTER, AclOperation.ALL}:
+            raise NotAuthorized("not authorised: describing ACLs denied on cluster (no DESCRIBE on the "
+                                "cluster resource)", "cluster")
 
     def create_acls(self, bindings: Sequence[ap.AclBinding], timeout: float = 30.0) -> None:
         if not bindings:

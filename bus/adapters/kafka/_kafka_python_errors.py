@@ -49,9 +49,23 @@ def _named(exc: Exception, kind: str) -> str | None:
     return None
 
 
+_WRAPPED_DENIALS = {
+    "ClusterAuthorizationFailedError": E.ClusterAuthorizationFailedError,
+    "TransactionalIdAuthorizationFailedError": E.TransactionalIdAuthorizationFailedError,
+    "TopicAuthorizationFailedError": E.TopicAuthorizationFailedError,
+    "GroupAuthorizationFailedError": E.GroupAuthorizationFailedError,
+}
+"""kafka-python sometimes reports a denial inside a plain KafkaError ("Unexpected error in
+InitProducerIdResponse: [Error 31] ClusterAuthorizationFailedError"): recognised by name."""
+
+
 def from_kafka_python(exc: Exception, context: Context) -> KafkaError:
     """The typed error for one kafka-python exception about `context`."""
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if not isinstance(exc, E.AuthorizationError):
+        wrapped = next((cls for name, cls in _WRAPPED_DENIALS.items() if name in str(exc)), None)
+        if wrapped is not None:
+            exc = wrapped(str(exc))
     if isinstance(exc, E.AuthorizationError):
         resource = context.resource(exc)
         return NotAuthorized(f"not authorised: {context.action} denied"

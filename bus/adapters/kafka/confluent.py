@@ -47,6 +47,8 @@ from bus.adapters.kafka._common import (
 from bus.adapters.kafka._confluent_errors import Context, from_error, from_exception, watched
 from bus.adapters.kafka.port import Admin, GroupMetadata, RebalanceListener
 from bus.adapters.kafka.records import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
     Capabilities,
     Delivery,
     Headers,
@@ -63,6 +65,8 @@ _SLICE = 0.1
 _OFFSET_INVALID = -1001
 """librdkafka: "no offset given" (assign uses the committed one, position is unknown)."""
 _UNDECODABLE_CODES = (CKafkaError._BAD_MSG, CKafkaError._BAD_COMPRESSION, CKafkaError.INVALID_RECORD)
+_UNKNOWN = (CKafkaError._UNKNOWN_PARTITION, CKafkaError._UNKNOWN_TOPIC, CKafkaError.UNKNOWN_TOPIC_OR_PART)
+"""What librdkafka says of a partition it has no metadata for, which includes a denied topic."""
 
 
 # -- settings -> librdkafka configuration ----------------------------------------------------
@@ -445,7 +449,12 @@ class ConfluentConsumer:
 
     def assign(self, partitions: Sequence[TopicPartition]) -> None:
         self._next.clear()
-        self._consumer.assign([_ctp(tp) for tp in partitions])
+        # Without a group there are no committed offsets to start from: start where the consumer
+        # was told to. (Asking for committed offsets would send its never-joined group id to a
+        # group coordinator, which a secured cluster refuses: members may use only their own groups.)
+        start = _OFFSET_INVALID if self._group_id is not None else \
+            OFFSET_BEGINNING if self._from_beginning else OFFSET_END
+        self._consumer.assign([_ctp(tp, start) for tp in partitions])
 
     def assignment(self) -> set[TopicPartition]:
         return {_tp(p) for p in self._consumer.assignment()}
@@ -482,6 +491,11 @@ class ConfluentConsumer:
             return _polled(message)
         if err.code() in _UNDECODABLE_CODES and message.topic() is not None and (message.offset() or -1) >= 0:
             return UndecodableRecord(*_coordinates(message), err.str())
+        if err.code() == CKafkaError.GROUP_AUTHORIZATION_FAILED and self._group_id is None:
+            # librdkafka looks up a coordinator for the placeholder group id of a consumer that
+            # never joins one; a secured cluster refuses it, and nothing here needs it.
+            KAFKA_LOG.debug("ignored for a consumer without a group: %s", err.str())
+            return None
         if err.code() in (CKafkaError.TOPIC_AUTHORIZATION_FAILED, CKafkaError.GROUP_AUTHORIZATION_FAILED) \
                 or err.fatal():
             raise from_error(err, self._context("reading", message.topic()))
@@ -523,6 +537,8 @@ class ConfluentConsumer:
         try:
             low, high = self._consumer.get_watermark_offsets(_ctp(tp), timeout=timeout, cached=False)
         except KafkaException as exc:
+            if exc.args and isinstance(exc.args[0], CKafkaError) and exc.args[0].code() in _UNKNOWN:
+                self.partitions_for(tp.topic, timeout)  # NotAuthorized if it is not unknown but denied
             raise from_exception(exc, self._context(f"reading offsets of {tp.topic}", tp.topic)) from None
         return int(low), int(high)
 
@@ -539,6 +555,9 @@ class ConfluentConsumer:
             metadata = self._consumer.list_topics(topic, timeout=timeout).topics.get(topic)
         except KafkaException as exc:
             raise from_exception(exc, self._context(f"describing {topic}", topic)) from None
+        if metadata is not None and metadata.error is not None \
+                and metadata.error.code() == CKafkaError.TOPIC_AUTHORIZATION_FAILED:
+            raise from_error(metadata.error, self._context(f"describing {topic}", topic))
         if metadata is None or metadata.error is not None:
             return []
         return sorted(metadata.partitions)

@@ -31,7 +31,7 @@ import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, OffsetAndMetadata
+from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata
 from kafka import TopicPartition as KTopicPartition
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.errors import CorruptRecordError, KafkaTimeoutError
@@ -53,9 +53,10 @@ from bus.adapters.kafka.records import (
     UndecodableRecord,
 )
 from bus.config import KafkaSettings
-from bus.errors import KafkaError, KafkaOperationFailed, OutcomeUnknown
+from bus.errors import KafkaError, KafkaOperationFailed, NotAuthorized, OutcomeUnknown
 
 T = TypeVar("T")
+_TOPIC_AUTHORIZATION_FAILED = 29
 
 # -- logs ----------------------------------------------------------------------------------------
 
@@ -374,6 +375,8 @@ class KafkaPythonConsumer:
         return int(self._call("reading the position", lambda: self._consumer.position(_ktp(tp)), tp.topic))
 
     def watermarks(self, tp: TopicPartition, timeout: float = 10.0) -> tuple[int, int]:
+        if not self._consumer.partitions_for_topic(tp.topic):  # kafka-python would wait out the timeout
+            self._check_describable(tp.topic)
         ktp, ms = _ktp(tp), int(timeout * 1000)
         low = self._call("reading offsets", lambda: self._consumer.beginning_offsets([ktp], timeout_ms=ms), tp.topic)
         high = self._call("reading offsets", lambda: self._consumer.end_offsets([ktp], timeout_ms=ms), tp.topic)
@@ -387,7 +390,21 @@ class KafkaPythonConsumer:
 
     def partitions_for(self, topic: str, timeout: float = 10.0) -> list[int]:
         found = self._call(f"describing {topic}", lambda: self._consumer.partitions_for_topic(topic), topic)
+        if not found:
+            self._check_describable(topic)
         return sorted(found or [])
+
+    def _check_describable(self, topic: str) -> None:
+        """kafka-python asks for the metadata of every topic, which leaves out the ones this
+        principal may not describe: ask for this one by name to tell a denial from an absence."""
+        admin = _build(self._settings, lambda: KafkaAdminClient(**client_config(self._settings)))
+        try:
+            described = self._call(f"describing {topic}", lambda: admin.describe_topics([topic]), topic)
+        finally:
+            admin.close()
+        for info in described:
+            if info.get("name") == topic and info.get("error_code") == _TOPIC_AUTHORIZATION_FAILED:
+                raise NotAuthorized(f"not authorised: describing {topic} denied on topic {topic}", f"topic {topic}")
 
     def topics(self, timeout: float = 10.0) -> set[str]:
         found = self._call("listing topics", self._consumer.topics)

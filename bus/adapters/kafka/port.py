@@ -177,7 +177,8 @@ class Consumer(Protocol):
         ...
 
     def partitions_for(self, topic: str, timeout: float = 10.0) -> list[int]:
-        """Partition ids of a topic; [] if it does not exist or may not be described."""
+        """Partition ids of a topic; [] if it does not exist. `NotAuthorized` (naming the topic)
+        if this principal may not describe it (Kafka answers so whether or not it exists)."""
         ...
 
     def topics(self, timeout: float = 10.0) -> set[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from bus.adapters.kafka._common import KAFKA_LOG, Deadline
 from bus.adapters.kafka.port import Admin, Engine
@@ -12,10 +12,11 @@ from bus.errors import NotAuthorized, OutcomeUnknown
 
 
 def read_to_end(engine: Engine, topic: str, *, partitions: Sequence[int] | None = None,
-                last: int | None = None, timeout: float = 60.0) -> list[Polled]:
+                last: int | None = None, start: Mapping[int, int] | None = None,
+                timeout: float = 60.0) -> list[Polled]:
     """Every committed record of `topic` up to its end offsets as of the call, by partition
-    and offset (`last`: only the last N offsets of each partition). For audits, state restore
-    and tests; not for live feeds.
+    and offset (`last`: only the last N offsets of each partition; `start`: from these offsets,
+    by partition). For audits, state restore and tests; not for live feeds.
 
     The end of a partition is reached when the consumer's position gets there, which it
     does past transaction markers and aborted records too, so a partition whose tail holds
@@ -33,9 +34,11 @@ def read_to_end(engine: Engine, topic: str, *, partitions: Sequence[int] | None 
         for tp in tps:
             low, end = consumer.watermarks(tp)
             ends[tp] = end
-            start = low if last is None else max(low, end - last)
-            if start < end:
-                consumer.seek(tp, start)
+            first = low if last is None else max(low, end - last)
+            if start is not None:
+                first = max(first, start.get(tp.partition, low))
+            if first < end:
+                consumer.seek(tp, first)
                 remaining.add(tp)
         out: list[Polled] = []
         deadline = Deadline(timeout)

@@ -17,17 +17,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
-from kafka.errors import AuthorizationError, KafkaError
-
 from bus.core.models import BaseAlert
 from bus.core.sealing import alert_topic
-from bus.errors import BusError
+from bus.errors import KafkaError, NotAuthorized, PublishError
 from connectors.sdk.inbox import outcome as files
 from connectors.sdk.inbox.checkpoint import Checkpoint, CheckpointStore
 from connectors.sdk.inbox.handler import FileHandler, FileInfo, FileRejected
 from connectors.sdk.inbox.published import end_offsets, published_ids
 from connectors.sdk.inbox.settings import InboxSettings
-from connectors.sdk.publishing import KafkaDown
 from connectors.sdk.runtime import Services
 
 IGNORED_PREFIXES = (".", "~")
@@ -162,7 +159,7 @@ class InboxPipeline:
 
     def _publish(self, info: FileInfo, alerts: list[BaseAlert], checkpoint: Checkpoint | None,
                  log: object) -> Result:
-        kafka = self.services.settings.kafka
+        engine = self.services.publisher.bus.engine
         timeout = self.services.settings.publish.connect_timeout_s
         topics = sorted({alert_topic(str(a.alert_type)) for a in alerts})
         already: set[str] = set()
@@ -170,11 +167,11 @@ class InboxPipeline:
             if checkpoint is None:
                 self.services.publisher.check()  # creates topics if configured, before offsets
                 checkpoint = Checkpoint(info.path.name, info.sha256, info.created.isoformat(), len(alerts),
-                                        scan_from=end_offsets(kafka, topics, timeout))
+                                        scan_from=end_offsets(engine, topics, timeout))
                 self.checkpoints.save(checkpoint)
             else:
                 already = self._already_published(info, alerts, checkpoint, topics)
-        except (KafkaError, BusError) as exc:
+        except KafkaError as exc:
             self.services.metrics.kafka_error("offsets")
             self.services.log.warning("kafka unavailable; file deferred", file=info.path.name, error=str(exc))
             return Result(Outcome.DEFERRED)
@@ -186,7 +183,7 @@ class InboxPipeline:
             to_send = [a for a in chunk if str(a.header.message_id) not in already]
             try:
                 receipts = self.services.publisher.publish(to_send)
-            except KafkaDown as exc:
+            except PublishError as exc:
                 self.services.log.warning("file deferred", file=info.path.name, acked=checkpoint.acked,
                                           error=str(exc))
                 result.outcome = Outcome.DEFERRED
@@ -207,12 +204,12 @@ class InboxPipeline:
     def _already_published(self, info: FileInfo, alerts: list[BaseAlert], checkpoint: Checkpoint,
                             topics: list[str]) -> set[str]:
         """Ids past the checkpoint that reached Kafka anyway (crash between ack and checkpoint)."""
-        kafka = self.services.settings.kafka
+        engine = self.services.publisher.bus.engine
         wanted = {str(a.header.message_id) for a in alerts[checkpoint.acked:]}
         try:
-            already = published_ids(kafka, checkpoint.scan_from, topics, wanted,
+            already = published_ids(engine, checkpoint.scan_from, topics, wanted,
                                     self.services.settings.publish.connect_timeout_s)
-        except AuthorizationError as exc:
+        except NotAuthorized as exc:
             # Members may WRITE but not READ the shared alert topics. At most the batch in
             # flight at the crash is re-sent; its stable ids make the router drop it as a replay.
             self.services.log.warning("cannot read the alert topics to confirm the last batch; "

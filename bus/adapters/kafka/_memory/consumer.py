@@ -320,11 +320,9 @@ class MemoryConsumer:
     def partitions_for(self, topic: str, timeout: float = 10.0) -> list[int]:
         with self._cluster.cond:
             self._wait_available(timeout)
+            self._cluster.authorize(self._principal, ResourceType.TOPIC, topic, Operation.DESCRIBE)
             found = self._cluster.topics.get(topic)
-            if found is None or not self._cluster.permits(self._principal, ResourceType.TOPIC, topic,
-                                                          Operation.DESCRIBE):
-                return []
-            return list(range(found.partitions))
+            return [] if found is None else list(range(found.partitions))
 
     def topics(self, timeout: float = 10.0) -> set[str]:
         with self._cluster.cond:
