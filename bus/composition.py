@@ -43,16 +43,16 @@ if TYPE_CHECKING:  # services are imported when first built: `import bus` stays 
     from collections.abc import Callable
 
     from bus.adapters.secrets_file import SecretsFile
-    from bus.services.acks import Acknowledger
-    from bus.services.audit import AuditReport, MemberAuditReport
-    from bus.services.receipts import ReceiptReader
-    from bus.services.router import Loader, Router, RouterIdentity, RouterOptions
     from bus.core.acl_plan import BusNames
     from bus.core.policy import Policy
     from bus.core.trust import FederationDirectory
+    from bus.services.acks import Acknowledger
+    from bus.services.audit import AuditReport, MemberAuditReport
     from bus.services.provision import ProvisionReport
     from bus.services.publisher import Publisher
     from bus.services.reader import FeedReader
+    from bus.services.receipts import ReceiptReader
+    from bus.services.router import Loader, Router, RouterIdentity, RouterOptions
 
 
 class Bus:
@@ -199,7 +199,7 @@ class Bus:
         cluster); on a secured one they are `bus provision`'s job."""
         from bus.services.router import Router
 
-        return Router(self.engine, load, identity, options, changed=changed, schemas=self.schemas,
+        return Router(self.engine, load, identity, options=options, changed=changed, schemas=self.schemas,
                       empact_codes=self.empact_codes)
 
     def receipt_reader(self, member: str, directory: FederationDirectory) -> ReceiptReader:

@@ -23,10 +23,6 @@ AuthorityOpt = Annotated[
 ]
 
 
-def _principal(settings: KafkaSettings) -> str:
-    return settings.sasl_username or "an anonymous client"
-
-
 def _directory(federation: Path | None, authority_pub: Path | None):  # type: ignore[no-untyped-def]
     if federation is None or authority_pub is None:
         raise BusError("checkpoints are signed by router keys listed in the federation directory: "
@@ -59,13 +55,12 @@ def verify(
     Exits 1 on any problem, and non-zero with "not authorised to read audit as <user>"
     when the topic cannot be read: never "intact" about what it did not see.
     """
-    from bus.adapters.kafka import open_engine
-    from bus.services.audit import verify_audit, verify_member_audit
+    from bus.composition import Bus
 
     directory = _directory(federation, authority_pub)
-    engine = open_engine(settings)
+    bus = Bus(settings)
     if member is not None:
-        mreport = verify_member_audit(engine, member, directory, _principal(settings))
+        mreport = bus.verify_member_audit(member, directory)
         if as_json:
             print(json.dumps({"member": member, "ok": mreport.ok, "receipts": mreport.receipts,
                               "unverified_records": mreport.rejected_records,
@@ -85,7 +80,7 @@ def verify(
             out.print(f"[green]audit entries of {member} verified[/]: {mreport.receipts} receipt(s) over "
                       f"{len(mreport.chains)} chain(s)", highlight=False)
         return
-    report = verify_audit(engine, directory, _principal(settings), topic=topic, checkpoints_topic=checkpoints_topic)
+    report = bus.verify_audit(directory, topic=topic, checkpoints_topic=checkpoints_topic)
     if as_json:
         print(json.dumps({"topic": topic, "ok": report.ok, "entries": report.entries,
                           "checkpoints_published": report.checkpoints_published, "problems": report.problems,
@@ -120,11 +115,12 @@ def tail(
     settings: KafkaSettings,
 ) -> None:
     """Print audit entries: who sent what, and who received it under which rule."""
-    from bus.adapters.kafka import open_engine
+    from bus.composition import Bus
     from bus.services.audit import audit_entries
 
+    bus = Bus(settings)
     shown = 0
-    for record, entry in audit_entries(open_engine(settings), _principal(settings), topic):
+    for record, entry in audit_entries(bus.engine, bus.principal, topic):
         if chain is not None and record.partition != chain:
             continue
         shown += 1

@@ -162,7 +162,7 @@ def add_member_cmd(
     kind: Annotated[MemberKind, typer.Option("--kind", help="Kind of organisation.")],
     authority_key: AuthorityKeyOpt,
     may_publish: Annotated[
-        list[PublishType] | None,  # type: ignore[valid-type]
+        list[PublishType] | None,
         typer.Option("--may-publish", help="Alert type it may publish (repeat the option)."),
     ] = None,
     file: FileOpt = DEFAULT_FILE,

@@ -75,11 +75,11 @@ def receipts(
 ) -> None:
     """Your receipts: each record you sent, routed (to how many, to whom) or rejected (and why);
     acknowledgements recipients sent about your alerts; audit proofs. All verified."""
-    from bus.adapters.kafka import open_engine
-    from bus.services.receipts import ReceiptReader, describe
+    from bus.composition import Bus
+    from bus.services.receipts import describe
 
     directory = directory_of(federation, authority_pub)
-    with ReceiptReader(open_engine(settings), member, directory) as reader:
+    with Bus(settings).receipt_reader(member, directory) as reader:
         for record in reader.records(since=parse_since(since) if since else None, follow=follow):
             if as_json:
                 print(json.dumps(receipt_json(record), default=str), flush=True)
@@ -105,12 +105,11 @@ def ack(
     settings: KafkaSettings,
 ) -> None:
     """Acknowledge an alert you received: the router checks you received it and tells its originator."""
-    from bus.adapters.kafka import open_engine
     from bus.adapters.keystore import load_signing_key
-    from bus.services.acks import Acknowledger
+    from bus.composition import Bus
 
     signer = load_signing_key(key, member)
-    with Acknowledger(open_engine(settings), signer, feed=feed) as acknowledger:
+    with Bus(settings).acknowledger(signer, feed=feed) as acknowledger:
         done = acknowledger.ack(message_id, status, note)
     out.print(f"acknowledged {done.message_id} as {done.status.value}: acks partition {done.delivery.partition} "
               f"offset {done.delivery.offset}; the originator sees it in its receipts once routed", highlight=False)

@@ -116,11 +116,11 @@ def run(
     also reloaded when the files change).
     """
     from bus import logs
-    from bus.adapters.kafka import open_engine
     from bus.adapters.keystore import load_signing_key
+    from bus.composition import Bus
     from bus.core.signing import V1_0_ACCEPTED_UNTIL
     from bus.core.trust import FreshnessPolicy
-    from bus.services.router import FileSources, Router, RouterIdentity, RouterOptions
+    from bus.services.router import FileSources, RouterIdentity, RouterOptions
 
     logs.configure(level=log_level)
     freshness = FreshnessPolicy(max_future_skew=parse_duration(max_skew), max_age=parse_duration(max_age))
@@ -136,7 +136,7 @@ def run(
         health_port=health_port)
     identity = RouterIdentity(router_id, load_signing_key(router_key, router_id))
     sources = FileSources(policy, federation=federation, authority_pub=authority_pub, keys=keys, state_dir=state_dir)
-    router = Router(open_engine(settings), sources.load, identity, options=options, changed=sources.changed)
+    router = Bus(settings).router(sources.load, identity, options=options, changed=sources.changed)
     router.install_signal_handlers()
     stats = router.run(max_idle=max_idle)
     out.print(f"routed {stats.routed}, rejected {stats.rejected}, delivered {stats.delivered} feed records")

@@ -177,7 +177,6 @@ MATRIX = [
     Cell("be-customs", "read", "alerts.suspicious-container", "topic-denied",
          "raw alerts bypass the policy"),
     Cell("nl-customs", "read", "audit", "topic-denied", "only the auditor reads audit"),
-    Cell("nl-customs", "read", "router.seen", "topic-denied", "router state"),
     Cell("nl-customs", "read", "router.changelog", "topic-denied", "router state"),
     # receipts: the router writes each member's, and only that member reads them
     Cell("nl-customs", "read", "receipts.nl-customs", "ok", "own receipts"),
