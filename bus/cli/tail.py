@@ -19,6 +19,7 @@ from bus.cli._common import KafkaSettings, handle_errors, kafka_options, out
 from bus.core.confidential import Decryptor
 from bus.core.envelope import claimed_alert_type
 from bus.core.models import AlertType
+from bus.core.topology import DLQ_TOPIC
 from bus.errors import BusError, RejectReason
 from bus.services.reader import FeedRecord
 
@@ -37,6 +38,33 @@ def claimed_type(rec: FeedRecord) -> str | None:
     return claimed_alert_type(value.decode(errors="replace")) if value is not None else None
 
 
+def dead_letter(rec: FeedRecord) -> dict[str, Any] | None:
+    """What the router recorded on a dead letter (its reason, detail and source), or None.
+
+    On `dlq.rejected` these headers are the router's own (it drops any a sender wrote), and
+    they are what the record is shown with: verifying it again against today's directory
+    says nothing about why it was rejected then (a replay verifies fine).
+    """
+    if rec.topic != DLQ_TOPIC:
+        return None
+    reason = rec.header("bus_reject_reason")
+    if reason is None:
+        return None
+
+    def text(name: str) -> str | None:
+        value = rec.header(name)
+        return value.decode("utf-8", "replace") if value is not None else None
+
+    partition, offset = text("bus_source_partition"), text("bus_source_offset")
+    return {
+        "reason": reason.decode("utf-8", "replace"), "detail": text("bus_reject_detail") or "",
+        "source": {"topic": text("bus_source_topic"),
+                   "partition": int(partition) if partition and partition.isdigit() else partition,
+                   "offset": int(offset) if offset and offset.isdigit() else offset},
+        "form": text("bus_dead_letter_form") or "copy",
+    }
+
+
 def record_dict(rec: FeedRecord) -> dict[str, Any]:
     base: dict[str, Any] = {
         "topic": rec.topic, "partition": rec.partition, "offset": rec.offset,
@@ -53,6 +81,10 @@ def record_dict(rec: FeedRecord) -> dict[str, Any]:
                     wrapped_for={w.member: w.key_id for w in e.recipients})
     if rec.error is not None:
         base.update(reason=str(rec.error.reason), error=rec.error.detail)
+    rejected = dead_letter(rec)
+    if rejected is not None:  # the router's verdict, not today's re-verification
+        base.update(reason=rejected["reason"], error=rejected["detail"], rejected_from=rejected["source"],
+                    dead_letter_form=rejected["form"], verified_now=rec.ok)
     return base
 
 
@@ -81,6 +113,11 @@ def row(rec: FeedRecord) -> str:
         when = "?" if rec.timestamp_ms is None else \
             datetime.fromtimestamp(rec.timestamp_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
         fields = {"time": when, "type": "?", "producer": "?", "tlp": "", "summary": escape(rec.error.detail[:80])}
+    rejected = dead_letter(rec)
+    if rejected is not None:
+        status = f"[red]✘ {escape(rejected['reason'])}[/]"
+        fields["summary"] = escape(f"{rejected['detail']} (from {rejected['source']['topic']}"
+                                   f"[{rejected['source']['partition']}]@{rejected['source']['offset']})"[:120])
     key = (rec.key or b"").decode(errors="replace")[:16]
     # pad the markup-free width of the status column by hand
     plain = status.split("]", 1)[1].rsplit("[", 1)[0]
@@ -155,7 +192,7 @@ def tail(
                 count += 1
                 unreadable = rec.error is not None and rec.error.reason in UNREADABLE
                 sealed += unreadable
-                bad += not rec.ok and not unreadable
+                bad += (not rec.ok and not unreadable) or dead_letter(rec) is not None
                 if as_json:
                     print(json.dumps(record_dict(rec)), flush=True)
                 else:
@@ -164,7 +201,8 @@ def tail(
             pass
     if not as_json:
         unread = f", {sealed} encrypted and not readable with the keys given" if sealed else ""
-        out.print(f"[dim]{count} record(s), {bad} failed verification{unread}[/]")
+        what = "rejected by the router (its recorded reason shown)" if topic == DLQ_TOPIC else "failed verification"
+        out.print(f"[dim]{count} record(s), {bad} {what}{unread}[/]")
 
 
 def decryptor_from(paths: list[Path], member: str | None) -> Decryptor | None:

@@ -192,6 +192,25 @@ def test_rejects_go_to_the_dead_letter_topic_with_the_routers_reason(engine, rou
     assert first["recipients"] == []
 
 
+def test_tail_of_the_dead_letter_topic_shows_the_routers_reason(kafka, world, routed):
+    """A replay or a stale alert verifies fine today: the reason shown is the one the router recorded."""
+    tail = run_bus("tail", "dlq.rejected", "--json", *world["trust"], settings=kafka, check=True)
+    lines = [json.loads(line) for line in tail.stdout.splitlines()]
+
+    def shown(label: str) -> list[dict[str, Any]]:
+        mid = dict(routed["hostile"][label].headers)["ce_id"].decode()
+        return [v for v in lines if v.get("alert", {}).get("header", {}).get("message_id") == mid]
+
+    [replay] = shown("replay")
+    [stale] = shown("stale")
+    assert (replay["reason"], replay["verified_now"]) == ("replay", True)
+    assert stale["reason"] == "stale" and stale["rejected_from"]["topic"] == "alerts.corruption-indicator"
+    assert all(v["dead_letter_form"] == "copy" for v in (replay, stale))
+    tampered = routed["hostile"]["tampered"]
+    assert any(v["reason"] == "bad-signature" and not v["verified_now"] and v["key"] == tampered.key.decode()
+               for v in lines)
+
+
 def test_producers_get_signed_receipts_for_what_they_sent(engine, world, routed):
     receipts = {}
     ours = {dict(r.headers)["ce_id"] for r in routed["hostile"].values()}
