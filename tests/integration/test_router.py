@@ -15,15 +15,17 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bus.adapters.kafka import Engine, open_engine, text_headers
 from bus.adapters.kafka.reading import ensure_topics
 from bus.core.audit import canonical, checkpoint_signing_input, recomputed_hash
-from bus.core.confidential import unseal_any
+from bus.core.confidential import Decryptor, decrypt, seal_encrypted, unseal_any
 from bus.core.envelope import build_headers
 from bus.core.keys import SigningKey
 from bus.core.placement import partition_for
-from bus.core.policy import parse_policy
+from bus.core.policy import evaluate, parse_policy
 from bus.core.receipts import RECEIPT_TYPE, claimed_type, verify_router_record
 from bus.core.sealing import SealedRecord
 from bus.core.signing import sign_record
@@ -42,6 +44,7 @@ from tests.router_support import (
     router_command,
     sealed,
     send_all,
+    spread_alert,
     start_at_end,
 )
 
@@ -344,3 +347,67 @@ def test_the_router_serves_health_and_metrics(engine, world):
             assert b"bus_router_tasks 6.0" in response.read()
     finally:
         router.close()
+
+
+# -- encrypted and plain alerts side by side (issue 13) ------------------------------------------
+
+PARTNER_IDS = [p["id"] for p in policy_doc()["partners"]]
+facts = st.fixed_dictionaries({
+    "tlp": st.sampled_from(["CLEAR", "GREEN", "AMBER", "AMBER+STRICT", "RED"]),
+    "handling_codes": st.lists(st.sampled_from(["H0", "H1", "H2"]), unique=True, max_size=2),
+    "release_to": st.lists(st.sampled_from(PARTNER_IDS), unique=True, max_size=3),
+    "countries": st.lists(st.sampled_from(["ES", "NL", "BE", "DE"]), unique=True, max_size=2),
+    "ports": st.lists(st.sampled_from(["DEHAM", "NLRTM", "ESALG"]), unique=True, max_size=2),
+    "source_reliability": st.sampled_from(["A", "B", "C"]),
+    "information_assessment": st.sampled_from(["1", "2", "3"]),
+})
+cases = st.tuples(facts, st.sampled_from(["EUROPOL", "PORT-ROTTERDAM", "ES-CUSTOMS"]), st.booleans())
+
+
+def test_policy_restrictions_hold_for_encrypted_and_plain_alerts_side_by_side(engine, world):
+    """Property: whatever the routing facts, an alert reaches exactly the partners the policy names
+    and, encrypted, only those that also hold a wrapped key; never one outside a non-empty
+    release_to, nor beyond TLP:RED or H2's named recipients; each encrypted copy opens for its
+    recipient."""
+    fed = world["fed"]
+    policy = parse_policy(yaml.safe_load(world["policy"].read_text()))
+    router = make_router(engine, world, f"mixed-{world['suffix']}")
+    drawn: list[tuple[Any, bool]] = []
+
+    @settings(max_examples=60, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @given(cases)
+    def draw(case: tuple[dict[str, Any], str, bool]) -> None:
+        header, producer, encrypt = case
+        drawn.append((spread_alert(producer, **{**NEUTRAL, **header}), encrypt and bool(header["release_to"])))
+
+    draw()
+    records = [seal_encrypted(a, fed.signers[a.header.producer], fed.directory, SCHEMAS) if enc
+               else sealed(a, fed.signers[a.header.producer]) for a, enc in drawn]
+    send_all(engine, records)
+    router.run(max_idle=4)
+    delivered: dict[str, dict[str, list[Any]]] = {}
+    for partner in policy.partners:
+        for r in read(engine, partner.feed):
+            mid = ce_id(r)
+            if mid is not None:
+                delivered.setdefault(mid, {}).setdefault(partner.id, []).append(r)
+    for alert, encrypted in drawn:
+        h = alert.header
+        mid = str(h.message_id)
+        got = delivered.get(mid, {})
+        expected = set(evaluate(policy, alert).recipients)
+        assert set(got) == expected, (mid, encrypted, h.tlp, h.handling_codes, h.release_to, set(got))
+        assert all(len(copies) == 1 for copies in got.values())
+        if h.release_to or h.tlp.value == "RED" or "H2" in h.handling_codes:
+            assert set(got) <= set(h.release_to), mid
+        assert h.producer not in got
+        for partner, [copy] in got.items():
+            verdict = unseal_any(copy.key, copy.value, text_headers(copy.headers), fed.directory, SCHEMAS, CODES)
+            if encrypted:
+                assert partner in {w.member for w in verdict.recipients}  # type: ignore[union-attr]
+                opened = decrypt(verdict, Decryptor.of([fed.decryption_keys[partner]]), SCHEMAS, CODES)  # type: ignore[arg-type]
+                assert opened.alert == alert
+            else:
+                assert verdict.alert == alert  # type: ignore[union-attr]
+    assert sum(enc for _, enc in drawn) >= 5 and sum(not enc for _, enc in drawn) >= 5
