@@ -559,3 +559,55 @@ def test_restore_reads_only_what_changed_since_this_instance_last_held_a_task(wo
     ends = {p: len(world.engine.records(CHANGELOG_TOPIC, partition=p)) for p in range(6)}
     assert all(offsets[p] >= ends[p] for p in range(6))
     second.close()
+
+
+def test_a_member_without_a_receipts_topic_costs_its_receipts_but_never_wedges_routing(fed, tmp_path):
+    """On a secured cluster the router may not create topics: a member that was added to the
+    directory but not provisioned yet has no receipts topic. Its alerts are still routed."""
+    from bus.core.models import AlertType
+    from bus.core.topology import Replication, core_topics
+
+    engine = MemoryEngine()
+    for spec in core_topics([t.value for t in AlertType], Replication.for_cluster(1)):
+        engine.create_topic(spec.name, spec.partitions)
+    engine.create_topic(AUDIT_CHECKPOINTS_TOPIC, 1)
+    for partner in POLICY.partners:
+        engine.create_topic(partner.feed, 6)
+    for member in fed.directory.members:
+        if member.id != "EUROPOL":
+            engine.create_topic(f"receipts.{member.id.lower()}", 1)
+    world = World(engine, fed, tmp_path / "state", fed.directory)
+    r = world.router(create_topics=False, checkpoint_every=2)
+    r.start()
+    try:
+        [mid] = world.alerts(1)
+        run_until_idle(r)
+        assert world.feed("ES-CUSTOMS") == [mid] and r.stats.recoveries == 0
+        key = world.records("feed.es-customs")[0].key
+        assert key is not None
+        _ack(world, "ES-CUSTOMS", mid, key)
+        run_until_idle(r)
+        [receipt] = world.receipts("ES-CUSTOMS")
+        assert receipt["reason"] == "internal-error" and "receipts.europol" in receipt["detail"]
+        assert r.stats.recoveries == 0
+    finally:
+        r.close()
+
+
+def test_a_router_stops_when_a_topic_it_writes_does_not_exist(fed, tmp_path):
+    engine = MemoryEngine()
+    world = World(engine, fed, tmp_path / "state", fed.directory)
+    from bus.core.models import AlertType
+    from bus.core.topology import Replication, core_topics
+
+    for spec in core_topics([t.value for t in AlertType], Replication.for_cluster(1)):
+        if spec.name != DLQ_TOPIC:
+            engine.create_topic(spec.name, spec.partitions)
+    r = world.router(create_topics=False)
+    r.start()
+    try:
+        with pytest.raises(TopologyMismatch, match="dlq.rejected"):
+            for _ in range(10):
+                r.turn()
+    finally:
+        r.close()

@@ -124,6 +124,12 @@ class Context:
     partitions: int
     now: datetime
     directory_version: int | None = None
+    topics: frozenset[str] | None = None
+    """Topics known to exist (None: assume all do). A receipt for a member whose receipts topic
+    is missing (a member not provisioned yet) is skipped, never left to time out the batch."""
+
+    def exists(self, topic: str) -> bool:
+        return self.topics is None or topic in self.topics
 
     @property
     def key_owners(self) -> EncryptionKeyOwners | None:
@@ -213,8 +219,13 @@ class Builder:
                 forwards.append(Out(feed, record.value, record.key, headers, source=index))
         elif result.accepted:
             assert result.originator is not None
-            forwards.append(Out(receipts_topic(result.originator), record.value, record.key, record.headers,
-                                source=index))
+            target = receipts_topic(result.originator)
+            if self.ctx.exists(target):
+                forwards.append(Out(target, record.value, record.key, record.headers, source=index))
+            else:
+                result = replace(result, accepted=False, reason=RejectReason.INTERNAL_ERROR, recipients=(),
+                                 originator=None, detail=f"the originator's receipts topic {target} does not exist "
+                                                         "(not provisioned): the acknowledgement cannot be forwarded")
         problem = next((why for o in forwards if (why := caps.cannot_send(o.key, o.value, o.headers))), None)
         if problem is not None:
             result = replace(result, accepted=False, reason=RejectReason.INTERNAL_ERROR, feeds=(), recipients=(),
@@ -233,7 +244,7 @@ class Builder:
         else:
             self._dead_letter(index, record, result)
         sealed = self._audit(index, record, result)
-        if result.authenticated_producer is not None:
+        if result.authenticated_producer is not None and self.ctx.exists(receipts_topic(result.authenticated_producer)):
             self._receipt(index, record, result, sealed)
         self.plan.verdicts.append(Verdict(record, "routed" if result.accepted else "rejected",
                                           str(result.reason) if result.reason else None, result.detail,
@@ -333,6 +344,8 @@ class Builder:
         self._emit(Out(AUDIT_TOPIC, _json(sealed), None, partition=p))
         self._emit(Out(AUDIT_CHECKPOINTS_TOPIC, _json(public_checkpoint(sealed)), str(p).encode()))
         for member, parts in proof_parts(sealed, work.segment).items():
+            if not ctx.exists(receipts_topic(member)):
+                continue
             for part in parts:
                 data, headers = sign_router_record(ctx.identity.signer, ctx.identity.router_id, PROOF_TYPE, part,
                                                    ctx.now)

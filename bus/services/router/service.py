@@ -63,6 +63,7 @@ from bus.core.topology import (
     AUDIT_TOPIC,
     CHANGELOG_TOPIC,
     DAY_MS,
+    DLQ_TOPIC,
     ROUTER_SUBSCRIPTION,
     Replication,
     TopicSpec,
@@ -190,6 +191,9 @@ class Router:
         """Reads high watermarks for the lag metric; never the group consumer (librdkafka stops
         fetching a partition whose watermarks were queried before its first fetch)."""
         self._positions: dict[TopicPartition, int] = {}
+        self._topics: frozenset[str] | None = None
+        """Topics this router can see, refreshed on start, reload and every minute."""
+        self._next_topics = time.monotonic()
         self._rebalances = _Rebalances()
         self._stop = threading.Event()
         self._reload_requested = threading.Event()
@@ -463,9 +467,24 @@ class Router:
         self._ready = True
         return bool(new)
 
+    def _refresh_topics(self) -> None:
+        if self._consumer is not None:
+            self._topics = frozenset(self._consumer.topics())
+            self._next_topics = time.monotonic() + 60.0
+
+    def _check_outputs(self, policy: Policy) -> None:
+        """Every topic the router writes exists: a missing one would fail every batch."""
+        self._refresh_topics()
+        assert self._topics is not None
+        missing = sorted({DLQ_TOPIC, AUDIT_CHECKPOINTS_TOPIC, *policy.feeds().values()} - self._topics)
+        if missing:
+            raise TopologyMismatch(f"topic(s) {', '.join(missing)} do not exist (or this router may not see them): "
+                                   "run `bus provision`, or let the router create its topics")
+
     def _check_topology(self, assignment: set[TopicPartition]) -> None:
         """All co-partitioned topics have N partitions and the assignment holds whole tasks."""
         assert self._consumer is not None
+        self._check_outputs(self.policy)
         counts = {t: len(self._consumer.partitions_for(t)) for t in (AUDIT_TOPIC, CHANGELOG_TOPIC)}
         for topic in {tp.topic for tp in assignment}:
             counts[topic] = len(self._consumer.partitions_for(topic))
@@ -495,7 +514,8 @@ class Router:
         return Context(policy=self.policy, resolver=self.resolver, feeds=self.policy.feeds(), options=self.options,
                        identity=self.identity, schemas=self.schemas, empact_codes=self.empact_codes,
                        capabilities=self.engine.capabilities, engine=self.engine.name, partitions=self.partitions,
-                       now=self.clock(), directory_version=getattr(self.resolver, "version", None))
+                       now=self.clock(), directory_version=getattr(self.resolver, "version", None),
+                       topics=self._topics)
 
     def _process(self, polled: list[Polled]) -> bool:
         assert self._consumer is not None
@@ -734,6 +754,11 @@ class Router:
             evicted = sum(task.store.evict(horizon) for task in self.tasks.values())
             if evicted:
                 log.info("replay window evicted", ids=evicted)
+        if now >= self._next_topics and self._consumer is not None:
+            try:
+                self._refresh_topics()
+            except KafkaError as exc:
+                log.debug("topics not listed", error=str(exc))
         if now >= self._next_lag and self._consumer is not None:
             self._next_lag = now + LAG_INTERVAL
             self._measure_lag()
@@ -767,6 +792,8 @@ class Router:
             policy, resolver = self._load()
             self._check_identity(resolver)
             self._ensure_topics(policy, resolver)
+            if self._consumer is not None:
+                self._check_outputs(policy)
         except Exception as exc:  # keep routing with the last good version
             log.error("reload refused; keeping the current directory and policy", error=str(exc)[:500])
             return
