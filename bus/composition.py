@@ -15,9 +15,8 @@ same way (cosmicpython calls this `bootstrap`):
 Services receive what they need (a producer, an engine, an admin client, the schemas)
 and never read settings or open clients of their own.
 
-The router: its rewrite (`bus/services/router*`) adds `Bus.router(...)` in the section
-marked below, built from `self.engine`, `self.schemas`, `self.empact_codes` and the
-admin helpers here, like the other services.
+The router (`Bus.router`) and what members do with it (receipts, acknowledgements, the
+audit checks) are built here too, from `self.engine`, `self.schemas` and `self.empact_codes`.
 """
 
 from __future__ import annotations
@@ -48,9 +47,13 @@ if TYPE_CHECKING:  # services are imported when first built: `import bus` stays 
     from bus.core.acl_plan import BusNames
     from bus.core.policy import Policy
     from bus.core.trust import FederationDirectory
+    from bus.services.acks import Acknowledger
+    from bus.services.audit import AuditReport, MemberAuditReport
     from bus.services.provision import ProvisionReport
     from bus.services.publisher import Publisher
     from bus.services.reader import FeedReader
+    from bus.services.receipts import ReceiptReader
+    from bus.services.router import Loader, Router, RouterIdentity, RouterOptions
 
 
 class Bus:
@@ -214,9 +217,53 @@ class Bus:
                              generate_missing=generate_missing, protected_principals=protected,
                              settle_timeout=settle_timeout, names=names, target=self.settings.describe())
 
-    # -- the router ------------------------------------------------------------------------------
-    # The router's rewrite adds `def router(self, ...)` here: a router on `self.engine`, with
-    # `self.schemas` and `self.empact_codes`, its topics ensured through the helpers above.
+    # -- the router and what members do with it ---------------------------------------------------
+
+    def router(
+        self,
+        load: Loader,
+        identity: RouterIdentity,
+        options: RouterOptions | None = None,
+        *,
+        changed: Callable[[], bool] | None = None,
+    ) -> Router:
+        """A router instance on this engine (`bus.services.router`); `run()` routes until stopped.
+        It creates the topics it needs where the principal may (an unsecured development
+        cluster); on a secured one they are `bus provision`'s job."""
+        from bus.services.router import Router
+
+        return Router(self.engine, load, identity, options=options, changed=changed, schemas=self.schemas,
+                      empact_codes=self.empact_codes)
+
+    def receipt_reader(self, member: str, directory: FederationDirectory) -> ReceiptReader:
+        """`receipts.<member>`, every record verified against the directory's router and member keys."""
+        from bus.services.receipts import ReceiptReader
+
+        return ReceiptReader(self.engine, member, directory)
+
+    def acknowledger(self, signer: SigningKey, *, feed: str | None = None) -> Acknowledger:
+        """Acknowledgements as `signer.member`, of alerts found in its feed (`feed.<member>` by default)."""
+        from bus.services.acks import Acknowledger
+
+        return Acknowledger(self.engine, signer, feed=feed)
+
+    def verify_audit(self, directory: FederationDirectory, *, topic: str = topology.AUDIT_TOPIC,
+                     checkpoints_topic: str = topology.AUDIT_CHECKPOINTS_TOPIC) -> AuditReport:
+        """The auditor's check of every chain and checkpoint (`bus audit verify`)."""
+        from bus.services.audit import verify_audit
+
+        return verify_audit(self.engine, directory, self.principal, topic=topic, checkpoints_topic=checkpoints_topic)
+
+    def verify_member_audit(self, member: str, directory: FederationDirectory) -> MemberAuditReport:
+        """A member's check of its own audit entries (`bus audit verify --member`)."""
+        from bus.services.audit import verify_member_audit
+
+        return verify_member_audit(self.engine, member, directory, self.principal)
+
+    @property
+    def principal(self) -> str:
+        """Who this bus connects as, for messages."""
+        return self.settings.sasl_username or "an anonymous client"
 
 
 def bootstrap(config_file: Path | None = None, **overrides: Any) -> Bus:

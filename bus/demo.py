@@ -1,9 +1,12 @@
 """`make demo`: the whole flow on the embedded default (a local broker).
 
-broker -> federation (authority + member keys) -> router -> three members
-publish the example alerts (and one forgery) -> two partners' feeds, verified,
-differ because of the policy -> the audit chain verifies. Every step uses the
-real `bus` command, so the output doubles as a tour of the CLI.
+broker -> federation (authority, member keys, router key) -> two routers sharing
+the work -> three members publish the example alerts (TLP:RED and H2/H3 ones
+encrypted to their recipients, and one forgery) and wait for their receipts -> two
+partners' feeds, verified (and decrypted where addressed to them), differ because
+of the policy -> a recipient acknowledges an alert, its originator sees it -> the
+audit chains and their signed checkpoints verify, for the auditor and for a member.
+Every step uses the real `bus` command, so the output doubles as a tour of the CLI.
 
 It runs from a checkout (`make demo`) and from an installed wheel alike: the
 example alerts and the default policy are package data (`bus.adapters.resources`),
@@ -22,6 +25,7 @@ import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.rule import Rule
@@ -106,24 +110,56 @@ def as_user(env: dict[str, str], user: str, password: str) -> dict[str, str]:
             "BUS_SASL_PASSWORD": password}
 
 
-def wait_for_audit(env: dict[str, str], expected: int, timeout: float = 90.0) -> int:
-    """Audit entries on `audit`, once there are `expected` of them (or what there is at `timeout`)."""
+def demo_bus(env: dict[str, str]) -> Any:
+    """The composition root for the clients the demo runs itself, as `env` would configure them."""
     from bus.composition import bootstrap
-    from bus.core.topology import AUDIT_TOPIC
 
-    bus = bootstrap(
+    return bootstrap(
         bootstrap=env["BUS_BOOTSTRAP"], security_protocol=env.get("BUS_SECURITY_PROTOCOL"),
         sasl_username=env.get("BUS_SASL_USERNAME"), sasl_password=env.get("BUS_SASL_PASSWORD"),
         engine=env.get("BUS_KAFKA_ENGINE"),
     )
+
+
+def wait_for_audit(env: dict[str, str], expected: int, timeout: float = 90.0) -> int:
+    """Decision entries on the audit chains, once there are `expected` (or the timeout passed)."""
+    from bus.adapters.kafka import Record
+    from bus.core.topology import AUDIT_TOPIC
+
+    bus = demo_bus(env)
     deadline = time.monotonic() + timeout
     count = 0
     while time.monotonic() < deadline:
-        count = len(bus.read_to_end(AUDIT_TOPIC, timeout=max(5.0, deadline - time.monotonic())))
+        count = sum(1 for r in bus.read_to_end(AUDIT_TOPIC, timeout=max(5.0, deadline - time.monotonic()))
+                    if isinstance(r, Record) and json.loads(r.value or b"{}").get("kind") == "decision")
         if count >= expected:
             return count
         time.sleep(1.0)
     return count
+
+
+def wait_for_routers(logs: list[Path], timeout: float = 120.0) -> None:
+    """Until every router has restored its share of the tasks (it logs "tasks restored")."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(log.exists() and "tasks restored" in log.read_text(errors="replace") for log in logs):
+            return
+        time.sleep(0.5)
+    raise SystemExit(f"demo step failed: the routers did not start (see {', '.join(map(str, logs))})")
+
+
+def dead_letters(env: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(reason, detail, source) of every dead letter, as the router recorded them."""
+    from bus.adapters.kafka import Record
+    from bus.core.topology import DLQ_TOPIC
+
+    out = []
+    for r in demo_bus(env).read_to_end(DLQ_TOPIC):
+        if isinstance(r, Record):
+            h = {k: (v or b"").decode("utf-8", "replace") for k, v in r.headers}
+            source = f"{h.get(b'bus_source_topic')}[{h.get(b'bus_source_partition')}]@{h.get(b'bus_source_offset')}"
+            out.append((h.get(b"bus_reject_reason", "?"), h.get(b"bus_reject_detail", ""), source))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "BUS_BOOTSTRAP": f"127.0.0.1:{port}", "NO_COLOR": os.environ.get("NO_COLOR", ""),
            "COLUMNS": os.environ.get("COLUMNS", "160")}
     fed = work / "federation"
-    router: subprocess.Popen[bytes] | None = None
+    routers: list[subprocess.Popen[bytes]] = []
     stack = ExitStack()
     policy = shipped(stack, resources.default_policy())
     examples = {name: shipped(stack, resources.example_alert(name)) for _, name in PUBLICATIONS}
@@ -183,41 +219,49 @@ def main(argv: list[str] | None = None) -> int:
 
             auditor_env = user_env("SVC-AUDITOR")
 
-        step("3. Start the policy router (policies/default.yaml)")
+        step("3. Start two policy routers (policies/default.yaml): they share the routing tasks")
         bus("policy", "validate", "--policy", policy, env=env)
-        console.print(f"[dim]$ {BUS} router run --policy {policy} {' '.join(trust)}  "
-                      f"(logs: {work / 'router.log'})[/]")
-        with open(work / "router.log", "wb") as log:
-            router = subprocess.Popen(
-                [sys.executable, "-m", "bus", "router", "run", "--policy", policy,
-                 *trust, "--state-dir", str(work / "router")],
-                env=user_env("SVC-ROUTER"), stdout=log, stderr=subprocess.STDOUT,
-            )
+        router_key = ["--router-id", "EPA-ROUTER-1", "--router-key", str(fed / "router" / "EPA-ROUTER-1.key")]
+        for n in (1, 2):
+            console.print(f"[dim]$ {BUS} router run --policy {policy} {' '.join(trust)} {' '.join(router_key)} "
+                          f"--state-dir {work / 'router'}  (logs: {work / f'router-{n}.log'})[/]", highlight=False)
+            with open(work / f"router-{n}.log", "wb") as log:
+                routers.append(subprocess.Popen(
+                    [sys.executable, "-m", "bus", "router", "run", "--policy", policy, *trust, *router_key,
+                     "--state-dir", str(work / "router"), "--checkpoint-interval", "5"],
+                    env=user_env("SVC-ROUTER"), stdout=log, stderr=subprocess.STDOUT,
+                ))
 
-        step("4. Members publish signed alerts")
+        wait_for_routers([work / f"router-{n}.log" for n in (1, 2)])
+
+        step("4. Members publish signed alerts and wait for the router's receipts")
         published = 0
         for member, name in PUBLICATIONS:
-            # --no-encrypt: the TLP:RED / H2 examples would otherwise be encrypted (the default),
-            # which the router does not route yet (bus.core.confidential has the API for it).
-            result = bus("publish", "--file", examples[name], "--member", member, "--no-encrypt",
-                         "--key", str(fed / "keys" / f"{member}.key"), env=user_env(member))
-            published += sum(1 for line in result.stdout.splitlines() if line.strip())
-        console.print("[bold]A forger signs an alert as NL-CUSTOMS with a key the federation does not know:[/]")
+            # TLP:RED and H2/H3 alerts are encrypted to their release_to (the default); the
+            # router routes them on their clear routing facts, without decrypting.
+            result = bus("publish", "--file", examples[name], "--member", member, *trust, "--wait",
+                         "--timeout", "90", "--key", str(fed / "keys" / f"{member}.key"), env=user_env(member))
+            published += sum(1 for line in result.stdout.splitlines() if "partition=" in line)
+        console.print("[bold]A forger signs an alert as NL-CUSTOMS with a key the federation does not know "
+                      "(no receipt: nothing proves who sent it):[/]")
         forged_key = forged_alert(fed, work)
-        bus("publish", "--file", examples["suspicious-container.json"], "--member", "NL-CUSTOMS",
+        bus("publish", "--file", examples["suspicious-container.json"], "--member", "NL-CUSTOMS", *trust,
             "--key", str(forged_key), env=user_env("NL-CUSTOMS"))
         published += 1
 
-        step("5. The router decides; every decision is audited")
+        step("5. The routers decide; every decision is audited")
         seen = wait_for_audit(auditor_env, published)
         if seen < published:
-            console.print(f"[red]only {seen} of {published} alerts were routed; see {work / 'router.log'}[/]")
+            console.print(f"[red]only {seen} of {published} alerts were routed; see {work}/router-*.log[/]")
             return 1
         bus("audit", "tail", env=auditor_env)
 
         for feed in FEEDS:
-            step(f"6. A liaison officer tails {feed} (verified end to end)")
-            bus("tail", feed, "--from-beginning", *trust, env=user_env(feed.removeprefix("feed.").upper()))
+            reader = feed.removeprefix("feed.").upper()
+            step(f"6. A liaison officer of {reader} tails {feed} (verified end to end, decrypted where "
+                 "addressed to it)")
+            bus("tail", feed, "--from-beginning", *trust, "--decrypt-key", str(fed / "keys" / f"{reader}.enc.key"),
+                env=user_env(reader))
         if args.secure:
             console.print("[bold]BE-CUSTOMS tries to read Europol's feed; the broker refuses:[/]")
             denied = bus("tail", "feed.europol", "--from-beginning", *trust, env=user_env("BE-CUSTOMS"),
@@ -226,24 +270,38 @@ def main(argv: list[str] | None = None) -> int:
                 console.print("[red]isolation failure: BE-CUSTOMS could read feed.europol[/]")
                 return 1
 
-        step("7. Rejected records are kept, with their reason, on dlq.rejected")
-        dlq = bus("tail", "dlq.rejected", "--from-beginning", "--json", *trust, env=admin_env, quiet=True)
-        for line in dlq.stdout.splitlines():
-            rec = json.loads(line)
-            console.print(f"  offset {rec['offset']}: {rec.get('reason', 'verified')} — {rec.get('error', '')}",
-                          highlight=False)
+        step("7. Rejected records are kept on dlq.rejected, with the router's reason")
+        for reason, detail, source in dead_letters(admin_env):
+            console.print(f"  {source}: [bold]{reason}[/] — {detail}", highlight=False)
 
-        step("8. Verify the audit hash chain")
-        bus("audit", "verify", env=auditor_env)
+        step("8. EUROPOL acknowledges an alert it received; its originator sees that in its receipts")
+        first = json.loads(bus("tail", "feed.europol", "--from-beginning", "--json", *trust,
+                               "--decrypt-key", str(fed / "keys" / "EUROPOL.enc.key"), env=user_env("EUROPOL"),
+                               quiet=True).stdout.splitlines()[0])
+        message_id = first["alert"]["header"]["message_id"]
+        originator = first["alert"]["header"]["producer"]
+        bus("ack", message_id, "--status", "useful", "--note", "matched an open case", "--member", "EUROPOL",
+            "--key", str(fed / "keys" / "EUROPOL.key"), env=user_env("EUROPOL"))
+        time.sleep(3)
+        bus("receipts", "--member", originator, *trust, env=user_env(originator))
+
+        step("9. Verify the audit chains and their signed checkpoints: the auditor, then a member alone")
+        for r in routers:  # a router that stops cleanly signs a checkpoint over what it has not covered yet
+            r.send_signal(signal.SIGTERM)
+        for r in routers:
+            r.wait(timeout=60)
+        bus("audit", "verify", *trust, env=auditor_env)
+        bus("audit", "verify", "--member", originator, *trust, env=user_env(originator))
         console.print("[bold green]demo complete[/]")
         return 0
     finally:
-        if router is not None and router.poll() is None:
-            router.send_signal(signal.SIGTERM)
-            try:
-                router.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                router.kill()
+        for r in routers:
+            if r.poll() is None:
+                r.send_signal(signal.SIGTERM)
+                try:
+                    r.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    r.kill()
         if args.keep:
             console.print(f"broker left running at 127.0.0.1:{port}; stop it with `make demo-stop`")
             if not args.secure:

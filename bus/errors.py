@@ -35,6 +35,9 @@ one line and exits with the class's `exit_code`:
     │   ├── PublishError                  Kafka did not acknowledge an alert
     │   ├── ProvisionError                the cluster could not be brought to the planned state
     │   ├── RejectedAlerts                the router rejected alerts we waited for (exit 8)
+    │   ├── AlreadyRunning                a router instance of that name already runs on this host
+    │   ├── TopologyMismatch              the cluster's topics are not shaped as the router needs
+    │   ├── AuditFailed                   the audit trail did not verify (exit 1)
     │   └── FeedIndexError                the console's feed index file cannot be used
     └── WaitTimedOut                      we stopped waiting for an answer (exit 9)
 
@@ -50,6 +53,8 @@ from enum import StrEnum
 
 __all__ = [
     "AlertValidationError",
+    "AlreadyRunning",
+    "AuditFailed",
     "AuthenticationFailed",
     "BrokerError",
     "BusError",
@@ -80,6 +85,7 @@ __all__ = [
     "SignatureError",
     "TaxiiRequestError",
     "TlsFailed",
+    "TopologyMismatch",
     "UnknownKeyError",
     "UsersFileError",
     "VerificationError",
@@ -354,6 +360,21 @@ class RejectedAlerts(ServiceError):
     def __init__(self, message: str, reasons: dict[str, str] | None = None) -> None:
         self.reasons = dict(reasons or {})
         super().__init__(message)
+
+
+class AlreadyRunning(ServiceError):
+    """A router instance with this name holds its lock on this host (another process runs it)."""
+
+
+class TopologyMismatch(ServiceError):
+    """Co-partitioned topics with different partition counts, or an assignment that splits a task:
+    the router stops rather than guess (names the topic and the counts)."""
+
+
+class AuditFailed(ServiceError):
+    """The audit trail did not verify: a chain is broken, forked or rewritten, or a checkpoint is bad."""
+
+    exit_code = 1
 
 
 class WaitTimedOut(BusError):

@@ -15,6 +15,7 @@ from bus.cli import (
     policy,
     provision,
     publish,
+    receipts,
     router,
     schema,
     stix,
@@ -52,6 +53,7 @@ keys.register(app)
 publish.register(app)
 tail.register(app)
 provision.register(app)
+receipts.register(app)
 
 
 def main() -> None:

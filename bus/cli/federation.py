@@ -34,6 +34,7 @@ from bus.core.trust import (
     ALERT_TYPES,
     DirectoryError,
     FederationDirectory,
+    FederationRouter,
     KeyStatus,
     KeyUse,
     Member,
@@ -41,6 +42,7 @@ from bus.core.trust import (
     MemberKind,
     add_key,
     add_member,
+    add_router,
     bump,
     revoke_key,
     rfc3339,
@@ -160,7 +162,7 @@ def add_member_cmd(
     kind: Annotated[MemberKind, typer.Option("--kind", help="Kind of organisation.")],
     authority_key: AuthorityKeyOpt,
     may_publish: Annotated[
-        list[PublishType] | None,  # type: ignore[valid-type]
+        list[PublishType] | None,
         typer.Option("--may-publish", help="Alert type it may publish (repeat the option)."),
     ] = None,
     file: FileOpt = DEFAULT_FILE,
@@ -171,6 +173,51 @@ def add_member_cmd(
     directory, authority_id = _edit(file, authority_key, lambda d: add_member(d, member))
     out.print(f"added {member.id} ({member.kind}, {member.country}) "
               f"may publish: {', '.join(member.may_publish) or 'nothing'}", highlight=False)
+    _signed_note(file, directory, authority_id)
+
+
+@app.command("add-router")
+@handle_errors
+def add_router_cmd(
+    router_id: Annotated[str, typer.Option("--id", help="Router id, e.g. EPA-ROUTER-1.")],
+    public_key: Annotated[
+        Path, typer.Option("--public-key", help="The router's Ed25519 public key (PEM), from `bus keygen`.")
+    ],
+    authority_key: AuthorityKeyOpt,
+    name: Annotated[str, typer.Option("--name", help="What this router is, for people.")] = "EPA router",
+    not_before: Annotated[
+        str | None, typer.Option("--not-before", help="Valid from (default: now).")
+    ] = None,
+    not_after: Annotated[
+        str | None, typer.Option("--not-after", help="Valid until, exclusive (default: +1 year).")
+    ] = None,
+    file: FileOpt = DEFAULT_FILE,
+) -> None:
+    """List a router and its signing key: members verify its receipts and audit checkpoints with it.
+
+    A router already listed gets the key added (rotation: both valid in the overlap);
+    retire an old one with `revoke-key --member <ROUTER-ID>`.
+    """
+    try:
+        pub = public_key_from_pem(public_key.read_bytes(), source=str(public_key))
+    except OSError as exc:
+        raise BusError(f"cannot read public key {public_key}: {exc.strerror or exc}") from None
+    if isinstance(pub, EncryptionPublicKey):
+        raise BusError(f"{public_key} is an encryption key; a router signs (give its Ed25519 .pub)")
+    start = parse_time(not_before, "--not-before") if not_before else utcnow()
+    end = parse_time(not_after, "--not-after") if not_after else start + timedelta(days=365)
+    if end <= utcnow():
+        raise BusError(f"--not-after {rfc3339(end)} has already passed: the key would never verify anything")
+    key = _build(MemberKey, key_id=pub.key_id, public_key=pub.to_raw_b64(), not_before=start, not_after=end)
+
+    def change(d: FederationDirectory) -> FederationDirectory:
+        if d.router(router_id) is not None:
+            return add_key(d, router_id, key)
+        return add_router(d, _build(FederationRouter, id=router_id, name=name, keys=(key,)))
+
+    directory, authority_id = _edit(file, authority_key, change)
+    out.print(f"router {router_id}: signing key {key.key_id} valid {rfc3339(key.not_before)} .. "
+              f"{rfc3339(key.not_after)}", highlight=False)
     _signed_note(file, directory, authority_id)
 
 
@@ -332,12 +379,19 @@ def verify(
                 if key.revoked_at is not None:
                     notes.append(f"{member.id} {use.value} key {key.key_id} revoked at "
                                  f"{rfc3339(key.revoked_at)}: {key.revocation_reason or 'no reason given'}")
+    for router in directory.routers:
+        keys.add_row(f"[bold]{router.id}[/] [dim](router)[/]", "", "", "" if router.keys else "[yellow]no keys[/]")
+        for key in router.keys:
+            status = key.status_at(when)
+            keys.add_row(f"    {key.key_id}", _short(key.not_before), _short(key.not_after),
+                         f"[{STATUS_STYLE[status]}]{status.value}[/]")
     out.print(members)
     out.print(keys)
     for note in notes:
         out.print(escape(note), highlight=False)
     n_keys = sum(len(m.keys) for m in directory.members)
-    out.print(f"{len(directory.members)} member(s), {n_keys} key(s)", highlight=False)
+    routers = f", {len(directory.routers)} router(s)" if directory.routers else ""
+    out.print(f"{len(directory.members)} member(s), {n_keys} key(s){routers}", highlight=False)
 
 
 @app.command("demo")
@@ -360,6 +414,10 @@ def demo(
     for member_id, signer in fed.signers.items():
         enc = fed.decryption_keys[member_id].key_id
         out.print(f"  {member_id:<22} {signer.key_id}  {enc}", highlight=False)
+    if fed.router_signer is not None:
+        out.print(f"router key      {fed.router_key} (0600): router {fed.router_id}, key id "
+                  f"{fed.router_signer.key_id}; run the router with --router-id {fed.router_id} "
+                  f"--router-key {fed.router_key}", highlight=False)
     out.print(
         f"check it: bus federation verify --file {fed.directory_path} "
         f"--authority-pub {fed.authority_pub}",

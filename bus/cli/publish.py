@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -14,7 +14,10 @@ from bus.cli._common import KafkaSettings, err, handle_errors, kafka_options, ou
 from bus.cli._key_owner import check_signing_key
 from bus.core.confidential import EncryptionPolicy, EncryptMode
 from bus.core.models import AlertType
-from bus.errors import BusError, EncryptionError
+from bus.errors import BusError, EncryptionError, RejectedAlerts, WaitTimedOut
+
+if TYPE_CHECKING:
+    from bus.composition import Bus
 
 
 def encryption_policy(encrypt: bool | None, federation: Path | None, authority_pub: Path | None) -> EncryptionPolicy:
@@ -59,6 +62,11 @@ def publish(
         Path | None, typer.Option("--authority-pub", envvar="BUS_AUTHORITY_PUB", help="Federation authority key.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of text.")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait for the router's receipt of every alert; exit non-zero if any was "
+                                          "rejected (exit 8) or none came in time (exit 9), naming the reasons.")
+    ] = False,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds --wait waits for receipts.")] = 60.0,
     *,
     settings: KafkaSettings,
 ) -> None:
@@ -78,8 +86,15 @@ def publish(
                 encrypted.add(str(alert.header.message_id))
         except EncryptionError as exc:
             raise BusError(f"{file}, alert {n} ({alert.header.message_id}): {exc}") from None
-    with Bus(settings).publisher(signer, encryption=policy, create_topics=True) as publisher:
-        receipts = publisher.publish_many(alerts)
+    bus = Bus(settings)
+    waiter = ReceiptWaiter(bus, member, federation, authority_pub) if wait else None
+    try:
+        with bus.publisher(signer, encryption=policy, create_topics=True) as publisher:
+            receipts = publisher.publish_many(alerts)
+    except BaseException:
+        if waiter is not None:
+            waiter.close()
+        raise
     for r in receipts:
         if as_json:
             print(json.dumps({**r.as_dict(), "encrypted": r.message_id in encrypted}), flush=True)
@@ -89,6 +104,60 @@ def publish(
                       highlight=False)
     err.print(f"published {len(receipts)} alert(s) as {member} (key {signer.key_id}) to {settings.bootstrap}"
               + (f", {len(encrypted)} encrypted to their release_to" if encrypted else ""))
+    if waiter is not None:
+        waiter.wait([r.message_id for r in receipts], timeout, as_json)
+
+
+class ReceiptWaiter:
+    """`--wait`: remembers where the member's receipts end before publishing, then waits for ours."""
+
+    def __init__(self, bus: Bus, member: str, federation: Path | None, authority_pub: Path | None) -> None:
+        from bus.cli.receipts import directory_of
+
+        self.reader = bus.receipt_reader(member, directory_of(federation, authority_pub))
+        try:
+            self.start = self.reader.end()
+        except BaseException:
+            self.reader.close()
+            raise
+
+    def wait(self, message_ids: list[str], timeout: float, as_json: bool) -> None:
+        try:
+            found = self.reader.wait_for(message_ids, from_offset=self.start, timeout=timeout)
+        finally:
+            self.close()
+        rejected: dict[str, str] = {}
+        missing = [m for m in message_ids if m not in found]
+        for mid in message_ids:
+            record = found.get(mid)
+            value = record.receipt.value if record is not None and record.receipt is not None else None
+            if value is None:
+                line = {"message_id": mid, "outcome": "no receipt", "timeout_s": timeout}
+                text = f"{mid}  no receipt within {timeout:g} s"
+            elif value.get("outcome") == "routed":
+                line = {"message_id": mid, "outcome": "routed", "recipients": value.get("recipients"),
+                        "recipient_count": value.get("recipient_count")}
+                names = ", ".join(value.get("recipients") or []) or "-"
+                text = f"{mid}  routed to {value.get('recipient_count')}: {names}"
+            else:
+                rejected[mid] = str(value.get("reason"))
+                line = {"message_id": mid, "outcome": "rejected", "reason": value.get("reason"),
+                        "detail": value.get("detail")}
+                text = f"{mid}  rejected: {value.get('reason')}: {value.get('detail')}"
+            if as_json:
+                print(json.dumps(line), flush=True)
+            else:
+                out.print(text, highlight=False)
+        if rejected:
+            reasons = ", ".join(f"{m}: {r}" for m, r in rejected.items())
+            raise RejectedAlerts(f"{len(rejected)} of {len(message_ids)} alert(s) rejected by the router ({reasons})",
+                                 rejected)
+        if missing:
+            raise WaitTimedOut(f"no receipt within {timeout:g} s for {len(missing)} of {len(message_ids)} alert(s) "
+                               f"({', '.join(missing)}): is a router running?")
+
+    def close(self) -> None:
+        self.reader.close()
 
 
 def register(app: typer.Typer) -> None:

@@ -18,8 +18,7 @@ The design (also in docs/security.md):
   `receipts.*`, `audit`, `audit.checkpoints`, `dlq.rejected` and `router.changelog`; READs
   back `router.changelog` and `audit` when it takes over a task; owns its group
   (`bus-router`) and the transactional ids under its prefix (`bus-router*`); both follow
-  `bus router run --group/--transactional-id` via `BusNames`. While the single-router
-  design is the one in the tree it also READs and WRITEs its replay window `router.seen`.
+  `bus router run --group/--transactional-prefix` via `BusNames`.
 - only the auditor (and the router) READs `audit`; nobody but the router WRITEs a feed,
   a receipts topic, the audit trail or its checkpoints.
 
@@ -144,7 +143,6 @@ class BusNames:
     audit_checkpoints: str = topology.AUDIT_CHECKPOINTS_TOPIC
     dlq: str = topology.DLQ_TOPIC
     changelog: str = topology.CHANGELOG_TOPIC
-    replay: str = topology.REPLAY_TOPIC
     router_group: str = ROUTER_GROUP
     router_transactional_prefix: str = ROUTER_TRANSACTIONAL_PREFIX
 
@@ -178,7 +176,7 @@ class DesiredState:
         n = self.names
         return (
             name.startswith((n.alert_prefix, n.feed_prefix, n.receipts_prefix))
-            or name in (n.acks, n.audit, n.audit_checkpoints, n.dlq, n.changelog, n.replay)
+            or name in (n.acks, n.audit, n.audit_checkpoints, n.dlq, n.changelog)
             or any(t.name == name for t in self.topics)
         )
 
@@ -259,8 +257,6 @@ def router_acls(names: BusNames, user: str = ROUTER_USER) -> list[AclBinding]:
         *_grant(user, _TOPIC, names.audit_checkpoints, _WRITE),
         *_grant(user, _TOPIC, names.dlq, _WRITE),
         *_grant(user, _TOPIC, names.changelog, _READ_WRITE),
-        # The single-router design's replay window, until the router keeps its state on the changelog.
-        *_grant(user, _TOPIC, names.replay, _READ_WRITE),
         *_grant(user, _GROUP, names.router_group, [Operation.READ]),
         *_grant(user, _TXN, names.router_transactional_prefix, _WRITE, prefixed=True),
     ]

@@ -25,6 +25,10 @@ ALERTS_PATTERN = r"^alerts\..+"
 
 ACKS_TOPIC = "acks"
 """Signed acknowledgements (seen, actioned, ...) from recipients, routed to the originator."""
+ROUTER_SUBSCRIPTION = r"^(alerts\..+|acks)$"
+"""What the routers read: every alert topic and the acknowledgements (one routing task per partition)."""
+AUDIT_CHECKPOINTS_TOPIC = "audit.checkpoints"
+"""Every signed audit checkpoint of every chain (no alert content): public to members, kept forever."""
 AUDIT_TOPIC = "audit"
 """One hash chain per routing task (partition p holds the chain of task p); kept forever."""
 AUDIT_CHECKPOINTS_TOPIC = "audit.checkpoints"
@@ -33,9 +37,6 @@ DLQ_TOPIC = "dlq.rejected"
 """Every record the router did not route, with its reason."""
 CHANGELOG_TOPIC = "router.changelog"
 """The routers' per-task state (replay window, decisions), restored on assignment."""
-REPLAY_TOPIC = "router.seen"
-"""Replay window of the single-router design (read whole at start); replaced by the changelog.
-Provisioned (`replay_topic_spec`) only while that router is the one in the tree."""
 
 ROUTER_GROUP = "bus-router"
 ROUTER_TRANSACTIONAL_PREFIX = "bus-router"
@@ -164,9 +165,3 @@ def console_group(user: str) -> str:
     return f"{user}.console"
 
 
-def replay_topic_spec(replication: Replication, partitions: int = ROUTING_PARTITIONS) -> TopicSpec:
-    """`router.seen`, the single-router design's replay window (compacted): provisioned, and
-    granted to the router, only until the router keeps its state on `router.changelog`."""
-    return TopicSpec(REPLAY_TOPIC, partitions, replication.factor,
-                     (*_common(replication), ("cleanup.policy", "compact,delete"),
-                      ("retention.ms", str(14 * DAY_MS))))

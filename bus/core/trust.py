@@ -252,6 +252,32 @@ class Member(BaseModel):
         return max(valid, key=lambda k: (k.not_before, k.key_id), default=None)
 
 
+class FederationRouter(BaseModel):
+    """A router of the federation: it signs receipts and audit checkpoints with its keys.
+
+    Router keys are signing keys with the same validity, rotation and revocation rules as
+    members' keys, listed apart: a router key never verifies an alert, and a member key
+    never verifies a receipt or a checkpoint.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: Annotated[str, Field(pattern=MEMBER_ID_RE.pattern)]
+    name: Annotated[str, Field(min_length=1)]
+    keys: tuple[MemberKey, ...] = ()
+
+    @model_validator(mode="after")
+    def _signing_keys_only(self) -> FederationRouter:
+        for key in self.keys:
+            if key.use is not KeyUse.SIGNING:
+                raise ValueError(f"router {self.id}: key {key.key_id} is an {key.use.value} key; "
+                                 "routers have signing keys only")
+        return self
+
+    def key(self, key_id: str) -> MemberKey | None:
+        return next((k for k in self.keys if k.key_id == key_id), None)
+
+
 class _IndexCache:
     """Holder for the key index; always equal, so caching never changes model equality."""
 
@@ -276,24 +302,29 @@ class FederationDirectory(BaseModel):
     version: Annotated[int, Field(ge=1)]
     issued_at: UtcDatetime
     members: tuple[Member, ...] = ()
+    routers: tuple[FederationRouter, ...] = ()
+    """The federation's routers and their keys (omitted from the signed form when empty,
+    so directories signed before routers were listed keep their signature)."""
 
     _cache: _IndexCache = PrivateAttr(default_factory=lambda: _IndexCache())
 
     @model_validator(mode="after")
     def _unique_ids(self) -> FederationDirectory:
-        seen_members: set[str] = set()
+        seen: set[str] = set()
         owners: dict[str, str] = {}
-        for member in self.members:
-            if member.id in seen_members:
-                raise ValueError(f"member id {member.id} appears twice")
-            seen_members.add(member.id)
-            for key in member.keys:
+        holders: list[Member | FederationRouter] = [*self.members, *self.routers]
+        for holder in holders:
+            what = "member" if isinstance(holder, Member) else "router"
+            if holder.id in seen:
+                raise ValueError(f"{what} id {holder.id} appears twice (member and router ids share one namespace)")
+            seen.add(holder.id)
+            for key in holder.keys:
                 if key.key_id in owners:
                     raise ValueError(
                         f"key id {key.key_id} is listed for both "
-                        f"{owners[key.key_id]} and {member.id}"
+                        f"{owners[key.key_id]} and {holder.id}"
                     )
-                owners[key.key_id] = member.id
+                owners[key.key_id] = holder.id
         return self
 
     def _keys(self) -> dict[str, tuple[Member, MemberKey]]:
@@ -314,6 +345,26 @@ class FederationDirectory(BaseModel):
 
     def find_key(self, key_id: str) -> tuple[Member, MemberKey] | None:
         return self._keys().get(key_id)
+
+    def router(self, router_id: str) -> FederationRouter | None:
+        return next((r for r in self.routers if r.id == router_id), None)
+
+    def router_key(self, key_id: str, router_id: str, at: datetime) -> PublicKey:
+        """The key `key_id` if the directory lists it for router `router_id` and it is valid at `at`.
+
+        What verifies a receipt or an audit checkpoint. Raises `unknown-key` (no such
+        router, or not its key), `key-not-yet-valid`, `key-revoked` or `key-expired`.
+        """
+        _require_aware(at, "time")
+        router = self.router(router_id)
+        where = f"federation directory {self.federation_id} v{self.version}"
+        if router is None:
+            raise UnknownKeyError(f"router {quote(router_id)} is not listed in {where}")
+        key = router.key(key_id)
+        if key is None:
+            raise UnknownKeyError(f"key id {quote(key_id)} is not a key of router {router_id} in {where}")
+        _check_status(key, router_id, at)
+        return key.public
 
     # KeyResolver ---------------------------------------------------------------------
     def lookup(self, key_id: str, producer: str) -> PublicKey:
@@ -347,37 +398,22 @@ class FederationDirectory(BaseModel):
         (`created >= revoked_at`), expired (`created >= not_after`), then the
         member's right to publish the type.
         """
-        _require_aware(created, "created")
-        self.lookup(key_id, producer)  # called out of order, it refuses as lookup would
-        member, key = self._keys()[key_id]
-        status = key.status_at(created)
-        when = rfc3339(created)
-        if status is KeyStatus.NOT_YET_VALID:
-            raise VerificationError(
-                f"key {key_id} of {member.id} is valid from {rfc3339(key.not_before)}; "
-                f"alert created {when}",
-                RejectReason.KEY_NOT_YET_VALID,
-            )
-        if status is KeyStatus.REVOKED:
-            assert key.revoked_at is not None
-            why = f" ({key.revocation_reason})" if key.revocation_reason else ""
-            raise VerificationError(
-                f"key {key_id} of {member.id} was revoked at {rfc3339(key.revoked_at)}{why}; "
-                f"alert created {when}",
-                RejectReason.KEY_REVOKED,
-            )
-        if status is KeyStatus.EXPIRED:
-            raise VerificationError(
-                f"key {key_id} of {member.id} expired at {rfc3339(key.not_after)}; "
-                f"alert created {when}",
-                RejectReason.KEY_EXPIRED,
-            )
+        self.authorize_key(key_id, producer, created, what="alert created")
+        member, _ = self._keys()[key_id]
         if str(alert_type) not in member.may_publish:
             allowed = ", ".join(member.may_publish) or "nothing"
             raise VerificationError(
                 f"{member.id} may not publish {quote(str(alert_type))} (allowed: {allowed})",
                 RejectReason.TYPE_NOT_ALLOWED,
             )
+
+    def authorize_key(self, key_id: str, producer: str, at: datetime, *, what: str = "signed") -> None:
+        """Was this key of `producer` valid at `at`? The key-status half of `authorize`, also
+        what a signed record that is not an alert (an acknowledgement) is checked with."""
+        _require_aware(at, "time")
+        self.lookup(key_id, producer)  # called out of order, it refuses as lookup would
+        member, key = self._keys()[key_id]
+        _check_status(key, member.id, at, what)
 
     def resolve(self, key_id: str, producer: str, alert_type: str, created: datetime) -> PublicKey:
         """`lookup` then `authorize`: the key, if it may sign this alert (no record needed)."""
@@ -427,10 +463,12 @@ class FederationDirectory(BaseModel):
         the same model, so it signs the same bytes.
         """
         doc: dict[str, Any] = _plain(self.model_dump(mode="python"))
-        for member in doc["members"]:
-            for key in member["keys"]:
+        for holder in [*doc["members"], *doc["routers"]]:
+            for key in holder["keys"]:
                 if key["use"] == KeyUse.SIGNING.value:
                     del key["use"]
+        if not doc["routers"]:
+            del doc["routers"]
         return doc
 
     def canonical_bytes(self) -> bytes:
@@ -445,6 +483,29 @@ class FederationDirectory(BaseModel):
     def digest(self) -> str:
         """sha256 of the signing input: identifies one exact content of one version."""
         return hashlib.sha256(self.signing_input()).hexdigest()
+
+
+def _check_status(key: MemberKey, owner: str, at: datetime, what: str = "signed") -> None:
+    """Raise the reason a signature made at `at` with this key of `owner` must not be trusted."""
+    status = key.status_at(at)
+    when = f"{what} {rfc3339(at)}"
+    if status is KeyStatus.NOT_YET_VALID:
+        raise VerificationError(
+            f"key {key.key_id} of {owner} is valid from {rfc3339(key.not_before)}; {when}",
+            RejectReason.KEY_NOT_YET_VALID,
+        )
+    if status is KeyStatus.REVOKED:
+        assert key.revoked_at is not None
+        why = f" ({key.revocation_reason})" if key.revocation_reason else ""
+        raise VerificationError(
+            f"key {key.key_id} of {owner} was revoked at {rfc3339(key.revoked_at)}{why}; {when}",
+            RejectReason.KEY_REVOKED,
+        )
+    if status is KeyStatus.EXPIRED:
+        raise VerificationError(
+            f"key {key.key_id} of {owner} expired at {rfc3339(key.not_after)}; {when}",
+            RejectReason.KEY_EXPIRED,
+        )
 
 
 def _plain(value: Any) -> Any:
@@ -547,7 +608,10 @@ def new_directory(
 
 
 def _next(
-    directory: FederationDirectory, members: Iterable[Member], issued_at: datetime | None
+    directory: FederationDirectory,
+    members: Iterable[Member],
+    issued_at: datetime | None,
+    routers: Iterable[FederationRouter] | None = None,
 ) -> FederationDirectory:
     try:
         return FederationDirectory(
@@ -556,21 +620,36 @@ def _next(
             version=directory.version + 1,
             issued_at=issued_at or utcnow(),
             members=tuple(members),
+            routers=tuple(directory.routers if routers is None else routers),
         )
     except ValueError as exc:  # pydantic ValidationError is a ValueError
         raise DirectoryError(f"the change would make the directory invalid: {exc}") from exc
 
 
-def _require_member(directory: FederationDirectory, member_id: str) -> Member:
-    member = directory.member(member_id)
-    if member is None:
+def _require_holder(directory: FederationDirectory, holder_id: str) -> Member | FederationRouter:
+    """The member, or failing that the router, with this id."""
+    holder: Member | FederationRouter | None = directory.member(holder_id) or directory.router(holder_id)
+    if holder is None:
         known = ", ".join(m.id for m in directory.members) or "none"
-        raise DirectoryError(f"no member {member_id} in the directory (members: {known})")
-    return member
+        routers = ", ".join(r.id for r in directory.routers) or "none"
+        raise DirectoryError(f"no member {holder_id} in the directory (members: {known}; routers: {routers})")
+    return holder
 
 
-def _replace_member(directory: FederationDirectory, updated: Member) -> list[Member]:
-    return [updated if m.id == updated.id else m for m in directory.members]
+def _replace_holder(directory: FederationDirectory, updated: Member | FederationRouter,
+                    issued_at: datetime | None) -> FederationDirectory:
+    if isinstance(updated, Member):
+        return _next(directory, [updated if m.id == updated.id else m for m in directory.members], issued_at)
+    return _next(directory, directory.members, issued_at,
+                 [updated if r.id == updated.id else r for r in directory.routers])
+
+
+def _key_holder(directory: FederationDirectory, key_id: str) -> str | None:
+    holders: list[Member | FederationRouter] = [*directory.members, *directory.routers]
+    for holder in holders:
+        if any(k.key_id == key_id for k in holder.keys):
+            return holder.id
+    return None
 
 
 def add_member(
@@ -581,6 +660,15 @@ def add_member(
     return _next(directory, [*directory.members, member], issued_at)
 
 
+def add_router(
+    directory: FederationDirectory, router: FederationRouter, *, issued_at: datetime | None = None
+) -> FederationDirectory:
+    """A new router and its key(s): receipts and checkpoints it signs verify from now on."""
+    if directory.router(router.id) is not None:
+        raise DirectoryError(f"router {router.id} is already in the directory")
+    return _next(directory, directory.members, issued_at, [*directory.routers, router])
+
+
 def add_key(
     directory: FederationDirectory,
     member_id: str,
@@ -588,13 +676,18 @@ def add_key(
     *,
     issued_at: datetime | None = None,
 ) -> FederationDirectory:
-    """Rotation step one: the new key joins; the old one keeps its own not_after."""
-    member = _require_member(directory, member_id)
-    found = directory.find_key(key.key_id)
-    if found is not None:
-        raise DirectoryError(f"key {key.key_id} is already listed for {found[0].id}")
-    updated = member.model_copy(update={"keys": (*member.keys, key)})
-    return _next(directory, _replace_member(directory, updated), issued_at)
+    """Rotation step one: the new key joins; the old one keeps its own not_after.
+
+    `member_id` may also name a router (its keys rotate the same way).
+    """
+    holder = _require_holder(directory, member_id)
+    owner = _key_holder(directory, key.key_id)
+    if owner is not None:
+        raise DirectoryError(f"key {key.key_id} is already listed for {owner}")
+    if isinstance(holder, FederationRouter) and key.use is not KeyUse.SIGNING:
+        raise DirectoryError(f"{member_id} is a router: it has signing keys only")
+    updated = holder.model_copy(update={"keys": (*holder.keys, key)})
+    return _replace_holder(directory, updated, issued_at)
 
 
 def revoke_key(
@@ -609,13 +702,14 @@ def revoke_key(
     """Alerts created at or after `at` fail with key-revoked; earlier ones still verify.
 
     A revocation may be moved earlier (the compromise started sooner than thought)
-    but never later, which would quietly re-trust signatures.
+    but never later, which would quietly re-trust signatures. `member_id` may also
+    name a router: its receipts and checkpoints signed at or after `at` stop verifying.
     """
     _require_aware(at, "revocation time")
-    member = _require_member(directory, member_id)
-    key = member.key(key_id)
+    holder = _require_holder(directory, member_id)
+    key = holder.key(key_id)
     if key is None:
-        known = ", ".join(k.key_id for k in member.keys) or "none"
+        known = ", ".join(k.key_id for k in holder.keys) or "none"
         raise DirectoryError(f"{member_id} has no key {key_id} (keys: {known})")
     at = at.astimezone(UTC)
     if key.revoked_at is not None and at >= key.revoked_at:
@@ -625,16 +719,16 @@ def revoke_key(
         )
     new_key = key.model_copy(update={"revoked_at": at, "revocation_reason": reason})
     new_key = MemberKey.model_validate(new_key.model_dump())
-    updated = member.model_copy(
-        update={"keys": tuple(new_key if k.key_id == key_id else k for k in member.keys)}
+    updated = holder.model_copy(
+        update={"keys": tuple(new_key if k.key_id == key_id else k for k in holder.keys)}
     )
-    return _next(directory, _replace_member(directory, updated), issued_at)
+    return _replace_holder(directory, updated, issued_at)
 
 
 def bump(
     directory: FederationDirectory, *, issued_at: datetime | None = None
 ) -> FederationDirectory:
-    """Same members, next version: for re-signing content that was edited by hand."""
+    """Same members and routers, next version: for re-signing content that was edited by hand."""
     return _next(directory, directory.members, issued_at)
 
 
@@ -682,6 +776,7 @@ __all__ = [
     "DirectoryError",
     "DirectorySignature",
     "FederationDirectory",
+    "FederationRouter",
     "FreshnessPolicy",
     "KeyStatus",
     "KeyUse",
@@ -691,6 +786,7 @@ __all__ = [
     "SignedDirectory",
     "add_key",
     "add_member",
+    "add_router",
     "bump",
     "new_directory",
     "revoke_key",

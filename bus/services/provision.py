@@ -60,8 +60,6 @@ def plan_for(directory: FederationDirectory, policy: Policy, *,
     feeds = policy.feeds()
     topics = [
         *topology.core_topics([t.value for t in AlertType], replication, partitions),
-        # The single-router design's replay window, until the router moves to router.changelog.
-        topology.replay_topic_spec(replication, partitions),
         *(topology.feed_topic_spec(t, replication, partitions) for t in sorted(set(feeds.values()))),
         *(topology.receipts_topic_spec(names.receipts_topic(ap.user_name(m.id)), replication)
           for m in sorted(directory.members, key=lambda m: m.id)),

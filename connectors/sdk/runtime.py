@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import structlog
 
 from bus import logs
+from bus.adapters.health import HealthServer
 from bus.adapters.kafka import Engine
 from bus.adapters.keystore import check_key_owner_files, load_signing_key
 from bus.adapters.schema_files import default_empact_codes, default_schemas
@@ -28,7 +29,6 @@ from bus.core.codec import SchemaSet
 from bus.core.codelists import EmpactCodeList
 from bus.core.keys import SigningKey
 from connectors.sdk.config import ConnectorSettings
-from connectors.sdk.health import HealthServer
 from connectors.sdk.metrics import ConnectorMetrics
 from connectors.sdk.publishing import ReliablePublisher, connector_settings
 
@@ -112,7 +112,7 @@ class Runtime:
         self.connector = connector_class(self.services)
         try:
             self.health = HealthServer(settings.health.host, settings.health.port, metrics=self.metrics,
-                                       live=self._live, ready=self._ready)
+                                       live=self._live, ready=self._ready, server_name="bus-connector")
         except OSError:
             self.connector.close()
             raise

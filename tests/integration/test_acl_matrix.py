@@ -30,6 +30,7 @@ from bus.core.trust import FederationDirectory
 from bus.errors import AuthenticationFailed, NotAuthorized, ProtocolMismatch, TlsFailed
 from bus.services import provision as prov
 from tests.helpers import example, run_bus, wait_for
+from tests.router_support import session_router
 
 POLICY = """\
 version: "acl-matrix-1"
@@ -110,7 +111,7 @@ def _no_secret_in(text: str, env: Env) -> None:
 def env(secure_kafka, tmp_path_factory) -> Env:
     admin, broker = secure_kafka
     work = tmp_path_factory.mktemp("acl-matrix")
-    fed = make_demo(work / "federation")
+    fed = make_demo(work / "federation", router_signer=session_router())  # the session's one router identity
     policy_path = work / "policy.yaml"
     policy_path.write_text(POLICY)
     e = Env(admin, fed, policy_path, work / "secrets.yaml", work, broker.tls_bootstrap, broker.ca_file)
@@ -179,7 +180,6 @@ MATRIX = [
     Cell("be-customs", "read", "alerts.suspicious-container", "topic-denied",
          "raw alerts bypass the policy"),
     Cell("nl-customs", "read", "audit", "topic-denied", "only the auditor reads audit"),
-    Cell("nl-customs", "read", "router.seen", "topic-denied", "router state"),
     Cell("nl-customs", "read", "router.changelog", "topic-denied", "router state"),
     # receipts: the router writes each member's, and only that member reads them
     Cell("nl-customs", "read", "receipts.nl-customs", "ok", "own receipts"),
@@ -357,13 +357,15 @@ def test_matrix_on_the_other_engine(env: Env, cell: Cell) -> None:
 # -- the real router under its own credentials ---------------------------------------------
 
 
-def test_router_end_to_end_under_acls(env: Env) -> None:
-    from bus.services.router import Router, RouterOptions
+def test_router_end_to_end_under_acls(env: Env, tmp_path: Path) -> None:
+    from bus.services.router import RouterIdentity, RouterOptions
 
     directory = env.directory()
     policy = load_policy(env.policy_path)
-    router = Router(env.as_user("svc-router"), lambda: (policy, directory),
-                    options=RouterOptions(poll_timeout_ms=200, reload_interval=3600))
+    assert env.fed.router_signer is not None
+    router = Bus(env.as_user("svc-router")).router(
+        lambda: (policy, directory), RouterIdentity(env.fed.router_id, env.fed.router_signer),
+        RouterOptions(state_dir=tmp_path / "router", poll_timeout=0.2, reload_interval=3600))
     thread = threading.Thread(target=router.run, daemon=True)
     thread.start()
     try:
@@ -422,7 +424,7 @@ def test_dry_run_of_a_new_partner_changes_nothing(env: Env) -> None:
 
 
 def test_provisioning_follows_a_router_run_under_other_names(env: Env) -> None:
-    """`bus router run --group ports-router --transactional-id ports-router-1` needs grants on
+    """`bus router run --group ports-router --transactional-prefix ports-router` needs grants on
     those names: provisioning moves them there and revokes the defaults as drift."""
     moved = ["--router-group", "ports-router", "--router-transactional-prefix", "ports-router"]
     try:

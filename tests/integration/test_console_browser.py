@@ -31,6 +31,7 @@ from bus.adapters.kafka.reading import read_to_end
 from bus.core.sealing import seal
 from bus.services.feed_verdicts import route_rules
 from tests.helpers import EXAMPLES, REPO, SCHEMAS, example, wait_for
+from tests.router_support import session_router
 
 MEMBER = "EUROPOL"
 PASSWORD = "liaison officer password"
@@ -117,7 +118,7 @@ def _up(url: str) -> bool:
 @pytest.fixture(scope="module")
 def console(kafka, tmp_path_factory, unique_module) -> Iterator[Console]:
     work = tmp_path_factory.mktemp("console")
-    fed = make_demo(work / "federation")
+    fed = make_demo(work / "federation", router_signer=session_router())  # the session's one router identity
     feed = f"feed.console-{unique_module}"
     policy = work / "policy.yaml"
     policy.write_text(f"""\
@@ -138,7 +139,7 @@ rules:
     router = subprocess.Popen(
         [sys.executable, "-m", "bus", "router", "run", "--policy", str(policy), "--federation",
          str(fed.directory_path), "--authority-pub", str(fed.authority_pub), "--state-dir", str(work / "router"),
-         "--group", f"console-{unique_module}", "--transactional-id", f"console-{unique_module}"],
+         "--router-id", fed.router_id, "--router-key", str(fed.router_key), "--group", f"console-{unique_module}"],
         env=env, stdout=subprocess.DEVNULL, stderr=(work / "router.log").open("w"), text=True, cwd=REPO)
     port = free_port()
     url = f"http://127.0.0.1:{port}"

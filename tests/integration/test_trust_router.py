@@ -14,18 +14,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bus.adapters import kafka_legacy as kafka_adapter
 from bus.adapters.federation_file import generate_authority_key, write_directory_file
+from bus.adapters.kafka import open_engine
+from bus.adapters.private_file import write_private
 from bus.core.envelope import build_headers
 from bus.core.keys import SigningKey
 from bus.core.sealing import SealedRecord, seal
 from bus.core.signing import sign_record
-from bus.core.trust import FederationDirectory, Member, MemberKey, add_key, sign_directory
+from bus.core.trust import FederationDirectory, FederationRouter, Member, MemberKey, add_key, sign_directory
 from bus.errors import BusError
-from bus.services.publisher import Publisher
-from bus.services.router import Router, RouterOptions
-from bus.services.router_sources import FileSources
-from tests.helpers import SCHEMAS, example, read_all
+from bus.services.router import FileSources, Router, RouterIdentity, RouterOptions
+from tests.helpers import SCHEMAS, example
+from tests.router_support import ensure_router_topics, read, send_all, session_router, start_at_end
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 DAY = timedelta(days=1)
@@ -69,8 +69,13 @@ class Federation:
             Member(id="EUROPOL", name="Europol", country="EU", kind="eu-agency", may_publish=ALL, keys=(
                 MemberKey.for_public_key(self.europol.public, NOW - 30 * DAY, NOW + 365 * DAY),)),
         ]
+        self.router = session_router()
+        self.router_key = base / "router.key"
+        write_private(self.router_key, self.router.to_pem())
+        routers = (FederationRouter(id="EPA-ROUTER-1", name="test router", keys=(
+            MemberKey.for_public_key(self.router.public, NOW - 30 * DAY, NOW + 365 * DAY),)),)
         self.directory = FederationDirectory(federation_id="EPA-TEST", name="test", version=1, issued_at=NOW,
-                                             members=tuple(members))
+                                             members=tuple(members), routers=routers)
         self.write(self.directory)
 
     def write(self, directory: FederationDirectory) -> None:
@@ -95,16 +100,25 @@ def setup(kafka, tmp_path_factory):
     fed = Federation(base)
     suffix = os.urandom(3).hex()
     feed = write_policy(base / "policy.yaml", suffix)
-    kafka_adapter.ensure_topics(kafka, kafka_adapter.default_topics())
-    return {"base": base, "fed": fed, "suffix": suffix, "feed": feed}
+    engine = open_engine(kafka)
+    ensure_router_topics(engine)
+    return {"base": base, "fed": fed, "suffix": suffix, "feed": feed, "engine": engine}
 
 
-def make_router(kafka, setup, name: str, **options) -> Router:
+def make_router(setup, name: str, *, group: str | None = None, state: str | None = None, **options) -> Router:
     fed: Federation = setup["fed"]
+    group = group or f"trust-{name}"
+    state_dir = setup["base"] / f"state-{state or name}"
     sources = FileSources(setup["base"] / "policy.yaml", federation=fed.path, authority_pub=fed.authority_pub,
-                          state_dir=setup["base"] / f"state-{name}")
-    return Router(kafka, sources.load, changed=sources.changed,
-                  options=RouterOptions(group_id=f"trust-{name}", transactional_id=f"trust-tx-{name}", **options))
+                          state_dir=state_dir)
+    if group == f"trust-{name}":
+        start_at_end(setup["engine"], group)
+    return Router(setup["engine"], sources.load, RouterIdentity("EPA-ROUTER-1", fed.router),
+                  RouterOptions(state_dir=state_dir, group_id=group, **options), changed=sources.changed)
+
+
+def feed_ids(setup) -> Counter:
+    return Counter((dict(m.headers).get(b"ce_id") or b"").decode() for m in read(setup["engine"], setup["feed"]))
 
 
 def alert(producer: str, kind: str = "corruption-indicator", **header):
@@ -126,6 +140,7 @@ def signed_junk(signer: SigningKey) -> SealedRecord:
 @pytest.fixture(scope="module")
 def outcomes(kafka, setup):
     """Publish one record per situation, route once; map label -> (outcome, reason)."""
+    router = make_router(setup, f"reasons-{setup['suffix']}")
     fed: Federation = setup["fed"]
     impostor = SigningKey("BE-FEDPOL", fed.nl_new.key)  # NL-CUSTOMS's key claiming to be BE-FEDPOL
     tampered = seal(alert("BE-FEDPOL"), fed.be, SCHEMAS)
@@ -151,20 +166,17 @@ def outcomes(kafka, setup):
         "bad schema": signed_junk(fed.be),
         "replay: first": replayed,
     }
-    producer = kafka_adapter.producer(kafka)
-    for rec in [*records.values(), replayed]:
-        producer.send(rec.topic, key=rec.key, value=rec.value, headers=rec.headers)
-    producer.flush()
-    producer.close()
-    make_router(kafka, setup, f"reasons-{setup['suffix']}").run(max_idle=4)
+    send_all(setup["engine"], [*records.values(), replayed])
+    router.run(max_idle=4)
 
     audit: dict[str, list[dict]] = {}
-    for m in read_all(kafka, "audit"):
+    for m in read(setup["engine"], "audit"):
         e = json.loads(m.value)
-        audit.setdefault(e.get("message_id") or "", []).append(e)
-    dlq = Counter((dict(m.headers).get(b"ce_id", b"").decode(), dict(m.headers)[b"bus_reject_reason"].decode())
-                  for m in read_all(kafka, "dlq.rejected"))
-    return {"records": records, "audit": audit, "dlq": dlq}
+        if isinstance(e.get("message_id"), str):
+            audit.setdefault(e["message_id"], []).append(e)
+    dlq = Counter(((dict(m.headers).get(b"ce_id") or b"").decode(errors="replace"),
+                   dict(m.headers)[b"bus_reject_reason"].decode()) for m in read(setup["engine"], "dlq.rejected"))
+    return {"records": records, "audit": audit, "dlq": dlq, "feed": feed_ids(setup)}
 
 
 EXPECTED = {
@@ -197,7 +209,7 @@ def test_reason_codes_rotation_and_revocation(kafka, setup, outcomes, label):
     assert entries, f"{label}: no audit entry"
     if expected is None:
         assert entries[0]["outcome"] == "routed", entries[0]
-        assert mid in {dict(m.headers)[b"ce_id"].decode() for m in read_all(kafka, setup["feed"])}
+        assert outcomes["feed"][mid] == 1
     else:
         assert any(e["outcome"] == "rejected" and e["reason"] == expected for e in entries), entries
         assert outcomes["dlq"][(mid, expected)] >= 1
@@ -209,14 +221,17 @@ def test_replay_is_rejected(outcomes):
     assert [e["outcome"] for e in outcomes["audit"][mid]].count("routed") == 1
 
 
-def test_replay_window_survives_a_router_restart(kafka, setup, outcomes):
-    """A fresh router (new group, re-reading everything) rejects what the old one routed."""
+def test_replay_window_survives_a_router_restart_on_another_host(kafka, setup, outcomes):
+    """The same group, restarted with no local state (another host): the changelog restores the
+    window, and a copy of what was routed before is a replay."""
     rec = outcomes["records"]["rotation: new key after expiry"]
-    make_router(kafka, setup, f"restart-{setup['suffix']}").run(max_idle=4)
-    replays = [m for m in read_all(kafka, "dlq.rejected")
+    router = make_router(setup, "restarted", group=f"trust-reasons-{setup['suffix']}", state="elsewhere")
+    send_all(setup["engine"], [rec])
+    router.run(max_idle=4)
+    replays = [m for m in read(setup["engine"], "dlq.rejected")
                if dict(m.headers).get(b"ce_id") == ce_id(rec).encode()
                and dict(m.headers)[b"bus_reject_reason"] == b"replay"]
-    assert len(replays) >= 1
+    assert len(replays) == 1
 
 
 def test_tampered_or_rolled_back_directory_is_refused(kafka, setup, tmp_path):
@@ -248,37 +263,33 @@ def test_tampered_or_rolled_back_directory_is_refused(kafka, setup, tmp_path):
 
 def test_live_reload_under_traffic_drops_and_duplicates_nothing(kafka, setup, tmp_path):
     fed: Federation = setup["fed"]
-    router = make_router(kafka, setup, f"reload-{setup['suffix']}", reload_interval=0.3, batch_size=20)
+    router = make_router(setup, f"reload-{setup['suffix']}", reload_interval=0.3, batch_size=20)
     thread = threading.Thread(target=router.run, daemon=True)
     thread.start()
     newcomer = SigningKey.generate("EUROPOL")
     before = [alert("BE-FEDPOL") for _ in range(120)]
     after = [alert("EUROPOL") for _ in range(20)]
     try:
-        with Publisher(kafka, fed.be) as pub:
-            for i in range(0, len(before), 10):
-                pub.publish_many(before[i:i + 10])
-                if i == 60:  # mid-stream: a new directory version with a new EUROPOL key
-                    fed.write(add_key(fed.directory, "EUROPOL",
-                                      MemberKey.for_public_key(newcomer.public, NOW - DAY, NOW + 365 * DAY)))
+        for i in range(0, len(before), 10):
+            send_all(setup["engine"], [seal(a, fed.be, SCHEMAS) for a in before[i:i + 10]])
+            if i == 60:  # mid-stream: a new directory version with a new EUROPOL key
+                fed.write(add_key(fed.directory, "EUROPOL",
+                                  MemberKey.for_public_key(newcomer.public, NOW - DAY, NOW + 365 * DAY)))
         deadline = time.monotonic() + 30
         while getattr(router.resolver, "version", 0) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
         assert router.resolver.version == 2, "directory was not reloaded"
-        with Publisher(kafka, newcomer) as pub:
-            pub.publish_many(after)
+        send_all(setup["engine"], [seal(a, newcomer, SCHEMAS) for a in after])
         wanted = {str(a.header.message_id) for a in before + after}
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            got = Counter(dict(m.headers)[b"ce_id"].decode() for m in read_all(kafka, setup["feed"]))
-            if wanted <= set(got):
+            if wanted <= set(feed_ids(setup)):
                 break
             time.sleep(0.5)
     finally:
         router.stop()
         thread.join(timeout=30)
-    ids = (dict(m.headers)[b"ce_id"].decode() for m in read_all(kafka, setup["feed"]))
-    got = Counter(i for i in ids if i in wanted)
+    got = Counter({i: n for i, n in feed_ids(setup).items() if i in wanted})
     assert set(got) == wanted, f"missing {len(wanted - set(got))}"
     assert max(got.values()) == 1
 
@@ -290,10 +301,12 @@ def test_sighup_reloads_the_directory(kafka, setup, tmp_path):
     import sys
 
     fed: Federation = setup["fed"]
+    start_at_end(setup["engine"], f"hup-{setup['suffix']}")
     cmd = [sys.executable, "-m", "bus", "router", "run", "--policy", str(setup["base"] / "policy.yaml"),
            "--federation", str(fed.path), "--authority-pub", str(fed.authority_pub),
+           "--router-key", str(fed.router_key), "--router-id", "EPA-ROUTER-1",
            "--state-dir", str(tmp_path / "state"), "--group", f"hup-{setup['suffix']}",
-           "--transactional-id", f"hup-{setup['suffix']}", "--reload-interval", "3600"]
+           "--reload-interval", "3600"]
     proc = subprocess.Popen(cmd, env={**os.environ, "BUS_BOOTSTRAP": kafka.bootstrap},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

@@ -50,7 +50,6 @@ TOPICS = [
     T("acks"), T("audit", 6, 1, (("retention.ms", "-1"), ("min.insync.replicas", "1"))),
     T("audit.checkpoints", 1, 1, (("retention.ms", "-1"),)),
     T("dlq.rejected"), T("router.changelog", config=(("cleanup.policy", "compact,delete"),)),
-    T("router.seen", config=(("cleanup.policy", "compact,delete"),)),
     *(T(f) for f in FEEDS.values()),
     *(T(f"receipts.{m.id.lower()}", 1) for m in MEMBERS),
 ]
@@ -169,7 +168,6 @@ DESIGN = [
     ("svc-router", TOPIC, "audit.checkpoints", W, True),
     ("svc-router", TOPIC, "router.changelog", W, True),
     ("svc-router", TOPIC, "router.changelog", R, True),
-    ("svc-router", TOPIC, "router.seen", R, True),
     ("svc-router", TOPIC, "dlq.rejected", W, True),
     ("svc-router", TOPIC, "dlq.rejected", R, False),
     ("svc-router", GROUP, "bus-router", R, True),
@@ -265,7 +263,7 @@ def test_config_drift_alters_only_differing_keys(desired):
     current = in_sync(desired)
     topics = dict(current.topics)
     topics["audit"] = TopicState(1, 1, {"retention.ms": "604800000", "min.insync.replicas": "1"})
-    topics["router.seen"] = TopicState(6, 1, {"cleanup.policy": "delete,compact"})  # same set
+    topics["router.changelog"] = TopicState(6, 1, {"cleanup.policy": "delete,compact"})  # same set
     plan = ap.diff(desired, replace(current, topics=topics))
     assert [(c.kind, c.subject, c.config) for c in plan.changes] == [
         (ChangeKind.ALTER_CONFIG, "audit", (("retention.ms", "-1"),))]

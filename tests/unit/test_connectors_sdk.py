@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bus.adapters.health import HealthServer
 from bus.adapters.kafka.memory import MemoryEngine
 from bus.adapters.keystore import generate_keypair
 from bus.composition import Bus
@@ -27,7 +28,6 @@ from bus.errors import (
 )
 from bus.services.publisher import Publisher
 from connectors.sdk.config import ConfigError, ConnectorSettings, PublishSettings, RetrySettings, load_config
-from connectors.sdk.health import HealthServer
 from connectors.sdk.inbox.checkpoint import Checkpoint, CheckpointStore
 from connectors.sdk.metrics import ConnectorMetrics
 from connectors.sdk.publishing import ReliablePublisher

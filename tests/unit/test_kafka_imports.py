@@ -9,12 +9,10 @@ REPO = Path(__file__).resolve().parents[2]
 CLIENTS = ("kafka", "confluent_kafka")
 
 LEGACY_IMPORTERS = {
-    # The single-router design, on kafka-python, until its rewrite onto the port lands
-    # (bus/services/router*, bus/adapters/transactions.py and the legacy adapter only they use).
-    # This list must shrink to empty; never add to it.
+    # The old kafka-python adapter: no service uses it any more (the router moved onto the
+    # port); only the benchmarks still compare against it. This list must shrink to empty;
+    # never add to it.
     "bus/adapters/kafka_legacy.py",
-    "bus/adapters/transactions.py",
-    "bus/services/router.py",
 }
 
 

@@ -45,4 +45,4 @@ def test_a_record_that_breaks_the_pipeline_is_dead_lettered_not_fatal():
     signer = SigningKey.generate("NL-CUSTOMS")
     result = decide(seal(example("suspicious-container"), signer, SCHEMAS), Exploding())
     assert not result.accepted and result.crashed
-    assert result.reason == "bad-schema" and "boom" in result.detail
+    assert result.reason == "internal-error" and "boom" in result.detail

@@ -44,8 +44,11 @@ def test_router_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, keys_dir: P
         raise Recorded
 
     monkeypatch.setattr("bus.services.router.Router", fake_router)
+    router_key = tmp_path / "router.key"
+    router_key.write_bytes(SigningKey.generate("EPA-ROUTER-1").to_pem())
+    router_key.chmod(0o600)
     result = runner.invoke(app, ["router", "run", "--policy", str(tmp_path / "p.yaml"), "--keys", str(keys_dir),
-                                 *given])
+                                 "--router-key", str(router_key), "--state-dir", str(tmp_path / "state"), *given])
     assert isinstance(result.exception, Recorded), result.output
     assert seen["options"].accept_v1_0_until == expected
 

@@ -23,6 +23,7 @@ from bus.adapters.kafka.port import (
 from bus.adapters.kafka.records import (
     OFFSET_BEGINNING,
     OFFSET_END,
+    Capabilities,
     ClusterInfo,
     Delivery,
     Header,
@@ -62,6 +63,7 @@ __all__ = [
     "OFFSET_BEGINNING",
     "OFFSET_END",
     "Admin",
+    "Capabilities",
     "ClusterInfo",
     "Consumer",
     "Delivery",

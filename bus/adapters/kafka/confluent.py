@@ -49,6 +49,7 @@ from bus.adapters.kafka.port import Admin, GroupMetadata, RebalanceListener
 from bus.adapters.kafka.records import (
     OFFSET_BEGINNING,
     OFFSET_END,
+    Capabilities,
     Delivery,
     Headers,
     Polled,
@@ -613,6 +614,8 @@ class ConfluentEngine:
     """Clients on confluent-kafka that share one set of connection settings."""
 
     name = "confluent"
+    capabilities = Capabilities(nul_in_header_names=False, non_utf8_header_names=False,
+                                max_record_bytes=MAX_REQUEST_BYTES)
 
     def __init__(self, settings: KafkaSettings) -> None:
         check_settings(settings)

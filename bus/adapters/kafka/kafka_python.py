@@ -44,6 +44,7 @@ from bus.adapters.kafka.port import Admin, GroupMetadata, RebalanceListener
 from bus.adapters.kafka.records import (
     OFFSET_BEGINNING,
     OFFSET_END,
+    Capabilities,
     Delivery,
     Headers,
     Polled,
@@ -354,7 +355,7 @@ class KafkaPythonConsumer:
         try:
             batch = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
         except CorruptRecordError as exc:
-            return [_Isolate(self._consumer, self._probe_config, self._settings).undecodable(exc)]
+            return list[Polled](_Isolate(self._consumer, self._probe_config, self._settings).undecodable(exc))
         except KafkaTimeoutError:
             return []
         except KError as exc:
@@ -448,8 +449,14 @@ class _Isolate:
     kafka-python leaves the failing partition's position on the record it could not
     decode and does not say which partition that is. Every assigned partition with
     records left is read at this consumer's position by a throw-away consumer, one
-    record at a time; the one that fails there is the culprit. This consumer then
-    seeks one past it, which also drops the batch kafka-python would otherwise spin on.
+    record at a time; each one that fails there holds an undecodable record. This
+    consumer then seeks one past each of them, which also drops the batch kafka-python
+    would otherwise spin on.
+
+    All of them, not the first found: when two partitions both have an undecodable
+    record at their position, blaming only one could leave kafka-python holding the
+    spent batch of the other at an unchanged position, which its fetcher then loops on
+    forever (it neither raises again nor moves on).
     """
 
     PROBE_SECONDS = 5.0
@@ -459,24 +466,28 @@ class _Isolate:
         self._probe_config = probe_config
         self._settings = settings
 
-    def undecodable(self, exc: CorruptRecordError) -> UndecodableRecord:
+    def undecodable(self, exc: CorruptRecordError) -> list[UndecodableRecord]:
         assigned = sorted(self._consumer.assignment())
         positions = {tp: self._consumer.position(tp) for tp in assigned}
         ends = self._consumer.end_offsets(assigned)
         candidates = [tp for tp in assigned if positions[tp] < ends.get(tp, 0)]
-        culprit = self._find(candidates, positions)
-        if culprit is None:
+        culprits = self._find(candidates, positions)
+        if not culprits:
             raise KafkaOperationFailed(f"a record could not be decoded and no partition owns up to it: {exc}")
-        offset = positions[culprit]
-        self._consumer.seek(culprit, offset + 1)
-        KAFKA_LOG.debug("skipped undecodable record %s[%s]@%s: %s", culprit.topic, culprit.partition, offset, exc)
-        return UndecodableRecord(culprit.topic, culprit.partition, offset, _problem(exc))
+        out = []
+        for culprit in culprits:
+            offset = positions[culprit]
+            self._consumer.seek(culprit, offset + 1)
+            KAFKA_LOG.debug("skipped undecodable record %s[%s]@%s: %s", culprit.topic, culprit.partition, offset, exc)
+            out.append(UndecodableRecord(culprit.topic, culprit.partition, offset, _problem(exc)))
+        return out
 
-    def _find(self, candidates: list[KTopicPartition], positions: dict[KTopicPartition, int]) -> Any:
+    def _find(self, candidates: list[KTopicPartition], positions: dict[KTopicPartition, int]) -> list[Any]:
         if len(candidates) == 1:
-            return candidates[0]
+            return candidates
         probe = _build(self._settings, lambda: KafkaConsumer(**self._probe_config, group_id=None,
                                                                max_poll_records=1))
+        found = []
         try:
             for tp in candidates:
                 probe.assign([tp])
@@ -487,8 +498,9 @@ class _Isolate:
                         if probe.poll(timeout_ms=200, max_records=1):
                             break  # a decodable record where this consumer stands: not this one
                     except CorruptRecordError:
-                        return tp
-            return None
+                        found.append(tp)
+                        break
+            return found
         finally:
             probe.close(autocommit=False)
 
@@ -507,6 +519,8 @@ class KafkaPythonEngine:
     """Clients on kafka-python that share one set of connection settings."""
 
     name = "kafka-python"
+    capabilities = Capabilities(null_header_values=False, keyless_valueless_records=False,
+                                non_utf8_header_names=False, max_record_bytes=MAX_REQUEST_BYTES)
 
     def __init__(self, settings: KafkaSettings) -> None:
         check_settings(settings)

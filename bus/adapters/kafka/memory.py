@@ -35,7 +35,7 @@ from bus.adapters.kafka._memory.faults import Faults
 from bus.adapters.kafka._memory.groups import MemoryGroupMetadata
 from bus.adapters.kafka._memory.log import DataEntry
 from bus.adapters.kafka._memory.producers import MemoryProducer, MemoryTransactionalProducer
-from bus.adapters.kafka.records import Delivery, Headers, Record, TopicPartition
+from bus.adapters.kafka.records import Capabilities, Delivery, Headers, Record, TopicPartition
 from bus.core.topology import TopicSpec
 
 DEFAULT_MAX_RECORD_BYTES = 1_048_576
@@ -79,9 +79,12 @@ class MemoryEngine:
         clock: Callable[[], int] = system_clock,
         max_wait: float | None = None,
         authorizer: bool = True,
+        capabilities: Capabilities | None = None,
     ) -> None:
         self._cluster = Cluster(brokers=brokers, clock=clock, max_record_bytes=max_record_bytes,
                                 max_wait=max_wait, authorizer=authorizer)
+        self.capabilities = capabilities or Capabilities(max_record_bytes=max_record_bytes)
+        self._cluster.capabilities = self.capabilities
         self._principal: Principal | None = None
         self.faults = Faults(self._cluster)
 

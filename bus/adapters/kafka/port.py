@@ -29,6 +29,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Protocol
 
 from bus.adapters.kafka.records import (
+    Capabilities,
     ClusterInfo,
     Delivery,
     Headers,
@@ -259,6 +260,8 @@ class Engine(Protocol):
     """Builds clients that share one set of connection settings."""
 
     name: str
+    capabilities: Capabilities
+    """What this engine's producers can send (see `Capabilities`)."""
 
     def producer(self, *, linger_ms: int = 5, client_id: str | None = None) -> Producer: ...
 

@@ -107,3 +107,41 @@ OFFSET_BEGINNING = -2
 """`Consumer.seek` sentinel: the oldest retained offset."""
 OFFSET_END = -1
 """`Consumer.seek` sentinel: after the last record (the next one to be written)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What an engine's producers can send, so a service can choose another form up front
+    instead of failing a transaction (the router writes a bounded dead letter then).
+
+    Both real clients read anything the broker holds; they differ in what they write:
+    kafka-python sends header values as bytes only (no null) and refuses a record with
+    neither key nor value; librdkafka cuts a header name at a NUL byte (the confluent
+    engine refuses to send one). Neither can send a header name that is not UTF-8.
+    """
+
+    null_header_values: bool = True
+    keyless_valueless_records: bool = True
+    nul_in_header_names: bool = True
+    non_utf8_header_names: bool = True
+    max_record_bytes: int = 1_048_576
+    """The producer's limit on one record, key, value and headers counted."""
+
+    def cannot_send(self, key: bytes | None, value: bytes | None, headers: Headers) -> str | None:
+        """Why this engine cannot produce the record as it is, or None if it can."""
+        if key is None and value is None and not self.keyless_valueless_records:
+            return "a record with neither key nor value"
+        for name, header_value in headers:
+            if header_value is None and not self.null_header_values:
+                return "a null header value"
+            if b"\x00" in name and not self.nul_in_header_names:
+                return "a header name holding a NUL byte"
+            if not self.non_utf8_header_names:
+                try:
+                    name.decode("utf-8")
+                except UnicodeDecodeError:
+                    return "a header name that is not UTF-8"
+        size = len(key or b"") + len(value or b"") + sum(len(n) + len(v or b"") for n, v in headers)
+        if size > self.max_record_bytes:
+            return f"{size} bytes, over the producer's limit of {self.max_record_bytes}"
+        return None

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 
 from bus.adapters.kafka._memory.groups import Group
 from bus.adapters.kafka._memory.log import DataEntry, PartitionLog, Topic, Txn, TxnState
-from bus.adapters.kafka.records import Delivery, Record, TopicPartition
+from bus.adapters.kafka.records import Capabilities, Delivery, Record, TopicPartition
 from bus.core.acl_plan import AclBinding, Operation, ResourceType, allows
 from bus.core.topology import TopicSpec
 from bus.errors import (
@@ -137,6 +137,8 @@ class Cluster:
     scram: dict[str, str] = field(default_factory=dict)
     send_faults: list[SendFault] = field(default_factory=list)
     commit_faults: list[CommitFault] = field(default_factory=list)
+    capabilities: Capabilities | None = None
+    """What producers may send; None: anything (set by `MemoryEngine`)."""
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:

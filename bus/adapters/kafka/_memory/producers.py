@@ -61,6 +61,10 @@ class _Sender:
         elif not 0 <= partition < count:
             raise KafkaOperationFailed(f"topic {topic} has no partition {partition} (it has {count})")
         record = Record(topic, partition, -1, cluster.now_ms(), key, value, tuple(headers))
+        limits = cluster.capabilities
+        refused = None if limits is None else limits.cannot_send(key, value, tuple(headers))
+        if refused is not None and record.size <= cluster.max_record_bytes:
+            raise KafkaOperationFailed(f"this engine cannot send {refused} (topic {topic})")
         if record.size > cluster.max_record_bytes:
             raise RecordTooLarge(f"a record of {record.size} bytes is over the producer's limit of "
                                  f"{cluster.max_record_bytes} bytes (topic {topic})")

@@ -1,8 +1,10 @@
-"""Liveness, readiness and metrics over plain HTTP (stdlib only).
+"""Liveness, readiness and metrics over plain HTTP (stdlib only), for every long-running service.
 
-Orchestrators restart a connector whose `/healthz` fails and stop sending it
-work while `/readyz` fails, so the two answer different questions: "is the
-process working at all" and "can it publish right now".
+The connectors and the router serve the same three paths. Orchestrators restart a
+process whose `/healthz` fails and stop sending it work while `/readyz` fails, so
+the two answer different questions: "is the process working at all" and "can it do
+its job right now" (a connector: publish; a router: its tasks are restored and it is
+connected). `/metrics` is Prometheus text from whatever `Metrics` the service keeps.
 """
 
 from __future__ import annotations
@@ -11,19 +13,26 @@ import json
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-
-from connectors.sdk.metrics import ConnectorMetrics
+from typing import Any, Protocol
 
 #: () -> (ok, details): details are shown to the operator as JSON.
 Probe = Callable[[], tuple[bool, dict[str, Any]]]
 
 
+class Metrics(Protocol):
+    """What `/metrics` serves: Prometheus exposition text and its content type."""
+
+    content_type: str
+
+    def render(self) -> bytes: ...
+
+
 class HealthServer:
     """Serves `/healthz`, `/readyz` and `/metrics` on its own thread."""
 
-    def __init__(self, host: str, port: int, *, metrics: ConnectorMetrics, live: Probe, ready: Probe) -> None:
-        handler = _handler_class(metrics, live, ready)
+    def __init__(self, host: str, port: int, *, metrics: Metrics, live: Probe, ready: Probe,
+                 server_name: str = "bus") -> None:
+        handler = _handler_class(metrics, live, ready, server_name)
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="health", daemon=True)
@@ -41,9 +50,9 @@ class HealthServer:
         self._server.server_close()
 
 
-def _handler_class(metrics: ConnectorMetrics, live: Probe, ready: Probe) -> type[BaseHTTPRequestHandler]:
+def _handler_class(metrics: Metrics, live: Probe, ready: Probe, server_name: str) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        server_version = "bus-connector"
+        server_version = server_name
 
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
