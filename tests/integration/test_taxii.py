@@ -35,6 +35,7 @@ from bus.core.sealing import seal
 from bus.core.topology import feed_topic
 from bus.errors import NotAuthorized
 from tests.helpers import EXAMPLES, REPO, SCHEMAS, example, wait_for
+from tests.router_support import session_router
 
 MEMBER = "EUROPOL"
 USER, PASSWORD = "opencti", "taxii connector password"
@@ -87,7 +88,8 @@ def start_router(fed: DemoFederation, policy: Path, work: Path, env: dict[str, s
     return subprocess.Popen(
         [sys.executable, "-m", "bus", "router", "run", "--policy", str(policy), "--federation",
          str(fed.directory_path), "--authority-pub", str(fed.authority_pub), "--state-dir", str(work / "router"),
-         "--group", name, "--transactional-id", name],
+         "--router-id", fed.router_id, "--router-key", str(fed.router_key), "--group", name,
+         "--transactional-prefix", name],
         env=env, stdout=subprocess.DEVNULL, stderr=(work / "router.log").open("w"), cwd=REPO)
 
 
@@ -129,7 +131,7 @@ class Taxii:
 def taxii(kafka, tmp_path_factory) -> Iterator[Taxii]:
     unique = uuid.uuid4().hex[:8]
     work = tmp_path_factory.mktemp("taxii")
-    fed = make_demo(work / "federation")
+    fed = make_demo(work / "federation", router_signer=session_router())  # the session's one router identity
     feed = f"feed.taxii-{unique}"
     policy = work / "policy.yaml"
     policy.write_text(f"""\
