@@ -29,7 +29,16 @@ from bus.core.policy import evaluate, parse_policy
 from bus.core.receipts import RECEIPT_TYPE, claimed_type, verify_router_record
 from bus.core.sealing import SealedRecord
 from bus.core.signing import sign_record
-from bus.core.topology import AUDIT_CHECKPOINTS_TOPIC, AUDIT_TOPIC, DLQ_TOPIC, TopicSpec
+from bus.core.topology import (
+    AUDIT_CHECKPOINTS_TOPIC,
+    AUDIT_TOPIC,
+    CHANGELOG_TOPIC,
+    DLQ_TOPIC,
+    Replication,
+    TopicSpec,
+    receipts_topic,
+    receipts_topic_spec,
+)
 from bus.services.router import FileSources, Router, RouterIdentity, RouterOptions
 from tests.helpers import CODES, REPO, SCHEMAS, example, run_bus, wait_for
 from tests.router_support import (
@@ -417,3 +426,57 @@ def test_policy_restrictions_hold_for_encrypted_and_plain_alerts_side_by_side(en
                 assert opened.alert == alert
             else:
                 assert verdict.alert == alert  # type: ignore[union-attr]
+
+
+def test_the_operator_learns_nothing_from_a_routed_encrypted_alert(engine, world, capsys):
+    """Issue 13: after routing an encrypted TLP:RED alert (and a replay of it, dead-lettered), no
+    record the operator can read (alert topic, feeds, DLQ, audit, checkpoints, receipts,
+    changelog) nor the router's debug log holds its subject or a piece of its summary; the named
+    recipient still opens it."""
+    import secrets
+
+    import structlog
+
+    from bus.logs import configure
+
+    fed = world["fed"]
+    marker = secrets.token_hex(8)
+    alert = spread_alert("PORT-ROTTERDAM", **{**NEUTRAL, "tlp": "RED", "countries": ["ES"],
+                                              "release_to": ["ES-CUSTOMS", "EUROPOL"],
+                                              "summary": f"Bribed crane operator {marker} moves flagged reefers"})
+    record = seal_encrypted(alert, fed.signers["PORT-ROTTERDAM"], fed.directory, SCHEMAS)
+    mid = str(alert.header.message_id)
+    receipts = receipts_topic("PORT-ROTTERDAM")
+    admin = engine.admin()
+    try:
+        ensure_topics(admin, [receipts_topic_spec(receipts, Replication.for_cluster(admin.describe_cluster().brokers))])
+    finally:
+        admin.close()
+    configure(json=True, level="DEBUG")
+    try:
+        router = make_router(engine, world, f"opaque-{world['suffix']}")
+        send_all(engine, [record, record])  # the second copy is a replay: the DLQ keeps it
+        router.run(max_idle=4)
+    finally:
+        structlog.reset_defaults()
+    logs = capsys.readouterr()
+
+    [copy] = [r for r in read(engine, feed(world, "ES-CUSTOMS")) if ce_id(r) == mid]  # routed, so the check can fail
+    opened = decrypt(unseal_any(copy.key, copy.value, text_headers(copy.headers), fed.directory, SCHEMAS, CODES),
+                     Decryptor.of([fed.decryption_keys["ES-CUSTOMS"]]), SCHEMAS, CODES)  # type: ignore[arg-type]
+    assert opened.alert == alert and marker in opened.alert.header.summary
+    assert mid in logs.out + logs.err, "the router logged this alert at debug level"
+
+    secret_bytes = [alert.subject_reference.encode(), marker.encode(), b"Bribed crane", b"flagged reefers"]
+    feeds = [p["feed"] for p in yaml.safe_load(world["policy"].read_text())["partners"]]
+    topics = {record.topic, DLQ_TOPIC, AUDIT_TOPIC, AUDIT_CHECKPOINTS_TOPIC, CHANGELOG_TOPIC, receipts, *feeds}
+    seen = 0
+    for topic in sorted(topics):
+        for r in read(engine, topic):
+            blobs = [r.key or b"", r.value or b"", *(v or b"" for _, v in r.headers)]
+            seen += any(mid.encode() in b for b in blobs)
+            for secret in secret_bytes:
+                assert not any(secret in b for b in blobs), (topic, secret)
+    assert seen >= 5, "the alert, its feed copy, its dead-lettered replay, its audit entries and receipts were read"
+    for secret in secret_bytes:
+        assert secret.decode() not in logs.out + logs.err, secret
