@@ -10,6 +10,10 @@ the audit checks refuse to report on what they may not read.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,7 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import expect
 
+from bus.adapters.broker import free_port
 from bus.adapters.federation_file import (
     DemoFederation,
     load_authority_signing_key,
@@ -28,6 +35,7 @@ from bus.adapters.federation_file import (
 from bus.adapters.kafka import wire_headers
 from bus.adapters.keystore import write_new_keypair
 from bus.adapters.secrets_file import SecretsFile
+from bus.adapters.users_file import UsersFile
 from bus.composition import Bus
 from bus.config import KafkaSettings
 from bus.core.envelope import build_headers
@@ -40,7 +48,7 @@ from bus.core.signing import sign_record
 from bus.core.trust import FederationDirectory, MemberKey, add_key, revoke_key, sign_directory
 from bus.errors import NotAuthorized
 from bus.services.router import FileSources, Router, RouterIdentity, RouterOptions
-from tests.helpers import SCHEMAS, example, run_bus, wait_for
+from tests.helpers import REPO, SCHEMAS, example, run_bus, wait_for
 from tests.router_support import NEUTRAL, demo_federation, start_at_end
 
 POLICY = {
@@ -52,6 +60,7 @@ POLICY = {
 }
 ES = {**NEUTRAL, "countries": ["ES"]}
 NOW = datetime.now(UTC).replace(microsecond=0)
+CONSOLE_PASSWORD = "liaison officer password"
 
 
 @dataclass
@@ -264,6 +273,62 @@ def test_an_acknowledgement_reaches_the_originator_only_from_a_recipient(secured
     assert [(r["record"], r["reason"]) for r in be[be_ack_id]] == [("ack", "not-received")]
     es = s.receipts("es-customs", expect=set())
     assert all(r.get("reason") != "key-not-owned-by-producer" for rs in es.values() for r in rs)
+
+
+def test_an_officer_clicking_useful_in_the_console_acknowledges_to_the_originator(secured, browser):
+    """`bus console --key` as ES-CUSTOMS (its own principal): the page's button publishes the signed
+    acknowledgement, the router checks ES-CUSTOMS received the alert and NL-CUSTOMS reads it."""
+    s = secured
+    [mid] = s.write(seal(example("corruption-indicator", producer="NL-CUSTOMS", **ES,
+                                 summary="Reefer bay plan looked up by a clerk on leave."),
+                         s.fed.signers["NL-CUSTOMS"], SCHEMAS))
+    users = s.work / "console-users.yaml"
+    UsersFile(users).add("officer", CONSOLE_PASSWORD)
+    port = free_port()
+    log_path = s.work / "console-acks.log"
+    with log_path.open("w") as log:
+        console = subprocess.Popen(
+            [sys.executable, "-m", "bus", "console", "--member", "ES-CUSTOMS", *s.trust,
+             "--key", str(s.fed.keys_dir / "ES-CUSTOMS.key"), "--users", str(users), "--port", str(port),
+             "--index", str(s.work / "console-acks.sqlite")],
+            env={**os.environ, "NO_COLOR": "1", **s.env("es-customs")}, stdout=subprocess.DEVNULL, stderr=log,
+            cwd=REPO)
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+
+        def listening() -> bool:
+            assert console.poll() is None, log_path.read_text()
+            try:
+                return page.goto(f"http://127.0.0.1:{port}/login").ok
+            except PlaywrightError:
+                return False
+
+        wait_for(listening, 60, "the console to listen")
+        page.fill("input[name=username]", "officer")
+        page.fill("input[name=password]", CONSOLE_PASSWORD)
+        page.click("button[type=submit]")
+        expect(page.locator("#feed-rows")).to_be_attached()
+        # the router delivers it to feed.es-customs; the console indexes it; its page opens
+        wait_for(lambda: page.goto(f"http://127.0.0.1:{port}/alert/{mid}").ok, 90, "the alert in the console")
+        page.fill("textarea[name=note]", "matched an open case")
+        page.click("button.ack-useful")
+        expect(page.locator("#flash")).to_contain_text("sent")
+        expect(page.locator("#ack-log")).to_contain_text("by officer")
+    finally:
+        context.close()
+        console.send_signal(signal.SIGTERM)
+        try:
+            console.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            console.kill()
+    assert console.returncode == 0, log_path.read_text()
+    nl = s.receipts("nl-customs", expect={f"ack:{mid}"})
+    assert nl[f"ack:{mid}"] == [{"status": "useful", "member": "ES-CUSTOMS"}]
+    with Bus(s.as_user("nl-customs")).receipt_reader("nl-customs", s.directory) as reader:
+        [ack] = [r.ack for r in reader.records() if r.ack is not None and r.ack.message_id == mid]
+    assert ack.note == "matched an open case"  # the officer's name stays at ES-CUSTOMS (its console log)
+    assert '"officer": "officer"' in log_path.read_text()
 
 
 def test_audit_checks_refuse_to_report_what_they_cannot_read_and_pass_for_who_can(secured):
