@@ -363,6 +363,8 @@ def test_http_ingest_answers_what_became_of_each_alert(secured, tmp_path):
         follower = runtime.services.receipts
         assert follower is not None
         wait_for(follower.following.is_set, 60, "the ingest to follow receipts.nl-customs")
+        handed: list[Any] = []
+        assert runtime.services.on_receipt(handed.append)
         ids = {}
         for name, alert in (("fresh", fresh), ("stale", stale)):
             posted = client.post("/v1/alerts/corruption-indicator", json=alert, headers=auth)
@@ -384,6 +386,8 @@ def test_http_ingest_answers_what_became_of_each_alert(secured, tmp_path):
     assert routed["policy_version"].startswith(POLICY["version"])
     assert rejected["reason"] == "stale" and rejected["detail"]
     assert 'bus_connector_alerts_rejected_total{connector="http-ingest",reason="stale"} 1.0' in metrics
+    assert sorted((r.status.message_id, r.status.state.value) for r in handed) == sorted(
+        [(ids["fresh"], "routed"), (ids["stale"], "rejected")])
 
 
 def test_audit_checks_refuse_to_report_what_they_cannot_read_and_pass_for_who_can(secured):

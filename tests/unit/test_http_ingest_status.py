@@ -18,6 +18,7 @@ from pydantic import TypeAdapter
 from bus.adapters.federation_file import DemoFederation, make_demo
 from bus.adapters.kafka import wire_headers
 from bus.core.keys import SigningKey
+from bus.core.models import new_message_id
 from bus.core.receipts import RECEIPT_TYPE, sign_router_record
 from bus.core.topology import receipts_topic
 from connectors.http_ingest.app import STATUS_RESPONSES, openapi_document
@@ -113,6 +114,23 @@ def test_a_rejected_alert_says_why_and_is_counted_and_handed_to_callbacks(ingest
     receipt(memory, fed, foreign, reason="stale")
     wait_for(lambda: state(client, foreign) == "rejected", 10, "the other producer's receipt")
     assert rejected_count(memory, "stale") == 0 and len(handed) == 1
+
+
+def test_a_receipt_that_arrives_before_the_producers_acknowledgement_still_counts(ingest, fed):
+    """The router can be faster than Kafka's answer to the producer: the receipt is handed over
+    once the connector learns the alert was its own."""
+    memory, client = ingest
+    assert memory.services is not None
+    handed: list[AlertReceipt] = []
+    memory.services.on_receipt(handed.append)
+    alert = example_alert("suspicious-container")
+    mid = alert["header"]["message_id"] = str(new_message_id())
+    receipt(memory, fed, mid, reason="type-not-allowed", detail="not this member's type")
+    wait_for(lambda: state(client, mid) == "rejected", 10, "the early receipt")
+    assert handed == [] and rejected_count(memory, "type-not-allowed") == 0  # not known to be ours yet
+    assert client.post("/v1/alerts/suspicious-container", json=alert, headers=AUTH).status_code == 202
+    assert [(r.status.message_id, r.status.reason) for r in handed] == [(mid, "type-not-allowed")]
+    assert rejected_count(memory, "type-not-allowed") == 1
 
 
 def test_a_receipt_that_does_not_verify_is_never_a_verdict(ingest, fed):
