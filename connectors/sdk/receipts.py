@@ -216,6 +216,10 @@ class ReceiptFollower:
                 log.warning("receipts unreadable", topic=f"receipts.{self.member.lower()}", error=str(exc),
                             error_type=type(exc).__name__)
                 self.stop.wait(RETRY_S)
+            except Exception:  # never let the follower die silently: every status would freeze
+                self.following.clear()
+                log.exception("receipts follower failed", topic=f"receipts.{self.member.lower()}")
+                self.stop.wait(RETRY_S)
 
     def _read(self) -> None:
         with self.bus.receipt_reader(self.member, self.directory()) as reader:

@@ -14,11 +14,12 @@ from bus.composition import Bus
 from bus.core.receipts import AckStatus as WireStatus
 from bus.core.receipts import verify_ack
 from bus.core.topology import ACKS_TOPIC
-from bus.errors import KafkaUnavailable
+from bus.errors import KafkaUnavailable, KeyOwnerMismatch
 from bus.web.console import ConsoleConfig, create_app
 from bus.web.console.acks import AckRequest, AckStatus
 from bus.web.console.auth import MAX_FAILURES, Authenticator, parse_networks
 from tests.console_fixtures import MEMBER, TOPIC, Feed, container, drain
+from tests.helpers import run_bus
 
 PASSWORD = "correct horse battery staple"
 
@@ -238,3 +239,15 @@ def test_live_rows_are_those_after_the_pages_last_id_that_match_its_filters(worl
     assert rows.headers["X-Count"] == "1" and rows.headers["X-Last-Id"] == str(last)
     assert "Bananas over weight" in rows.text
     assert client.get(f"/rows?after={last}").headers["X-Count"] == "0"
+
+
+def test_the_console_refuses_another_members_signing_key_before_serving(fed, tmp_path):
+    """`bus console --key`: a key the directory lists for BE-CUSTOMS would sign acknowledgements the
+    router rejects; the console says so at start (exit 10), before it connects to Kafka."""
+    users = UsersFile(tmp_path / "users.yaml")
+    users.add("alice", PASSWORD)
+    result = run_bus("console", "--member", MEMBER, "--federation", str(fed.directory_path),
+                     "--authority-pub", str(fed.authority_pub), "--users", str(users.path),
+                     "--key", str(fed.keys_dir / "BE-CUSTOMS.key"), "--bootstrap", "127.0.0.1:1", timeout=60)
+    assert result.returncode == KeyOwnerMismatch.exit_code, result.stdout + result.stderr
+    assert "BE-CUSTOMS" in result.stderr and "Traceback" not in result.stderr
