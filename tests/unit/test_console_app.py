@@ -197,6 +197,9 @@ def test_without_an_acknowledgement_service_the_buttons_are_disabled_with_the_re
     page = client.get(f"/record/{ok.partition}/{ok.offset}")
     assert "not configured" in page.text and "--key" in page.text and 'name="status"' not in page.text
     assert page.text.count("disabled") >= len(AckStatus)
+    bad = next(r for r in world[0].index.search() if not r.verdict.trusted)
+    unverified = client.get(f"/record/{bad.partition}/{bad.offset}").text
+    assert "Only verified alerts can be acknowledged" in unverified and "Seen</button>" not in unverified
     token = csrf(client, f"/record/{ok.partition}/{ok.offset}")
     assert client.post(f"/record/{ok.partition}/{ok.offset}/ack",
                        data={"status": "seen", "csrf": token}).status_code == 503
