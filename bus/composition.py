@@ -54,6 +54,7 @@ if TYPE_CHECKING:  # services are imported when first built: `import bus` stays 
     from bus.services.reader import FeedReader
     from bus.services.receipts import ReceiptReader
     from bus.services.router import Loader, Router, RouterIdentity, RouterOptions
+    from bus.web.console.acks import ServiceAcknowledger
 
 
 class Bus:
@@ -246,6 +247,12 @@ class Bus:
         from bus.services.acks import Acknowledger
 
         return Acknowledger(self.engine, signer, feed=feed)
+
+    def console_acknowledger(self, signer: SigningKey, *, feed: str | None = None) -> ServiceAcknowledger:
+        """The console's acknowledge buttons on the same service as `bus ack` (signed as `signer.member`)."""
+        from bus.web.console.acks import ServiceAcknowledger
+
+        return ServiceAcknowledger(self.acknowledger(signer, feed=feed))
 
     def verify_audit(self, directory: FederationDirectory, *, topic: str = topology.AUDIT_TOPIC,
                      checkpoints_topic: str = topology.AUDIT_CHECKPOINTS_TOPIC) -> AuditReport:

@@ -4,7 +4,8 @@ broker -> federation (authority, member keys, router key) -> two routers sharing
 the work -> three members publish the example alerts (TLP:RED and H2/H3 ones
 encrypted to their recipients, and one forgery) and wait for their receipts -> two
 partners' feeds, verified (and decrypted where addressed to them), differ because
-of the policy -> a recipient acknowledges an alert, its originator sees it -> the
+of the policy -> the TLP:RED alert is read by a named recipient and refused to a member
+that is not named, given the same record -> a recipient acknowledges an alert, its originator sees it -> the
 audit chains and their signed checkpoints verify, for the auditor and for a member.
 Every step uses the real `bus` command, so the output doubles as a tour of the CLI.
 
@@ -162,6 +163,55 @@ def dead_letters(env: dict[str, str]) -> list[tuple[str, str, str]]:
     return out
 
 
+CONFIDENTIAL_FEED = "feed.europol"
+OUTSIDERS = ["NL-CUSTOMS", "PORT-ANTWERP-BRUGES", "BE-FEDPOL"]
+"""Members, one of which is not named on the TLP:RED alert, to try to read it."""
+
+
+def tail_json(feed: str, env: dict[str, str], trust: list[str], *extra: str) -> list[dict[str, Any]]:
+    result = bus("tail", feed, "--from-beginning", "--json", *trust, *extra, env=env, quiet=True)
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+def show_confidentiality(keys: Path, trust: list[str], *, reader_env: dict[str, str],
+                         operator_env: dict[str, str], feed: str = CONFIDENTIAL_FEED) -> bool:
+    """The TLP:RED alert reached Europol encrypted: Europol (named) decrypts it; a member that is
+    not named, handed the very same record, cannot, and is told why. False if either fails.
+    `keys`: the members' key files (`<MEMBER>.enc.key`)."""
+    step("6b. Confidentiality: the TLP:RED alert is encrypted to the members it names; no one else "
+         "can read it")
+    reader_key = ["--decrypt-key", str(keys / "EUROPOL.enc.key")]
+    red = [r for r in tail_json(feed, reader_env, trust, *reader_key)
+           if r.get("encrypted") and (r.get("alert") or {}).get("header", {}).get("tlp") == "RED"]
+    if not red:
+        console.print(f"[red]no encrypted TLP:RED alert on {feed} that EUROPOL could decrypt[/]")
+        return False
+    record = red[0]
+    header = record["alert"]["header"]
+    where = (record["partition"], record["offset"])
+    console.print(f"[bold]{header['alert_type']} {header['message_id']} from {header['producer']}, TLP:RED "
+                  f"{'/'.join(header['handling_codes'])}, encrypted for {', '.join(header['release_to'])} "
+                  f"({feed} partition {where[0]} offset {where[1]}). EUROPOL, a named recipient, "
+                  "decrypts it with its own key:[/]", highlight=False)
+    bus("tail", feed, "--from-beginning", "--type", header["alert_type"], *trust, *reader_key, env=reader_env)
+    outsider = next((m for m in OUTSIDERS if m not in header["release_to"]), None)
+    if outsider is None:
+        console.print(f"[red]the TLP:RED alert names every member the demo would try: {OUTSIDERS}[/]")
+        return False
+    outsider_key = ["--decrypt-key", str(keys / f"{outsider}.enc.key")]
+    console.print(f"[bold]{outsider} is not named. Handed the same record (read here by the operator, who "
+                  f"has no key at all), it tries its own key:[/]", highlight=False)
+    bus("tail", feed, "--from-beginning", "--type", header["alert_type"], *trust, *outsider_key, env=operator_env,
+        check=False)
+    same = [r for r in tail_json(feed, operator_env, trust, *outsider_key) if (r["partition"], r["offset"]) == where]
+    if len(same) != 1 or same[0].get("verified") or same[0].get("reason") != "not-a-recipient" \
+            or "alert" in same[0]:
+        console.print(f"[red]confidentiality failure: {outsider} was not refused as not-a-recipient: {same}[/]")
+        return False
+    console.print(f"  {outsider}: [bold]{same[0]['reason']}[/] — {same[0]['error']}", highlight=False)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dir", type=Path, default=Path("var/demo"))
@@ -269,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
             if denied.returncode == 0:
                 console.print("[red]isolation failure: BE-CUSTOMS could read feed.europol[/]")
                 return 1
+
+        if not show_confidentiality(fed / "keys", trust, reader_env=user_env("EUROPOL"), operator_env=admin_env):
+            return 1
 
         step("7. Rejected records are kept on dlq.rejected, with the router's reason")
         for reason, detail, source in dead_letters(admin_env):

@@ -57,6 +57,11 @@ def console(
         typer.Option("--decrypt-key", help="The member's X25519 private key (<MEMBER>.enc.key) to read encrypted "
                      "alerts; repeat it to include keys rotated out."),
     ] = None,
+    key: Annotated[
+        Path | None, typer.Option("--key", envvar="BUS_KEY",
+                                  help="The member's Ed25519 signing key (PEM), as for `bus ack`: the acknowledge "
+                                       "buttons sign with it. Without it they are shown disabled.")
+    ] = None,
     users: Annotated[
         Path | None, typer.Option("--users", envvar="BUS_CONSOLE_USERS",
                                   help="Users file (bus console add-user); not needed with --proxy-user-header.")
@@ -100,7 +105,7 @@ def console(
     try:
         _serve(
             settings=settings, member=member, federation=federation, authority_pub=authority_pub,
-            decrypt_keys=decrypt_keys or [], users=users, proxy_user_header=proxy_user_header,
+            decrypt_keys=decrypt_keys or [], key=key, users=users, proxy_user_header=proxy_user_header,
             trusted_proxies=trusted_proxies or ["127.0.0.1", "::1"], host=host, port=port,
             index_path=index_path, rebuild_index=rebuild_index, feed=feed, secure_cookies=secure_cookies,
             taxii=taxii, log_level=log_level,
@@ -110,7 +115,7 @@ def console(
 
 
 def _serve(*, settings: KafkaSettings, member: str | None, federation: Path | None, authority_pub: Path | None,
-           decrypt_keys: list[Path], users: Path | None, proxy_user_header: str | None,
+           decrypt_keys: list[Path], key: Path | None, users: Path | None, proxy_user_header: str | None,
            trusted_proxies: list[str], host: str, port: int, index_path: Path | None, rebuild_index: bool,
            feed: str | None, secure_cookies: bool, taxii: bool, log_level: str) -> None:
     import uvicorn
@@ -119,8 +124,11 @@ def _serve(*, settings: KafkaSettings, member: str | None, federation: Path | No
     from bus.adapters.federation_file import WatchedDirectory
     from bus.adapters.feed_index import FeedIndex
     from bus.adapters.kafka import open_engine
+    from bus.adapters.keystore import load_signing_key
     from bus.adapters.schema_files import default_empact_codes, default_schemas
     from bus.adapters.users_file import UsersFile
+    from bus.cli._key_owner import check_signing_key
+    from bus.composition import Bus
     from bus.core.models import MEMBER_ID_RE
     from bus.core.topology import FEED_TOPIC_PREFIX, console_group, feed_topic
     from bus.errors import ConfigError
@@ -155,6 +163,11 @@ def _serve(*, settings: KafkaSettings, member: str | None, federation: Path | No
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 
+    signer = None
+    if key is not None:  # refuse another member's key now, not at an officer's first click
+        signer = load_signing_key(key, member)
+        check_signing_key(signer, key, member, federation, authority_pub)
+
     logs.configure(level=log_level)
     directory = WatchedDirectory(federation, authority_pub)
     decryptor = _decryptor(decrypt_keys, member)
@@ -165,7 +178,8 @@ def _serve(*, settings: KafkaSettings, member: str | None, federation: Path | No
     index = FeedIndex(path, topic)
     verifier = FeedVerifier(directory.current, decryptor, default_schemas(), default_empact_codes())
     user = settings.sasl_username or member.lower()
-    indexer = FeedIndexer(open_engine(settings), topic, index, verifier, group_id=console_group(user))
+    engine = open_engine(settings)
+    indexer = FeedIndexer(engine, topic, index, verifier, group_id=console_group(user))
     indexer.open()  # refused, unreachable, bad credentials: say so now, with the error's exit code
 
     auth = Authenticator(users=users_file, proxy_header=proxy_user_header, trusted_proxies=networks)
@@ -183,7 +197,8 @@ def _serve(*, settings: KafkaSettings, member: str | None, federation: Path | No
         mounts["/taxii2"] = create_taxii_app(TaxiiConfig(member=member), stix_feed, TaxiiAuth(auth))
         indexer.subscribe(lambda _last_id: wake.set())  # new records: list their STIX objects at once
         workers.append(threading.Thread(target=stix_feed.run, args=(stop, wake), name="taxii-listing", daemon=True))
-    web = create_app(config, index, indexer, mounts=mounts)
+    acknowledger = None if signer is None else Bus(settings, engine=engine).console_acknowledger(signer, feed=topic)
+    web = create_app(config, index, indexer, acknowledger, mounts=mounts)
     for worker in workers:
         worker.start()
 
@@ -201,6 +216,10 @@ def _serve(*, settings: KafkaSettings, member: str | None, federation: Path | No
     who = settings.sasl_username or "an unauthenticated client"
     err.print(f"console for {member}: http://{host if ':' not in host else f'[{host}]'}:{port}/ "
               f"(feed {topic} read as {who}; index {path})", highlight=False, soft_wrap=True)
+    if signer is None:
+        err.print("acknowledge buttons disabled: no --key (the member's signing key)", highlight=False)
+    else:
+        err.print(f"acknowledgements signed as {member} with key {signer.key_id}", highlight=False)
     if taxii:
         from bus.web.taxii import api_root_name
 
@@ -217,6 +236,8 @@ def _serve(*, settings: KafkaSettings, member: str | None, federation: Path | No
         wake.set()
         for worker in workers:
             worker.join(timeout=10)
+        if acknowledger is not None:
+            acknowledger.close()
         index.close()
     if not server.started:
         raise BusError(f"could not listen on {host}:{port} (in use, or not an address of this host)")

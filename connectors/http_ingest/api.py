@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +23,15 @@ from bus.errors import AlertValidationError, BusError, PublishError
 from bus.services.publisher import Receipt as KafkaReceipt
 from connectors.http_ingest.auth import TokenTable
 from connectors.http_ingest.config import IngestSettings, SystemToken
-from connectors.http_ingest.schemas import BatchReceipt, FieldError, Problem, Receipt, ValidationFailure
+from connectors.http_ingest.schemas import (
+    AlertStatusReport,
+    BatchReceipt,
+    FieldError,
+    Problem,
+    Receipt,
+    ValidationFailure,
+)
+from connectors.sdk.receipts import AlertState, AlertStatus
 from connectors.sdk.runtime import Services
 
 ALERTS_PREFIX = "/v1/alerts/"
@@ -143,6 +152,28 @@ class IngestApi:
                            system.name)
         return system, alert_type
 
+    def alert_status(self, message_id: str, authorization: str | None) -> tuple[str, Response]:
+        """`GET /v1/alerts/{message_id}`: (the system that asked, the answer). Any system of the
+        member may ask about any of the member's recent alerts: the receipts are the member's."""
+        system = self.tokens.system_for(authorization)
+        if system is None:
+            response = problem(401, "unauthorized", "a valid `Authorization: Bearer <token>` is required")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="bus-http-ingest"'
+            return UNIDENTIFIED, response
+        if self.services.receipts is None:
+            return system.name, problem(
+                503, "receipts-not-followed", "this connector does not follow its member's receipts: give it "
+                "publish.federation and publish.authority_pub (the router keys that sign receipts)")
+        try:
+            wanted = str(uuid.UUID(message_id))
+        except ValueError:
+            return system.name, problem(404, "unknown-alert", f"{bounded(message_id, 64)!r} is not a message id")
+        status = self.services.statuses.get(wanted)
+        if status is None:
+            return system.name, problem(404, "unknown-alert", f"no recent alert {wanted}: not published by this "
+                                        "connector since it started, and no receipt of it in the recent window")
+        return system.name, Response(200, _status_report(status).model_dump(mode="json", exclude_none=True))
+
     def refuse_length(self, content_length: str | None) -> Response | None:
         """411 or 413 from the declared length, so that an oversized body is never read."""
         if content_length is None or not content_length.isdigit():
@@ -225,6 +256,17 @@ class IngestApi:
         body = ValidationFailure(detail=f"{len(errors)} problem(s){where}; nothing was published",
                                  errors=errors)
         return Response(422, body.model_dump(mode="json"))
+
+
+def _status_report(status: AlertStatus) -> AlertStatusReport:
+    if status.state is AlertState.ROUTED:
+        return AlertStatusReport(message_id=uuid.UUID(status.message_id), status="routed",
+                                 recipient_count=status.recipient_count, recipients=list(status.recipients),
+                                 policy_version=status.policy_version)
+    if status.state is AlertState.REJECTED:
+        return AlertStatusReport(message_id=uuid.UUID(status.message_id), status="rejected", reason=status.reason,
+                                 detail=status.detail, policy_version=status.policy_version)
+    return AlertStatusReport(message_id=uuid.UUID(status.message_id), status="pending")
 
 
 def _receipt(receipt: KafkaReceipt) -> Receipt:

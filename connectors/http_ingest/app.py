@@ -33,7 +33,7 @@ from starlette.responses import Response as HttpResponse
 
 from bus.core.models import ALERT_MODELS, AlertType
 from connectors.http_ingest.api import ALERTS_PREFIX, UNIDENTIFIED, IngestApi, Refused, Response, bounded, problem
-from connectors.http_ingest.schemas import BatchReceipt, Problem, Receipt, ValidationFailure
+from connectors.http_ingest.schemas import AlertStatusReport, BatchReceipt, Problem, Receipt, ValidationFailure
 
 COMMITTED = Path(__file__).with_name("openapi.json")
 OPENAPI_PATH = "/openapi.json"
@@ -81,6 +81,21 @@ POST_RESPONSES: dict[int | str, dict[str, Any]] = {
                   "with the returned message ids."),
 }
 """Every status a POST to an alert type's path can answer (a test drives each one)."""
+
+STATUS_DESCRIPTION = (
+    "What became of an alert this connector published: `pending` until the router's signed receipt "
+    "arrives, then `routed` (with the recipient count and the recipients) or `rejected` (with the reason "
+    "code and detail). Read from the member's own `receipts.<member>` topic, verified with the router "
+    "keys of the federation directory; recent message ids only (a bounded cache, and receipts of the "
+    "last `receipts.lookback_s` seconds at start)."
+)
+STATUS_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": AlertStatusReport, "description": "The alert's status."},
+    401: _problem("Missing or unknown bearer token (with `WWW-Authenticate: Bearer`)."),
+    404: _problem("Not a message id, or none this connector published or saw a receipt of recently."),
+    503: _problem("The connector does not follow receipts (no federation directory configured)."),
+}
+"""Every status `GET /v1/alerts/{message_id}` can answer."""
 
 
 class IngestApp(FastAPI):
@@ -138,6 +153,17 @@ def create_app(api: IngestApi | None = None) -> FastAPI:
             openapi_extra={"requestBody": {"required": True, "content": {
                 "application/json": {"schema": _body_schema(alert_type)}}}},
         )
+    app.add_api_route(
+        ALERTS_PREFIX + "{message_id}", _alert_status, methods=["GET"], operation_id="get_alert_status",
+        summary="What became of an alert", description=STATUS_DESCRIPTION, tags=["alerts"], response_model=None,
+        responses=STATUS_RESPONSES, dependencies=[Security(bearer)],
+        # declared here, read from the path by the handler: FastAPI would answer a bad id with its
+        # own 422 instead of the connector's 404 problem
+        openapi_extra={"parameters": [{
+            "name": "message_id", "in": "path", "required": True,
+            "description": "The alert's message id, as the 202 receipt gave it.",
+            "schema": {"type": "string", "format": "uuid"}}]},
+    )
     # Any other type: refused in the same order (401 before 404), and counted under its system.
     app.add_api_route(ALERTS_PREFIX + "{type_text:path}", _post_other_type, methods=["POST"],
                       include_in_schema=False)
@@ -192,6 +218,17 @@ async def _post(request: Request, type_text: str) -> HttpResponse:
         api.services.log.exception("request handling failed", system=system.name)
         response = problem(500, "internal-error", "the connector failed unexpectedly; see its log")
     return _reply(api, response, system.name)
+
+
+async def _alert_status(request: Request) -> HttpResponse:
+    api = _ingest(request)
+    message_id = str(request.path_params["message_id"])
+    if message_id in {t.value for t in AlertType}:  # an alert type's path: POST only, as before
+        response = problem(405, "method-not-allowed", f"GET is not allowed on {bounded(request.url.path, 64)}")
+        response.headers["Allow"] = "POST"
+        return _reply(api, response)
+    system, response = api.alert_status(message_id, request.headers.get("authorization"))
+    return _reply(api, response, system)
 
 
 async def _openapi(request: Request) -> JSONResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel, Field
@@ -23,6 +24,22 @@ class BatchReceipt(BaseModel):
     """Every alert of the batch was acknowledged, in request order."""
 
     receipts: list[Receipt]
+
+
+class AlertStatusReport(BaseModel):
+    """What became of an alert, from the router's signed receipt on the member's receipts topic."""
+
+    message_id: UUID
+    status: Literal["pending", "routed", "rejected"] = Field(
+        description="pending: published by this connector, no receipt yet; routed: delivered to "
+                    "`recipient_count` members; rejected: dead-lettered for `reason`.")
+    recipient_count: int | None = Field(default=None, ge=0, description="Routed: how many members received it.")
+    recipients: list[str] | None = Field(default=None, description="Routed: the members that received it.",
+                                         examples=[["EUROPOL", "BE-CUSTOMS"]])
+    reason: str | None = Field(default=None, description="Rejected: the reason code, e.g. key-revoked or stale.",
+                               examples=["key-revoked"])
+    detail: str | None = Field(default=None, description="Rejected: the router's explanation (bounded).")
+    policy_version: str | None = Field(default=None, description="The routing policy that decided.")
 
 
 class FieldError(BaseModel):

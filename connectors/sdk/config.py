@@ -88,6 +88,15 @@ class PublishSettings(Section):
         return self
 
 
+class ReceiptSettings(Section):
+    """Following the member's receipts (what the router did with each alert): `connectors.sdk.receipts`."""
+
+    follow: bool = Field(default=True, description="Follow receipts.<member> when `publish.federation` is "
+                         "given (receipts are verified with the router keys it lists).")
+    lookback_s: float = Field(default=3600.0, ge=0, description="At start, read the receipts of this long ago.")
+    cache: int = Field(default=10_000, ge=1, description="Message ids whose latest status is kept in memory.")
+
+
 class ConnectorSettings(BaseSettings):
     """Fields every connector has; connectors subclass it and add one section."""
 
@@ -100,6 +109,7 @@ class ConnectorSettings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     health: HealthSettings = HealthSettings()
     publish: PublishSettings = PublishSettings()
+    receipts: ReceiptSettings = ReceiptSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
 

@@ -29,6 +29,11 @@ class ConnectorMetrics:
             "bus_connector_rejected", "Alerts or requests refused before publishing.",
             ["connector", "reason"], registry=self.registry,
         )
+        self.alerts_rejected = Counter(
+            "bus_connector_alerts_rejected",
+            "This connector's alerts that the router rejected, by reject reason (from its signed receipts).",
+            ["connector", "reason"], registry=self.registry,
+        )
         self.latency = Histogram(
             "bus_connector_publish_latency_seconds",
             "Time from handing a batch to the producer to Kafka acknowledging it.",
@@ -57,6 +62,9 @@ class ConnectorMetrics:
 
     def rejected_inc(self, reason: str, count: int = 1) -> None:
         self.rejected.labels(self.connector, reason).inc(count)
+
+    def alert_rejected_inc(self, reason: str) -> None:
+        self.alerts_rejected.labels(self.connector, reason).inc()
 
     def kafka_error(self, kind: str) -> None:
         self.kafka_errors.labels(self.connector, kind).inc()

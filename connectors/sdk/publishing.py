@@ -85,7 +85,10 @@ class ReliablePublisher:
         stop: threading.Event,
         *,
         factory: PublisherFactory | None = None,
+        published: Callable[[str], object] | None = None,
     ) -> None:
+        """`published` is told each message id Kafka acknowledged (the receipts follower's
+        `published`: the id is pending until its receipt arrives)."""
         self.bus = bus
         self.kafka = bus.settings
         self.signer = signer
@@ -95,6 +98,7 @@ class ReliablePublisher:
         self.encryption = encryption_policy(options)
         self.schemas = bus.schemas
         self._factory = factory or self._build
+        self.published = published
         self._lock = threading.Lock()
         self._publisher: Publisher | None = None
         self._ok = False
@@ -182,6 +186,8 @@ class ReliablePublisher:
             self.metrics.observe_latency(time.monotonic() - started)
             for receipt in receipts:
                 self.metrics.published_inc(receipt.alert_type)
+                if self.published is not None:
+                    self.published(receipt.message_id)
             self._mark_ok()
             return receipts
         raise AssertionError("unreachable")

@@ -14,6 +14,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from datetime import timedelta
 from types import FrameType
 from typing import Any, ClassVar
 
@@ -31,6 +32,7 @@ from bus.core.keys import SigningKey
 from connectors.sdk.config import ConnectorSettings
 from connectors.sdk.metrics import ConnectorMetrics
 from connectors.sdk.publishing import ReliablePublisher, connector_settings
+from connectors.sdk.receipts import AlertStatuses, ReceiptCallback, ReceiptFollower
 
 #: A connector that has not reported progress for this long is reported dead.
 LIVENESS_TIMEOUT_S = 120.0
@@ -51,7 +53,21 @@ class Services:
     schemas: SchemaSet = field(default_factory=default_schemas)
     """What alerts are encoded with; `empact_codes` is what their EMPACT priority is checked against."""
     empact_codes: EmpactCodeList = field(default_factory=default_empact_codes)
+    statuses: AlertStatuses = field(default_factory=AlertStatuses)
+    """The latest status of recent alerts (pending, routed, rejected), kept by `receipts`."""
+    receipts: ReceiptFollower | None = None
+    """Follows the member's receipts; None when the connector has no federation directory to
+    verify them with (`publish.federation`) or `receipts.follow` is off."""
     _last_beat: float = field(default_factory=time.monotonic)
+
+    def on_receipt(self, callback: ReceiptCallback) -> bool:
+        """Have `callback` called with the router's receipt of each alert this connector publishes
+        (`connectors.sdk.receipts.AlertReceipt`: routed, with its recipients, or rejected, with the
+        reason), on the receipts thread. Returns False (and never calls it) if receipts are not followed."""
+        if self.receipts is None:
+            return False
+        self.receipts.on_receipt(callback)
+        return True
 
     def beat(self) -> None:
         """Tell the liveness probe the work loop is still turning."""
@@ -106,9 +122,13 @@ class Runtime:
             if note is not None:
                 log.warning("signing key", problem=note)
         bus = Bus(connector_settings(settings.kafka, settings.publish), engine=engine)
-        publisher = ReliablePublisher(bus, signer, settings.publish, self.metrics, self.stop_event)
+        statuses = AlertStatuses(settings.receipts.cache)
+        follower = self._receipt_follower(bus, settings, statuses, log)
+        publisher = ReliablePublisher(bus, signer, settings.publish, self.metrics, self.stop_event,
+                                      published=follower.published if follower else statuses.published)
         self.services = Services(name, settings, signer, publisher, self.metrics, self.stop_event, log,
-                                 schemas=bus.schemas, empact_codes=bus.empact_codes)
+                                 schemas=bus.schemas, empact_codes=bus.empact_codes, statuses=statuses,
+                                 receipts=follower)
         self.connector = connector_class(self.services)
         try:
             self.health = HealthServer(settings.health.host, settings.health.port, metrics=self.metrics,
@@ -119,6 +139,20 @@ class Runtime:
         self._running = threading.Event()
         self._finished = threading.Event()
         self.log = log
+
+    def _receipt_follower(self, bus: Bus, settings: ConnectorSettings, statuses: AlertStatuses,
+                          log: Any) -> ReceiptFollower | None:
+        publish = settings.publish
+        if not settings.receipts.follow:
+            return None
+        if publish.federation is None or publish.authority_pub is None:
+            log.info("receipts not followed", why="no publish.federation to verify them with")
+            return None
+        from bus.adapters.federation_file import WatchedDirectory
+
+        directory = WatchedDirectory(publish.federation, publish.authority_pub)
+        return ReceiptFollower(bus, settings.member, directory.current, statuses, self.metrics, self.stop_event,
+                               lookback=timedelta(seconds=settings.receipts.lookback_s))
 
     @property
     def health_address(self) -> tuple[str, int]:
@@ -160,6 +194,9 @@ class Runtime:
         self.health.start()
         watcher = threading.Thread(target=self._watch_kafka, name="kafka-watch", daemon=True)
         watcher.start()
+        follower = self.services.receipts
+        if follower is not None:
+            follower.start()
         host, port = self.health.address
         self.log.info("connector started", health=f"http://{host}:{port}/healthz")
         self._running.set()
@@ -170,6 +207,8 @@ class Runtime:
             self.stop_event.set()
             self.connector.close()
             self.services.publisher.close()
+            if follower is not None:
+                follower.join(10)
             self.health.stop()
             self.log.info("connector stopped")
             self._finished.set()

@@ -4,6 +4,7 @@ from the topic, and what `bus tail` shows to named members, other members and no
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import pytest
@@ -114,3 +115,33 @@ def test_feed_reader_decrypts_with_the_members_keys(kafka, fed):
     assert closed.envelope.routing_facts().release_to == tuple(alert.header.release_to)
     stranger = read(Decryptor.of([fed.decryption_keys["PORT-HAMBURG"]]))
     assert isinstance(stranger.error, DecryptionError) and stranger.error.reason is RejectReason.NOT_A_RECIPIENT
+
+
+def test_the_demo_shows_the_red_alert_to_its_named_recipient_only(kafka, fed, unique, capsys):
+    """`make demo` step 6b, on a feed of its own: Europol decrypts the TLP:RED alert; NL-CUSTOMS,
+    not named, is handed the same record and refused as not-a-recipient. A feed whose RED alert
+    went out in clear has nothing to show, and the step says it failed."""
+    from bus.adapters.kafka import wire_headers
+    from bus.core.confidential import seal_encrypted
+    from bus.core.sealing import seal
+    from bus.core.topology import TopicSpec
+    from bus.demo import show_confidentiality
+    from tests.helpers import SCHEMAS
+
+    alert = example("corruption-indicator", producer="BE-FEDPOL")  # TLP:RED, for BE-CUSTOMS, NL-POLICE, EUROPOL
+    encrypted, clear = f"feed.demo-{unique}", f"feed.demo-clear-{unique}"
+    bus = Bus(kafka)
+    bus.ensure_topics([TopicSpec(encrypted, 1), TopicSpec(clear, 1)])
+    producer = bus.engine.producer()
+    try:
+        for topic, record in ((encrypted, seal_encrypted(alert, fed.signers["BE-FEDPOL"], fed.directory, SCHEMAS)),
+                              (clear, seal(alert, fed.signers["BE-FEDPOL"], SCHEMAS))):
+            producer.send(topic, record.value, key=record.key, headers=wire_headers(record.headers)).result(30)
+    finally:
+        producer.close()
+    env = {**os.environ, "BUS_BOOTSTRAP": kafka.bootstrap, "COLUMNS": "200"}
+    assert show_confidentiality(fed.keys_dir, trust(fed), reader_env=env, operator_env=env, feed=encrypted)
+    shown = capsys.readouterr().out
+    assert "✔ decrypted" in shown and "✘ not-a-recipient" in shown
+    assert "NL-CUSTOMS is not a named recipient and cannot read it" in " ".join(shown.split())
+    assert not show_confidentiality(fed.keys_dir, trust(fed), reader_env=env, operator_env=env, feed=clear)

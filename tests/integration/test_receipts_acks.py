@@ -10,6 +10,10 @@ the audit checks refuse to report on what they may not read.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,8 +21,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import expect
 
+from bus.adapters.broker import free_port
 from bus.adapters.federation_file import (
     DemoFederation,
     load_authority_signing_key,
@@ -28,6 +36,7 @@ from bus.adapters.federation_file import (
 from bus.adapters.kafka import wire_headers
 from bus.adapters.keystore import write_new_keypair
 from bus.adapters.secrets_file import SecretsFile
+from bus.adapters.users_file import UsersFile
 from bus.composition import Bus
 from bus.config import KafkaSettings
 from bus.core.envelope import build_headers
@@ -40,7 +49,10 @@ from bus.core.signing import sign_record
 from bus.core.trust import FederationDirectory, MemberKey, add_key, revoke_key, sign_directory
 from bus.errors import NotAuthorized
 from bus.services.router import FileSources, Router, RouterIdentity, RouterOptions
-from tests.helpers import SCHEMAS, example, run_bus, wait_for
+from connectors.http_ingest.auth import hash_token
+from connectors.http_ingest.connector import HttpIngestConnector
+from connectors.sdk.testing import running, settings_for
+from tests.helpers import REPO, SCHEMAS, example, run_bus, wait_for
 from tests.router_support import NEUTRAL, demo_federation, start_at_end
 
 POLICY = {
@@ -52,6 +64,8 @@ POLICY = {
 }
 ES = {**NEUTRAL, "countries": ["ES"]}
 NOW = datetime.now(UTC).replace(microsecond=0)
+CONSOLE_PASSWORD = "liaison officer password"
+INGEST_TOKEN = "case-system-token-0123456789abcdef0123456789"
 
 
 @dataclass
@@ -264,6 +278,116 @@ def test_an_acknowledgement_reaches_the_originator_only_from_a_recipient(secured
     assert [(r["record"], r["reason"]) for r in be[be_ack_id]] == [("ack", "not-received")]
     es = s.receipts("es-customs", expect=set())
     assert all(r.get("reason") != "key-not-owned-by-producer" for rs in es.values() for r in rs)
+
+
+def test_an_officer_clicking_useful_in_the_console_acknowledges_to_the_originator(secured, browser):
+    """`bus console --key` as ES-CUSTOMS (its own principal): the page's button publishes the signed
+    acknowledgement, the router checks ES-CUSTOMS received the alert and NL-CUSTOMS reads it."""
+    s = secured
+    [mid] = s.write(seal(example("corruption-indicator", producer="NL-CUSTOMS", **ES,
+                                 summary="Reefer bay plan looked up by a clerk on leave."),
+                         s.fed.signers["NL-CUSTOMS"], SCHEMAS))
+    users = s.work / "console-users.yaml"
+    UsersFile(users).add("officer", CONSOLE_PASSWORD)
+    port = free_port()
+    log_path = s.work / "console-acks.log"
+    with log_path.open("w") as log:
+        console = subprocess.Popen(
+            [sys.executable, "-m", "bus", "console", "--member", "ES-CUSTOMS", *s.trust,
+             "--key", str(s.fed.keys_dir / "ES-CUSTOMS.key"), "--users", str(users), "--port", str(port),
+             "--index", str(s.work / "console-acks.sqlite")],
+            env={**os.environ, "NO_COLOR": "1", **s.env("es-customs")}, stdout=subprocess.DEVNULL, stderr=log,
+            cwd=REPO)
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+
+        def listening() -> bool:
+            assert console.poll() is None, log_path.read_text()
+            try:
+                return page.goto(f"http://127.0.0.1:{port}/login").ok
+            except PlaywrightError:
+                return False
+
+        wait_for(listening, 60, "the console to listen")
+        page.fill("input[name=username]", "officer")
+        page.fill("input[name=password]", CONSOLE_PASSWORD)
+        page.click("button[type=submit]")
+        expect(page.locator("#feed-rows")).to_be_attached()
+        # the router delivers it to feed.es-customs; the console indexes it; its page opens
+        wait_for(lambda: page.goto(f"http://127.0.0.1:{port}/alert/{mid}").ok, 90, "the alert in the console")
+        page.fill("textarea[name=note]", "matched an open case")
+        page.click("button.ack-useful")
+        expect(page.locator("#flash")).to_contain_text("sent")
+        expect(page.locator("#ack-log")).to_contain_text("by officer")
+    finally:
+        context.close()
+        console.send_signal(signal.SIGTERM)
+        try:
+            console.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            console.kill()
+    assert console.returncode == 0, log_path.read_text()
+    nl = s.receipts("nl-customs", expect={f"ack:{mid}"})
+    assert nl[f"ack:{mid}"] == [{"status": "useful", "member": "ES-CUSTOMS"}]
+    with Bus(s.as_user("nl-customs")).receipt_reader("nl-customs", s.directory) as reader:
+        [ack] = [r.ack for r in reader.records() if r.ack is not None and r.ack.message_id == mid]
+    assert ack.note == "matched an open case"  # the officer's name stays at ES-CUSTOMS (its console log)
+    assert '"officer": "officer"' in log_path.read_text()
+
+
+def test_http_ingest_answers_what_became_of_each_alert(secured, tmp_path):
+    """http-ingest as nl-customs, following receipts.nl-customs: an alert goes from pending (or
+    already routed) to routed, with its recipient; a stale one, which the ingest takes but the
+    router refuses, to rejected with its reason."""
+    s = secured
+    kafka = s.as_user("nl-customs")
+    assert kafka.sasl_password is not None
+    config = {
+        "member": "NL-CUSTOMS", "key_file": str(s.fed.keys_dir / "NL-CUSTOMS.key"),
+        "kafka": {"bootstrap": kafka.bootstrap, "security_protocol": "SASL_PLAINTEXT",
+                  "sasl_username": "nl-customs", "sasl_password": kafka.sasl_password.get_secret_value()},
+        "health": {"host": "127.0.0.1", "port": 0},
+        "publish": {"connect_timeout_s": 5, "ack_timeout_s": 20, "federation": str(s.fed.directory_path),
+                    "authority_pub": str(s.fed.authority_pub)},
+        "ingest": {"host": "127.0.0.1", "port": 0, "systems": [
+            {"name": "case-system", "token_sha256": hash_token(INGEST_TOKEN), "alert_types": ["*"]}]},
+    }
+    settings = settings_for(HttpIngestConnector, tmp_path / "ingest.yaml", config)
+    auth = {"Authorization": f"Bearer {INGEST_TOKEN}"}
+    fresh = json.loads(example("corruption-indicator", producer="NL-CUSTOMS", **ES).model_dump_json())
+    stale = json.loads(example("corruption-indicator", producer="NL-CUSTOMS", **{
+        **ES, "created": (NOW - timedelta(days=10)).isoformat()}).model_dump_json())
+    with running(HttpIngestConnector, settings) as runtime, \
+            httpx.Client(base_url="http://{}:{}".format(*runtime.connector.address), timeout=30) as client:
+        follower = runtime.services.receipts
+        assert follower is not None
+        wait_for(follower.following.is_set, 60, "the ingest to follow receipts.nl-customs")
+        handed: list[Any] = []
+        assert runtime.services.on_receipt(handed.append)
+        ids = {}
+        for name, alert in (("fresh", fresh), ("stale", stale)):
+            posted = client.post("/v1/alerts/corruption-indicator", json=alert, headers=auth)
+            assert posted.status_code == 202, posted.text
+            ids[name] = posted.json()["message_id"]
+        first = client.get(f"/v1/alerts/{ids['fresh']}", headers=auth)
+        assert first.status_code == 200 and first.json()["status"] in ("pending", "routed"), first.text
+
+        def status_of(name: str) -> dict[str, Any]:
+            answer = client.get(f"/v1/alerts/{ids[name]}", headers=auth)
+            assert answer.status_code == 200, answer.text
+            return dict(answer.json())
+
+        wait_for(lambda: status_of("fresh")["status"] == "routed", 90, "the router's receipt of the alert")
+        wait_for(lambda: status_of("stale")["status"] == "rejected", 90, "the router's receipt of the stale alert")
+        routed, rejected = status_of("fresh"), status_of("stale")
+        metrics = httpx.get("http://{}:{}/metrics".format(*runtime.health_address)).text
+    assert (routed["recipient_count"], routed["recipients"]) == (1, ["ES-CUSTOMS"])
+    assert routed["policy_version"].startswith(POLICY["version"])
+    assert rejected["reason"] == "stale" and rejected["detail"]
+    assert 'bus_connector_alerts_rejected_total{connector="http-ingest",reason="stale"} 1.0' in metrics
+    assert sorted((r.status.message_id, r.status.state.value) for r in handed) == sorted(
+        [(ids["fresh"], "routed"), (ids["stale"], "rejected")])
 
 
 def test_audit_checks_refuse_to_report_what_they_cannot_read_and_pass_for_who_can(secured):

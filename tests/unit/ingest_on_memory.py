@@ -24,7 +24,8 @@ from bus.composition import Bus
 from bus.config import KafkaSettings
 from bus.core.keys import SigningKey
 from bus.core.models import AlertType, BaseAlert
-from bus.core.topology import alert_topic
+from bus.core.topology import alert_topic, receipts_topic
+from bus.core.trust import FederationDirectory
 from bus.services.publisher import Publisher, Receipt
 from connectors.http_ingest.api import IngestApi
 from connectors.http_ingest.app import create_app
@@ -34,6 +35,7 @@ from connectors.http_ingest.server import IngestServer
 from connectors.sdk.config import PublishSettings, RetrySettings
 from connectors.sdk.metrics import ConnectorMetrics
 from connectors.sdk.publishing import ReliablePublisher, encryption_policy
+from connectors.sdk.receipts import AlertStatuses, ReceiptFollower
 from connectors.sdk.runtime import Services
 from tests.helpers import EXAMPLES
 
@@ -68,6 +70,7 @@ class MemoryIngest:
     publisher: ReliablePublisher
     sending: threading.Event
     """Set once records were handed to the engine's producer."""
+    services: Services | None = None
 
 
 def ingest_settings() -> IngestSettings:
@@ -79,8 +82,12 @@ def ingest_settings() -> IngestSettings:
 
 
 @contextmanager
-def memory_ingest(*, ack_timeout_s: float = 5.0, factory: Any = None) -> Iterator[MemoryIngest]:
-    """The ingest application publishing to a fresh MemoryEngine holding the alert topics."""
+def memory_ingest(*, ack_timeout_s: float = 5.0, factory: Any = None,
+                  receipts_from: FederationDirectory | None = None) -> Iterator[MemoryIngest]:
+    """The ingest application publishing to a fresh MemoryEngine holding the alert topics.
+
+    `receipts_from`: follow `receipts.<member>` (created here), verified with this directory's
+    router keys, as the runtime does for a connector with a federation directory."""
     engine = MemoryEngine()
     for alert_type in AlertType:
         engine.create_topic(alert_topic(alert_type.value), partitions=3)
@@ -95,13 +102,26 @@ def memory_ingest(*, ack_timeout_s: float = 5.0, factory: Any = None) -> Iterato
         publisher = bus.publisher(signer, encryption=encryption_policy(options), create_topics=False)
         return ObservedPublisher(publisher, sending)
 
-    publisher = ReliablePublisher(bus, signer, options, metrics, stop, factory=factory or observed)
-    services = Services("http-ingest", None, signer, publisher, metrics, stop, structlog.get_logger("connector"))
+    statuses = AlertStatuses(size=100)
+    follower = None
+    if receipts_from is not None:
+        engine.create_topic(receipts_topic(MEMBER))
+        directory = receipts_from
+        follower = ReceiptFollower(bus, MEMBER, lambda: directory, statuses, metrics, stop, poll=0.05)
+    publisher = ReliablePublisher(bus, signer, options, metrics, stop, factory=factory or observed,
+                                  published=follower.published if follower else statuses.published)
+    services = Services("http-ingest", None, signer, publisher, metrics, stop, structlog.get_logger("connector"),
+                        statuses=statuses, receipts=follower)
     settings = ingest_settings()
     app = create_app(IngestApi(settings, TokenTable(settings.systems), services))
+    if follower is not None:
+        follower.start()
     try:
-        yield MemoryIngest(app, engine, metrics, stop, publisher, sending)
+        yield MemoryIngest(app, engine, metrics, stop, publisher, sending, services)
     finally:
+        stop.set()
+        if follower is not None:
+            follower.join(10)
         publisher.close()
 
 

@@ -23,9 +23,10 @@ def test_openapi_describes_every_alert_type_from_the_models():
     doc = openapi_document()
     assert doc["openapi"] == "3.1.0"
     assert set(doc["paths"]) == {"/v1/alerts/suspicious-container", "/v1/alerts/corruption-indicator",
-                                 "/v1/alerts/operation-notice", "/openapi.json"}
+                                 "/v1/alerts/operation-notice", "/v1/alerts/{message_id}", "/openapi.json"}
     post = doc["paths"]["/v1/alerts/suspicious-container"]["post"]
     assert set(post["responses"]) >= {"202", "401", "403", "422", "503"}
+    assert set(doc["paths"]["/v1/alerts/{message_id}"]) == {"get"}  # what became of an alert
     schemas = doc["components"]["schemas"]
     assert "container_number" in schemas["SuspiciousContainerAlert"]["properties"]
     assert "producer" not in schemas["AlertHeader"]["required"]  # the connector fills it in

@@ -8,12 +8,18 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bus.adapters.federation_file import make_demo
+from bus.adapters.kafka import Record, text_headers
 from bus.adapters.users_file import UsersFile
-from bus.errors import KafkaUnavailable
+from bus.composition import Bus
+from bus.core.receipts import AckStatus as WireStatus
+from bus.core.receipts import verify_ack
+from bus.core.topology import ACKS_TOPIC
+from bus.errors import KafkaUnavailable, KeyOwnerMismatch
 from bus.web.console import ConsoleConfig, create_app
 from bus.web.console.acks import AckRequest, AckStatus
 from bus.web.console.auth import MAX_FAILURES, Authenticator, parse_networks
 from tests.console_fixtures import MEMBER, TOPIC, Feed, container, drain
+from tests.helpers import run_bus
 
 PASSWORD = "correct horse battery staple"
 
@@ -184,15 +190,48 @@ def test_an_acknowledgement_that_was_not_published_says_so(world):
     assert response.status_code == 502 and "not sent: no broker answered" in response.text
 
 
-def test_without_an_acknowledgement_service_the_buttons_are_absent(world):
+def test_without_an_acknowledgement_service_the_buttons_are_disabled_with_the_reason(world):
     client = client_for(world)
     sign_in(client)
     ok = next(r for r in world[0].index.search() if r.verdict.trusted)
     page = client.get(f"/record/{ok.partition}/{ok.offset}")
-    assert "not configured" in page.text and 'name="status"' not in page.text
+    assert "not configured" in page.text and "--key" in page.text and 'name="status"' not in page.text
+    assert page.text.count("disabled") >= len(AckStatus)
+    bad = next(r for r in world[0].index.search() if not r.verdict.trusted)
+    unverified = client.get(f"/record/{bad.partition}/{bad.offset}").text
+    assert "Only verified alerts can be acknowledged" in unverified and "Seen</button>" not in unverified
     token = csrf(client, f"/record/{ok.partition}/{ok.offset}")
     assert client.post(f"/record/{ok.partition}/{ok.offset}/ack",
                        data={"status": "seen", "csrf": token}).status_code == 503
+
+
+def test_a_button_publishes_the_members_signed_acknowledgement_without_the_officers_name(fed, tmp_path):
+    """The composition root's acknowledger (the `bus ack` service) behind the page, on a memory cluster."""
+    feed = Feed(fed)
+    feed.engine.create_topic(ACKS_TOPIC, partitions=6)
+    feed.put(container("Bananas over weight"))
+    indexer = feed.indexer(tmp_path / "i.sqlite")
+    drain(indexer, 1)
+    users = UsersFile(tmp_path / "users.yaml")
+    users.add("alice", PASSWORD)
+    acknowledger = Bus(engine=feed.engine).console_acknowledger(fed.signers[MEMBER], feed=TOPIC)
+    client = TestClient(create_app(ConsoleConfig(MEMBER, TOPIC, Authenticator(users=users), session_secret="s" * 32),
+                                   indexer.index, indexer, acknowledger), follow_redirects=False)
+    sign_in(client)
+    [ok] = indexer.index.search()
+    token = csrf(client, f"/record/{ok.partition}/{ok.offset}")
+    sent = client.post(f"/record/{ok.partition}/{ok.offset}/ack",
+                       data={"status": "useful", "note": "matched a seizure", "csrf": token})
+    assert sent.status_code == 303, sent.text
+    [record] = [r for r in Bus(engine=feed.engine).read_to_end(ACKS_TOPIC) if isinstance(r, Record)]
+    assert record.key == ok.key  # the alert's routing task checks that EUROPOL received it
+    ack = verify_ack(record.key, record.value, text_headers(record.headers), fed.directory)
+    assert (ack.member, ack.message_id, ack.status, ack.note) == (MEMBER, ok.message_id, WireStatus.USEFUL,
+                                                                  "matched a seizure")
+    assert record.value is not None and b"alice" not in record.value
+    page = client.get(f"/record/{ok.partition}/{ok.offset}")
+    assert f"acks partition {record.partition} offset {record.offset}" in page.text
+    acknowledger.close()
 
 
 def test_live_rows_are_those_after_the_pages_last_id_that_match_its_filters(world, fed):
@@ -203,3 +242,15 @@ def test_live_rows_are_those_after_the_pages_last_id_that_match_its_filters(worl
     assert rows.headers["X-Count"] == "1" and rows.headers["X-Last-Id"] == str(last)
     assert "Bananas over weight" in rows.text
     assert client.get(f"/rows?after={last}").headers["X-Count"] == "0"
+
+
+def test_the_console_refuses_another_members_signing_key_before_serving(fed, tmp_path):
+    """`bus console --key`: a key the directory lists for BE-CUSTOMS would sign acknowledgements the
+    router rejects; the console says so at start (exit 10), before it connects to Kafka."""
+    users = UsersFile(tmp_path / "users.yaml")
+    users.add("alice", PASSWORD)
+    result = run_bus("console", "--member", MEMBER, "--federation", str(fed.directory_path),
+                     "--authority-pub", str(fed.authority_pub), "--users", str(users.path),
+                     "--key", str(fed.keys_dir / "BE-CUSTOMS.key"), "--bootstrap", "127.0.0.1:1", timeout=60)
+    assert result.returncode == KeyOwnerMismatch.exit_code, result.stdout + result.stderr
+    assert "BE-CUSTOMS" in result.stderr and "Traceback" not in result.stderr

@@ -26,6 +26,7 @@ from schemathesis.specs.openapi.checks import (
     unsupported_method,
 )
 
+from bus.adapters.federation_file import make_demo
 from tests.unit.ingest_on_memory import RISK_TOKEN, memory_ingest
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
@@ -37,10 +38,11 @@ EXAMPLES_PER_MODE = 60
 
 @pytest.mark.parametrize("mode", [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE],
                          ids=["as-documented", "forbidden"])
-def test_whatever_is_posted_the_answer_is_one_the_document_promises(mode):
+def test_whatever_is_posted_the_answer_is_one_the_document_promises(mode, tmp_path):
     config = schemathesis.Config.from_dict({"checks": {"negative_data_rejection": {"expected-statuses": REFUSALS}}})
     answered: Counter[tuple[str, int]] = Counter()
-    with memory_ingest() as memory:
+    fed = make_demo(tmp_path / "federation")  # receipts followed: the status endpoint answers from them
+    with memory_ingest(receipts_from=fed.directory) as memory:
         schema = schemathesis.openapi.from_asgi("/openapi.json", memory.app, config=config)
 
         @given(case=schema.as_strategy(mode, headers={"Authorization": f"Bearer {RISK_TOKEN}"}))

@@ -35,7 +35,7 @@ from bus.adapters.feed_index import FeedIndex, IndexedRecord
 from bus.errors import BusError
 from bus.services.feed_indexer import IndexerStatus, Listener
 from bus.web.console import charts, views
-from bus.web.console.acks import MAX_NOTE_CHARS, Acknowledger, AckRequest, AckStatus
+from bus.web.console.acks import MAX_NOTE_CHARS, NO_KEY_REASON, Acknowledger, AckRequest, AckStatus
 from bus.web.console.auth import Authenticator, csrf_ok, csrf_token
 
 PACKAGE = files("bus.web.console")
@@ -269,8 +269,10 @@ def create_app(config: ConsoleConfig, index: FeedIndex, source: FeedSource,
                       if t.kind.value in ("container", "imo", "bl", "operation", "subject")],
             "acks": index.acknowledgements(record.id),
             "ack_statuses": list(AckStatus),
+            "ackable": record.verdict.trusted and record.message_id is not None,
             "can_ack": acknowledger is not None and record.verdict.trusted and record.message_id is not None,
             "acks_enabled": acknowledger is not None,
+            "acks_off_reason": NO_KEY_REASON,
             "ack_error": ack_error,
             "note_limit": MAX_NOTE_CHARS,
             "claimed": record.claimed,
@@ -308,7 +310,7 @@ def create_app(config: ConsoleConfig, index: FeedIndex, source: FeedSource,
             return record_page(request, found, status_code=400, ack_error="the form expired; please try again")
         if acknowledger is None:
             return record_page(request, found, status_code=503,
-                               ack_error="acknowledgements are not configured on this console")
+                               ack_error=f"acknowledgements are not configured on this console: {NO_KEY_REASON}")
         if not found.verdict.trusted or found.message_id is None:
             return record_page(request, found, status_code=409,
                                ack_error="a record that failed verification cannot be acknowledged")
