@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,17 @@ def wait_for_audit(env: dict[str, str], expected: int, timeout: float = 90.0) ->
             return count
         time.sleep(1.0)
     return count
+
+
+def wait_for_ack(receipts_json: Callable[[], str], message_id: str, timeout: float = 60.0) -> None:
+    """Until the originator's receipts hold the acknowledgement of `message_id` (the router forwards it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = [json.loads(line) for line in receipts_json().splitlines() if line.strip()]
+        if any(r.get("kind") == "ack" and r.get("message_id") == message_id for r in lines):
+            return
+        time.sleep(0.5)
+    raise SystemExit(f"demo step failed: no acknowledgement of {message_id} reached its originator in {timeout:.0f} s")
 
 
 def wait_for_routers(logs: list[Path], timeout: float = 120.0) -> None:
@@ -335,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
         originator = first["alert"]["header"]["producer"]
         bus("ack", message_id, "--status", "useful", "--note", "matched an open case", "--member", "EUROPOL",
             "--key", str(fed / "keys" / "EUROPOL.key"), env=user_env("EUROPOL"))
-        time.sleep(3)
+        wait_for_ack(lambda: bus("receipts", "--member", originator, *trust, "--json", env=user_env(originator),
+                                 quiet=True).stdout, message_id)
         bus("receipts", "--member", originator, *trust, env=user_env(originator))
 
         step("9. Verify the audit chains and their signed checkpoints: the auditor, then a member alone")
