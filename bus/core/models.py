@@ -43,9 +43,8 @@ from bus.core.codelists import (
     InformationAssessment,
     SourceReliability,
     Tlp,
-    UnknownCodeError,
 )
-from bus.errors import AlertValidationError
+from bus.errors import AlertValidationError, UnknownCodeError
 
 __all__ = [
     "ALERT_MODELS",
