@@ -14,7 +14,7 @@ from connectors.sdk.inbox import FileInfo, Row
 
 
 class DropHandler:
-    suffixes = (".json", ".jsonl", ".csv")
+    suffixes: tuple[str, ...] = (".json", ".jsonl", ".csv")
 
     def __init__(self, settings: DropSettings, member: str, *, empact_codes: EmpactCodeList | None = None) -> None:
         self.settings = settings

@@ -18,6 +18,7 @@ class EdifactConnector(InboxConnector):
 
     name = "edifact"
     settings_class: ClassVar[type[EdifactSettings]] = EdifactSettings
+    settings: EdifactSettings
 
     def inbox_settings(self) -> InboxSettings:
         return self.settings.edifact
