@@ -18,8 +18,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
+from bus.cli._untrusted import shown
 from bus.config import KafkaSettings, load_settings
 from bus.errors import BusError, KafkaError, NotAuthorized
 
@@ -94,8 +94,8 @@ def kafka_options(func: F) -> F:
 
 def fail(message: str, code: int = 2) -> None:
     """Print a one-line error to stderr and exit non-zero (never a traceback)."""
-    # escape: messages quote user data and field paths like `rules[2]`, which are not markup
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    # messages quote user data (and field paths like `rules[2]`, which are not markup): shown as written
+    err.print(f"[bold red]error:[/] {shown(message, lines=True)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -12,6 +12,7 @@ from bus.adapters.alert_files import load_alerts
 from bus.adapters.keystore import load_signing_key
 from bus.cli._common import KafkaSettings, err, handle_errors, kafka_options, out
 from bus.cli._key_owner import check_signing_key
+from bus.cli._untrusted import shown
 from bus.core.confidential import EncryptionPolicy, EncryptMode
 from bus.core.models import AlertType
 from bus.errors import BusError, EncryptionError, RejectedAlerts, WaitTimedOut
@@ -147,7 +148,7 @@ class ReceiptWaiter:
             if as_json:
                 print(json.dumps(line), flush=True)
             else:
-                out.print(text, highlight=False)
+                out.print(shown(text), highlight=False)  # the detail quotes what the router saw
         if rejected:
             reasons = ", ".join(f"{m}: {r}" for m, r in rejected.items())
             raise RejectedAlerts(f"{len(rejected)} of {len(message_ids)} alert(s) rejected by the router ({reasons})",

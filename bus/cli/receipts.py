@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from bus.cli._common import KafkaSettings, handle_errors, kafka_options, out
+from bus.cli._untrusted import shown
 from bus.core.receipts import AckStatus
 from bus.errors import BusError
 
@@ -85,7 +85,7 @@ def receipts(
                 print(json.dumps(receipt_json(record), default=str), flush=True)
             else:
                 style = "red" if record.kind == "invalid" or "rejected" in describe(record)[:9] else ""
-                line = escape(describe(record))
+                line = shown(describe(record))
                 out.print(f"[{style}]{line}[/]" if style else line, highlight=False)
 
 
