@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -67,6 +68,20 @@ _KAFKA_PARAMS: dict[str, Any] = {
                      rich_help_panel="Kafka connection"),
     ],
 }
+
+AcceptV10UntilOpt = Annotated[
+    datetime | None,
+    typer.Option("--accept-v1-0-until", envvar="BUS_ACCEPT_V1_0_UNTIL",
+                 formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"],
+                 help="End of the wire format 1.0 transition window (UTC; default 2027-06-01): 1.0 records "
+                      "created later are refused."),
+]
+"""The one transition window every reader and the router share (docs/wire-format.md)."""
+DecryptKeysOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--decrypt-key", help="The member's X25519 private key (<MEMBER>.enc.key) to read encrypted "
+                                       "alerts; repeat it to include keys rotated out."),
+]
 
 
 def kafka_options(func: F) -> F:

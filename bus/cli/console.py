@@ -23,7 +23,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bus.cli._common import KafkaSettings, err, fail, kafka_options, out
+from bus.cli._common import DecryptKeysOpt, KafkaSettings, err, fail, kafka_options, out
 from bus.errors import BusError
 
 app = typer.Typer(no_args_is_help=False, invoke_without_command=True)
@@ -52,11 +52,7 @@ def console(
     authority_pub: Annotated[
         Path | None, typer.Option("--authority-pub", envvar="BUS_AUTHORITY_PUB", help="Federation authority key.")
     ] = None,
-    decrypt_keys: Annotated[
-        list[Path] | None,
-        typer.Option("--decrypt-key", help="The member's X25519 private key (<MEMBER>.enc.key) to read encrypted "
-                     "alerts; repeat it to include keys rotated out."),
-    ] = None,
+    decrypt_keys: DecryptKeysOpt = None,
     users: Annotated[
         Path | None, typer.Option("--users", envvar="BUS_CONSOLE_USERS",
                                   help="Users file (bus console add-user); not needed with --proxy-user-header.")
