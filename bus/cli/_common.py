@@ -69,6 +69,13 @@ _KAFKA_PARAMS: dict[str, Any] = {
     ],
 }
 
+FederationOpt = Annotated[
+    Path | None, typer.Option("--federation", envvar="BUS_FEDERATION", help="Signed federation directory.")
+]
+AuthorityPubOpt = Annotated[
+    Path | None, typer.Option("--authority-pub", envvar="BUS_AUTHORITY_PUB",
+                              help="Federation authority key (public): what the directory's signature is checked with.")
+]
 AcceptV10UntilOpt = Annotated[
     datetime | None,
     typer.Option("--accept-v1-0-until", envvar="BUS_ACCEPT_V1_0_UNTIL",

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from bus.cli._common import KafkaSettings, handle_errors, kafka_options, out
+from bus.cli._common import AuthorityPubOpt, KafkaSettings, handle_errors, kafka_options, out
 from bus.cli._untrusted import shown
 from bus.errors import AuditFailed, BusError
 
@@ -17,9 +17,6 @@ app = typer.Typer(no_args_is_help=True)
 FederationOpt = Annotated[
     Path | None, typer.Option("--federation", envvar="BUS_FEDERATION",
                               help="Signed federation directory: the routers' keys that sign checkpoints.")
-]
-AuthorityOpt = Annotated[
-    Path | None, typer.Option("--authority-pub", envvar="BUS_AUTHORITY_PUB", help="Authority public key.")
 ]
 
 
@@ -37,7 +34,7 @@ def _directory(federation: Path | None, authority_pub: Path | None):  # type: ig
 @handle_errors
 def verify(
     federation: FederationOpt = None,
-    authority_pub: AuthorityOpt = None,
+    authority_pub: AuthorityPubOpt = None,
     member: Annotated[
         str | None, typer.Option("--member", help="Check only your own entries, from receipts.<member> and "
                                                   "audit.checkpoints (run as that member).")

@@ -9,7 +9,15 @@ from typing import Annotated
 
 import typer
 
-from bus.cli._common import AcceptV10UntilOpt, KafkaSettings, handle_errors, kafka_options, out
+from bus.cli._common import (
+    AcceptV10UntilOpt,
+    AuthorityPubOpt,
+    FederationOpt,
+    KafkaSettings,
+    handle_errors,
+    kafka_options,
+    out,
+)
 from bus.errors import BusError
 
 app = typer.Typer(no_args_is_help=True)
@@ -38,12 +46,8 @@ def run(
         str, typer.Option("--router-id", envvar="BUS_ROUTER_ID",
                           help="The router's id in the federation directory (`bus federation add-router`).")
     ] = "EPA-ROUTER-1",
-    federation: Annotated[
-        Path | None, typer.Option("--federation", envvar="BUS_FEDERATION", help="Signed federation directory.")
-    ] = None,
-    authority_pub: Annotated[
-        Path | None, typer.Option("--authority-pub", envvar="BUS_AUTHORITY_PUB", help="Authority public key.")
-    ] = None,
+    federation: FederationOpt = None,
+    authority_pub: AuthorityPubOpt = None,
     keys: Annotated[
         Path | None, typer.Option("--keys", envvar="BUS_KEYS", help="Folder of <MEMBER>.pub (no directory).")
     ] = None,

@@ -37,7 +37,16 @@ from typing import Annotated, Any, Protocol
 import typer
 from rich.console import Console
 
-from bus.cli._common import AcceptV10UntilOpt, DecryptKeysOpt, KafkaSettings, handle_errors, kafka_options, out
+from bus.cli._common import (
+    AcceptV10UntilOpt,
+    AuthorityPubOpt,
+    DecryptKeysOpt,
+    FederationOpt,
+    KafkaSettings,
+    handle_errors,
+    kafka_options,
+    out,
+)
 from bus.cli._tail_dead_letters import DeadLetter, dead_letter_of, is_dead_letter_topic
 from bus.cli._tail_rows import (
     ALERTS,
@@ -220,12 +229,8 @@ def tail(
         Path | None, typer.Option("--keys", envvar="BUS_KEYS",
                                   help="Folder of <MEMBER>.pub files (not needed for dlq.rejected).")
     ] = None,
-    federation: Annotated[
-        Path | None, typer.Option("--federation", envvar="BUS_FEDERATION", help="Signed federation directory.")
-    ] = None,
-    authority_pub: Annotated[
-        Path | None, typer.Option("--authority-pub", envvar="BUS_AUTHORITY_PUB", help="Federation authority key.")
-    ] = None,
+    federation: FederationOpt = None,
+    authority_pub: AuthorityPubOpt = None,
     follow: Annotated[bool, typer.Option("--follow", "-F", help="Keep waiting for new records.")] = False,
     from_beginning: Annotated[
         bool, typer.Option("--from-beginning", help="Start at the oldest record (with --group: a new place).")
