@@ -49,7 +49,7 @@ test: setup system-tools
 	$(BIN)/bus schema check --all
 	$(BIN)/mypy
 	$(BIN)/coverage erase
-	COVERAGE_CORE=$$($(BIN)/python -c '$(CORE)') $(BIN)/coverage run -m pytest -q
+	COVERAGE_FILE=$(CURDIR)/.coverage COVERAGE_CORE=$$($(BIN)/python -c '$(CORE)') $(BIN)/coverage run -m pytest -q
 	$(BIN)/coverage combine -q
 	$(BIN)/coverage report
 
