@@ -87,7 +87,8 @@ def start_router(fed: DemoFederation, policy: Path, work: Path, env: dict[str, s
     return subprocess.Popen(
         [sys.executable, "-m", "bus", "router", "run", "--policy", str(policy), "--federation",
          str(fed.directory_path), "--authority-pub", str(fed.authority_pub), "--state-dir", str(work / "router"),
-         "--group", name, "--transactional-id", name],
+         "--router-id", fed.router_id, "--router-key", str(fed.router_key), "--group", name,
+         "--transactional-prefix", name],
         env=env, stdout=subprocess.DEVNULL, stderr=(work / "router.log").open("w"), cwd=REPO)
 
 
