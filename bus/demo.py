@@ -263,7 +263,10 @@ def main(argv: list[str] | None = None) -> int:
         trust = ["--federation", str(fed / "federation.yaml"), "--authority-pub", str(fed / "authority.pub")]
 
         admin_env = auditor_env = env
-        user_env = lambda member: env  # noqa: E731
+        def plain_env(member: str) -> dict[str, str]:
+            return env
+
+        user_env: Callable[[str], dict[str, str]] = plain_env
         if args.secure:
             from bus.adapters.secrets_file import SecretsFile
 
@@ -274,10 +277,12 @@ def main(argv: list[str] | None = None) -> int:
                 "--generate-missing", env=admin_env)
             secrets = SecretsFile(secrets_path)
 
-            def user_env(member: str) -> dict[str, str]:
+            def scram_env(member: str) -> dict[str, str]:
                 password = secrets.password(member.lower())
                 assert password is not None, member
                 return as_user(env, member.lower(), password.get_secret_value())
+
+            user_env = scram_env
 
             auditor_env = user_env("SVC-AUDITOR")
 

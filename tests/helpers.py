@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from bus.adapters.kafka import Polled, Record, wire_headers
 from bus.adapters.schema_files import default_empact_codes, default_schemas
@@ -91,6 +93,52 @@ def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str =
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(0.05)
+
+
+class StreamLines:
+    """A child process's output stream, read line by line on a thread, so that waiting for a line
+    can time out: a bare `readline()` blocks past any deadline while the child prints nothing."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self.lines: list[str] = []
+        self._ended = False
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def _next(self, deadline: float) -> str | None:
+        line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+        if line is None:
+            self._ended = True
+        else:
+            self.lines.append(line)
+        return line
+
+    def wait_for(self, match: Callable[[str], bool], timeout: float, what: str) -> str:
+        """The first line from now on for which `match` is true; fail naming `what` on timeout or
+        when the stream ends first."""
+        deadline = time.monotonic() + timeout
+        while not self._ended:
+            try:
+                line = self._next(deadline)
+            except queue.Empty:
+                break
+            if line is not None and match(line):
+                return line
+        tail = "".join(self.lines[-20:])
+        ended = "the stream ended" if self._ended else f"timed out after {timeout:.0f}s"
+        raise AssertionError(f"{ended} waiting for {what}; last lines:\n{tail}")
+
+    def text(self, timeout: float = 60.0) -> str:
+        """Everything the stream carried, once it has ended (the child exited)."""
+        deadline = time.monotonic() + timeout
+        while not self._ended:
+            self._next(deadline)
+        return "".join(self.lines)
 
 
 def assert_delivered_once(settings: KafkaSettings, feed: str, ids: Iterable[str], context: str = "") -> None:

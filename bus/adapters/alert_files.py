@@ -14,16 +14,9 @@ from typing import Any
 from bus.adapters.schema_files import default_empact_codes
 from bus.core.codelists import EmpactCodeList
 from bus.core.models import BaseAlert, parse_alert
-from bus.errors import AlertValidationError, BusError
+from bus.errors import AlertFileError, AlertValidationError
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
-
-
-class AlertFileError(BusError):
-    def __init__(self, path: Path, problems: list[str]):
-        self.path = path
-        self.problems = problems
-        super().__init__(f"{path}: " + ("\n  ".join(["", *problems]) if len(problems) > 1 else problems[0]))
 
 
 @dataclass(frozen=True)

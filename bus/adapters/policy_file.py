@@ -20,20 +20,11 @@ import yaml
 
 from bus.adapters.schema_files import default_empact_codes
 from bus.core.models import BaseAlert, parse_alert
-from bus.core.policy import (
-    Loc,
-    Policy,
-    PolicyCase,
-    PolicyValidationError,
-    format_loc,
-    located_errors,
-    parse_policy,
-)
-from bus.errors import AlertValidationError, BusError
+from bus.core.policy import Policy, PolicyCase, located_errors, parse_policy
+from bus.errors import AlertValidationError, Loc, PolicyFileError, PolicyValidationError, format_loc
 
 __all__ = [
     "LoadedCase",
-    "PolicyFileError",
     "load_cases",
     "load_policy",
     "policy_digest",
@@ -41,15 +32,6 @@ __all__ = [
 ]
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
-
-
-class PolicyFileError(BusError):
-    """A policy or case file is unreadable or invalid; `problems` are located lines."""
-
-    def __init__(self, source: str, problems: list[str]):
-        self.source = source
-        self.problems = problems
-        super().__init__("\n".join(f"{source}: {p}" for p in problems))
 
 
 class _Loader(yaml.SafeLoader):
@@ -196,7 +178,7 @@ def policy_from_text(
             empact_codes=default_empact_codes() if check_empact else None,
         )
     except PolicyValidationError as exc:
-        raise PolicyFileError(source, _located(doc, exc.errors)) from None
+        raise PolicyFileError(source, _located(doc, exc.located)) from None
 
 
 def load_policy(path: Path, *, check_empact: bool = True) -> Policy:

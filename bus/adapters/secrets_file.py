@@ -20,14 +20,10 @@ import yaml
 from pydantic import SecretStr
 
 from bus.adapters.private_file import git_exposure, write_private
-from bus.errors import BusError
+from bus.errors import SecretsError
 
 ENV_PREFIX = "BUS_SECRET_"
 PASSWORD_BYTES = 32
-
-
-class SecretsError(BusError):
-    """The secrets file is unsafe, unreadable or malformed (the message never holds a secret)."""
 
 
 def env_name(user: str) -> str:
@@ -115,4 +111,4 @@ class SecretsFile:
         write_private(self.path, body)
 
 
-__all__ = ["ENV_PREFIX", "SecretsError", "SecretsFile", "env_name", "generate_password"]
+__all__ = ["ENV_PREFIX", "SecretsFile", "env_name", "generate_password"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,11 +96,19 @@ class TaskStore:
     def apply(self, entries: Iterable[RoutedEntry], next_offset: int) -> None:
         """Add entries and move `changelog_offset` forward, atomically."""
         db = self._db
-        db.execute("BEGIN")
-        try:
+        with self._transaction(next_offset):
             db.executemany(
                 "INSERT OR REPLACE INTO routed (message_id, created_ms, producer, recipients) VALUES (?, ?, ?, ?)",
                 [(e.message_id, e.created_ms, e.producer, json.dumps(list(e.recipients))) for e in entries])
+
+    @contextlib.contextmanager
+    def _transaction(self, next_offset: int) -> Iterator[None]:
+        """One SQLite transaction that also moves the changelog position on (never back): the
+        rows and the offset they were restored up to change together or not at all."""
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            yield
             db.execute("INSERT OR REPLACE INTO meta (k, v) VALUES ('changelog_offset', ?)",
                        (str(max(next_offset, self.changelog_offset)),))
             db.execute("COMMIT")
@@ -111,15 +119,8 @@ class TaskStore:
     def forget(self, message_ids: Iterable[str], next_offset: int) -> None:
         """Apply changelog tombstones."""
         db = self._db
-        db.execute("BEGIN")
-        try:
+        with self._transaction(next_offset):
             db.executemany("DELETE FROM routed WHERE message_id = ?", [(m,) for m in message_ids])
-            db.execute("INSERT OR REPLACE INTO meta (k, v) VALUES ('changelog_offset', ?)",
-                       (str(max(next_offset, self.changelog_offset)),))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     def evict(self, horizon_ms: int) -> int:
         """Forget ids created before `horizon_ms` (out of the replay window); how many went."""

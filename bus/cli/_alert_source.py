@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.markup import escape
 
 from bus.cli._common import KafkaSettings, err
+from bus.cli._untrusted import shown
 from bus.core.models import AlertType, BaseAlert
 from bus.errors import BusError
 
@@ -122,7 +122,7 @@ def read_alerts(src: AlertSource, settings: KafkaSettings) -> list[BaseAlert]:
         assert src.topic is not None
         alerts, skipped = _from_topic(src, settings)
     for line in skipped:
-        err.print(f"[yellow]skipped:[/] {escape(line)}", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]skipped:[/] {shown(line)}", highlight=False, soft_wrap=True)
     if src.alert_type is not None:
         alerts = [a for a in alerts if a.alert_type is src.alert_type]
     return alerts

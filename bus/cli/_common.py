@@ -13,13 +13,14 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
+from bus.cli._untrusted import shown
 from bus.config import KafkaSettings, load_settings
 from bus.errors import BusError, KafkaError, NotAuthorized
 
@@ -68,6 +69,27 @@ _KAFKA_PARAMS: dict[str, Any] = {
     ],
 }
 
+FederationOpt = Annotated[
+    Path | None, typer.Option("--federation", envvar="BUS_FEDERATION", help="Signed federation directory.")
+]
+AuthorityPubOpt = Annotated[
+    Path | None, typer.Option("--authority-pub", envvar="BUS_AUTHORITY_PUB",
+                              help="Federation authority key (public): what the directory's signature is checked with.")
+]
+AcceptV10UntilOpt = Annotated[
+    datetime | None,
+    typer.Option("--accept-v1-0-until", envvar="BUS_ACCEPT_V1_0_UNTIL",
+                 formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"],
+                 help="End of the wire format 1.0 transition window (UTC; default 2027-06-01): 1.0 records "
+                      "created later are refused."),
+]
+"""The one transition window every reader and the router share (docs/wire-format.md)."""
+DecryptKeysOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--decrypt-key", help="The member's X25519 private key (<MEMBER>.enc.key) to read encrypted "
+                                       "alerts; repeat it to include keys rotated out."),
+]
+
 
 def kafka_options(func: F) -> F:
     """Give a command the standard connection flags and pass it `settings: KafkaSettings`."""
@@ -94,8 +116,8 @@ def kafka_options(func: F) -> F:
 
 def fail(message: str, code: int = 2) -> None:
     """Print a one-line error to stderr and exit non-zero (never a traceback)."""
-    # escape: messages quote user data and field paths like `rules[2]`, which are not markup
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    # messages quote user data (and field paths like `rules[2]`, which are not markup): shown as written
+    err.print(f"[bold red]error:[/] {shown(message, lines=True)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -10,7 +10,7 @@ least useful ones are dropped. A cell that does not fit ends in an ellipsis: no 
 line is ever wider than the console, so nothing wraps. Notes under a row (H3 conditions,
 a dead letter's detail) are wrapped instead: they must be read in full.
 
-Every value shown is passed through `printable` first: records come from other
+Every value shown is passed through `printable` (bus.cli._untrusted) first: records come from other
 agencies, and a dead letter from anyone who may publish, so an escape sequence in a
 summary must be shown, never obeyed by the terminal.
 
@@ -29,6 +29,7 @@ from rich.style import Style
 from rich.text import Text
 
 from bus.cli._tail_dead_letters import DeadLetter
+from bus.cli._untrusted import printable
 from bus.core.codelists import HandlingCode, Tlp
 from bus.core.topology import ALERT_TOPIC_PREFIX
 from bus.errors import RejectReason
@@ -53,20 +54,6 @@ GAP = " "
 
 def tlp_style(tlp: Tlp) -> Style:
     return Style(color=TLP_COLOURS[tlp], bgcolor=TLP_BACKGROUND, bold=True)
-
-
-def printable(text: str) -> str:
-    """`text` on one line with nothing a terminal would act on: line breaks and tabs become
-    spaces, other control or unprintable characters their escape (`\\x1b`)."""
-    out = []
-    for char in text:
-        if char in "\n\r\t\v\f":
-            out.append(" ")
-        elif char.isprintable():
-            out.append(char)
-        else:
-            out.append(char.encode("unicode_escape").decode("ascii"))
-    return "".join(out)
 
 
 def utc(timestamp_ms: int | None) -> datetime | None:
@@ -391,4 +378,4 @@ def order_key(row: Row) -> tuple[bool, float, str, int, int]:
 
 
 __all__ = ["ALERTS", "DEAD_LETTERS", "TLP_COLOURS", "UNREADABLE", "Layout", "Note", "Row", "TableSpec", "alert_row",
-           "dead_letter_row", "fit", "order_key", "printable", "tlp_style"]
+           "dead_letter_row", "fit", "order_key", "tlp_style"]

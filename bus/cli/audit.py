@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from bus.cli._common import KafkaSettings, handle_errors, kafka_options, out
+from bus.cli._common import AuthorityPubOpt, KafkaSettings, handle_errors, kafka_options, out
+from bus.cli._untrusted import shown
 from bus.errors import AuditFailed, BusError
 
 app = typer.Typer(no_args_is_help=True)
@@ -17,9 +17,6 @@ app = typer.Typer(no_args_is_help=True)
 FederationOpt = Annotated[
     Path | None, typer.Option("--federation", envvar="BUS_FEDERATION",
                               help="Signed federation directory: the routers' keys that sign checkpoints.")
-]
-AuthorityOpt = Annotated[
-    Path | None, typer.Option("--authority-pub", envvar="BUS_AUTHORITY_PUB", help="Authority public key.")
 ]
 
 
@@ -37,7 +34,7 @@ def _directory(federation: Path | None, authority_pub: Path | None):  # type: ig
 @handle_errors
 def verify(
     federation: FederationOpt = None,
-    authority_pub: AuthorityOpt = None,
+    authority_pub: AuthorityPubOpt = None,
     member: Annotated[
         str | None, typer.Option("--member", help="Check only your own entries, from receipts.<member> and "
                                                   "audit.checkpoints (run as that member).")
@@ -71,9 +68,9 @@ def verify(
                 out.print(f"{mark} chain {mr.chain}: {mr.entries} of your entries, {mr.proven} proven against signed "
                           f"checkpoints, {mr.pending} not yet covered; {mr.checkpoints} checkpoint(s)", highlight=False)
                 for problem in mr.problems:
-                    out.print(f"    [red]{escape(problem)}[/]", highlight=False)
+                    out.print(f"    [red]{shown(problem)}[/]", highlight=False)
             for problem in mreport.rejected_records:
-                out.print(f"[red]receipt not verified[/]: {escape(problem)}", highlight=False)
+                out.print(f"[red]receipt not verified[/]: {shown(problem)}", highlight=False)
         if not mreport.ok:
             raise AuditFailed(f"the audit entries about {member}'s records did not verify")
         if not as_json:
@@ -94,9 +91,9 @@ def verify(
             else:
                 offset, seq = r.problem_at or (None, None)
                 out.print(f"[red]✘ chain {r.chain} broken[/] at offset {offset} (seq {seq}): "
-                          f"{escape(r.problem or '')}", highlight=False)
+                          f"{shown(r.problem or '')}", highlight=False)
         for problem in report.problems:
-            out.print(f"[red]✘[/] {escape(problem)}", highlight=False)
+            out.print(f"[red]✘[/] {shown(problem)}", highlight=False)
     if not report.ok:
         raise AuditFailed(f"audit trail on {topic} did not verify")
     if not as_json:
@@ -119,26 +116,30 @@ def tail(
     from bus.services.audit import audit_entries
 
     bus = Bus(settings)
-    shown = 0
+    count = 0
     for record, entry in audit_entries(bus.engine, bus.principal, topic):
         if chain is not None and record.partition != chain:
             continue
-        shown += 1
+        count += 1
         if as_json:
             print(json.dumps(entry))
             continue
+        # Every value of an entry may quote what a sender wrote (a rejected record's producer,
+        # type, message id, reason detail): shown as text, never as markup or terminal controls.
         where = f"{entry.get('chain')}/{entry.get('seq')}"
         if entry.get("kind") == "checkpoint":
             covers = entry.get("covers", {})
-            out.print(f"{where:<9} {entry.get('signed_at', '')}  checkpoint seq {covers.get('first_seq')}.."
-                      f"{covers.get('last_seq')} root {str(covers.get('merkle_root'))[:16]}… signed by "
-                      f"{entry.get('router_id')}", highlight=False)
+            out.print(f"{shown(where):<9} {shown(entry.get('signed_at', ''))}  checkpoint seq "
+                      f"{shown(covers.get('first_seq'))}..{shown(covers.get('last_seq'))} root "
+                      f"{shown(str(covers.get('merkle_root'))[:16])}… signed by {shown(entry.get('router_id'))}",
+                      highlight=False)
             continue
         outcome = entry.get("outcome") or "?"
-        who = ", ".join(entry.get("recipients") or []) or "-"
+        who = ", ".join(str(r) for r in entry.get("recipients") or []) or "-"
         extra = f"recipients: {who}" if outcome == "routed" else f"reason: {entry.get('reason')}"
         what = entry.get("alert_type") or entry.get("record") or "?"
-        out.print(f"{where:<9} {entry.get('routed_at', '')}  {outcome:<8} {what!s:<21} "
-                  f"{entry.get('producer') or '?'!s:<20} {entry.get('message_id')}  {extra}", highlight=False)
-    if shown == 0 and not as_json:
-        out.print(f"no audit entries on {topic}", highlight=False)
+        out.print(f"{shown(where):<9} {shown(entry.get('routed_at', ''))}  {shown(outcome):<8} {shown(what):<21} "
+                  f"{shown(entry.get('producer') or '?'):<20} {shown(entry.get('message_id'))}  {shown(extra)}",
+                  highlight=False)
+    if count == 0 and not as_json:
+        out.print(f"no audit entries on {shown(topic)}", highlight=False)

@@ -23,7 +23,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bus.cli._common import KafkaSettings, err, fail, kafka_options, out
+from bus.cli._common import AuthorityPubOpt, DecryptKeysOpt, FederationOpt, KafkaSettings, err, fail, kafka_options, out
 from bus.errors import BusError
 
 app = typer.Typer(no_args_is_help=False, invoke_without_command=True)
@@ -46,17 +46,9 @@ def _loopback(host: str) -> bool:
 def console(
     ctx: typer.Context,
     member: Annotated[str | None, typer.Option("--member", envvar="BUS_MEMBER", help="Your member id.")] = None,
-    federation: Annotated[
-        Path | None, typer.Option("--federation", envvar="BUS_FEDERATION", help="Signed federation directory.")
-    ] = None,
-    authority_pub: Annotated[
-        Path | None, typer.Option("--authority-pub", envvar="BUS_AUTHORITY_PUB", help="Federation authority key.")
-    ] = None,
-    decrypt_keys: Annotated[
-        list[Path] | None,
-        typer.Option("--decrypt-key", help="The member's X25519 private key (<MEMBER>.enc.key) to read encrypted "
-                     "alerts; repeat it to include keys rotated out."),
-    ] = None,
+    federation: FederationOpt = None,
+    authority_pub: AuthorityPubOpt = None,
+    decrypt_keys: DecryptKeysOpt = None,
     key: Annotated[
         Path | None, typer.Option("--key", envvar="BUS_KEY",
                                   help="The member's Ed25519 signing key (PEM), as for `bus ack`: the acknowledge "

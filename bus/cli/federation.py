@@ -29,7 +29,7 @@ from bus.adapters.federation_file import (
     write_directory_file,
 )
 from bus.cli._common import err, fail, handle_errors, out
-from bus.core.keys import EncryptionPublicKey, public_key_from_pem
+from bus.core.keys import EncryptionPublicKey, PublicKey, public_key_from_pem
 from bus.core.trust import (
     ALERT_TYPES,
     DirectoryError,
@@ -87,6 +87,23 @@ def parse_time(text: str, option: str) -> datetime:
     if value.tzinfo is None:
         raise BusError(f"{option} {text!r}: add 'Z' or an offset such as +01:00 (times are exact)")
     return value.astimezone(UTC)
+
+
+NotBeforeOpt = Annotated[str | None, typer.Option("--not-before", help="Valid from (default: now).")]
+NotAfterOpt = Annotated[str | None, typer.Option("--not-after", help="Valid until, exclusive (default: +1 year).")]
+
+
+def _read_public_key(path: Path) -> PublicKey | EncryptionPublicKey:
+    try:
+        return public_key_from_pem(path.read_bytes(), source=str(path))
+    except OSError as exc:
+        raise BusError(f"cannot read public key {path}: {exc.strerror or exc}") from None
+
+
+def _validity(not_before: str | None, not_after: str | None) -> tuple[datetime, datetime]:
+    """A key's window from --not-before/--not-after: from now, for a year, unless given."""
+    start = parse_time(not_before, "--not-before") if not_before else utcnow()
+    return start, parse_time(not_after, "--not-after") if not_after else start + timedelta(days=365)
 
 
 def _build(model: type[M], **fields: Any) -> M:
@@ -185,12 +202,8 @@ def add_router_cmd(
     ],
     authority_key: AuthorityKeyOpt,
     name: Annotated[str, typer.Option("--name", help="What this router is, for people.")] = "EPA router",
-    not_before: Annotated[
-        str | None, typer.Option("--not-before", help="Valid from (default: now).")
-    ] = None,
-    not_after: Annotated[
-        str | None, typer.Option("--not-after", help="Valid until, exclusive (default: +1 year).")
-    ] = None,
+    not_before: NotBeforeOpt = None,
+    not_after: NotAfterOpt = None,
     file: FileOpt = DEFAULT_FILE,
 ) -> None:
     """List a router and its signing key: members verify its receipts and audit checkpoints with it.
@@ -198,14 +211,10 @@ def add_router_cmd(
     A router already listed gets the key added (rotation: both valid in the overlap);
     retire an old one with `revoke-key --member <ROUTER-ID>`.
     """
-    try:
-        pub = public_key_from_pem(public_key.read_bytes(), source=str(public_key))
-    except OSError as exc:
-        raise BusError(f"cannot read public key {public_key}: {exc.strerror or exc}") from None
+    pub = _read_public_key(public_key)
     if isinstance(pub, EncryptionPublicKey):
         raise BusError(f"{public_key} is an encryption key; a router signs (give its Ed25519 .pub)")
-    start = parse_time(not_before, "--not-before") if not_before else utcnow()
-    end = parse_time(not_after, "--not-after") if not_after else start + timedelta(days=365)
+    start, end = _validity(not_before, not_after)
     if end <= utcnow():
         raise BusError(f"--not-after {rfc3339(end)} has already passed: the key would never verify anything")
     key = _build(MemberKey, key_id=pub.key_id, public_key=pub.to_raw_b64(), not_before=start, not_after=end)
@@ -231,12 +240,8 @@ def add_key_cmd(
                      "or <MEMBER>.enc.pub (X25519, encryption); the kind is read from the key."),
     ],
     authority_key: AuthorityKeyOpt,
-    not_before: Annotated[
-        str | None, typer.Option("--not-before", help="Valid from (default: now).")
-    ] = None,
-    not_after: Annotated[
-        str | None, typer.Option("--not-after", help="Valid until, exclusive (default: +1 year).")
-    ] = None,
+    not_before: NotBeforeOpt = None,
+    not_after: NotAfterOpt = None,
     use: Annotated[
         KeyUse | None,
         typer.Option("--use", help="Refuse the key unless it is of this kind (signing or encryption)."),
@@ -248,12 +253,8 @@ def add_key_cmd(
     file: FileOpt = DEFAULT_FILE,
 ) -> None:
     """Add a signing or encryption key to a member: step one of a rotation (both valid in the overlap)."""
-    try:
-        pub = public_key_from_pem(public_key.read_bytes(), source=str(public_key))
-    except OSError as exc:
-        raise BusError(f"cannot read public key {public_key}: {exc.strerror or exc}") from None
-    start = parse_time(not_before, "--not-before") if not_before else utcnow()
-    end = parse_time(not_after, "--not-after") if not_after else start + timedelta(days=365)
+    pub = _read_public_key(public_key)
+    start, end = _validity(not_before, not_after)
     key = _build(MemberKey, key_id=pub.key_id, public_key=pub.to_raw_b64(), not_before=start, not_after=end,
                  use=KeyUse.ENCRYPTION if isinstance(pub, EncryptionPublicKey) else KeyUse.SIGNING)
     if use is not None and key.use is not use:

@@ -85,8 +85,9 @@ def explain(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """For every partner: delivered or not, and which rule or restriction decided it."""
-    from bus.adapters.alert_files import AlertFileError, load_alerts, read_items
+    from bus.adapters.alert_files import load_alerts, read_items
     from bus.core.policy import evaluate
+    from bus.errors import AlertFileError
 
     p = _load(policy)
     try:

@@ -10,8 +10,9 @@ import typer
 
 from bus.adapters.alert_files import load_alerts
 from bus.adapters.keystore import load_signing_key
-from bus.cli._common import KafkaSettings, err, handle_errors, kafka_options, out
+from bus.cli._common import AuthorityPubOpt, KafkaSettings, err, handle_errors, kafka_options, out
 from bus.cli._key_owner import check_signing_key
+from bus.cli._untrusted import shown
 from bus.core.confidential import EncryptionPolicy, EncryptMode
 from bus.core.models import AlertType
 from bus.errors import BusError, EncryptionError, RejectedAlerts, WaitTimedOut
@@ -58,9 +59,7 @@ def publish(
         typer.Option("--federation", envvar="BUS_FEDERATION",
                      help="Signed federation directory: the recipients' encryption keys."),
     ] = None,
-    authority_pub: Annotated[
-        Path | None, typer.Option("--authority-pub", envvar="BUS_AUTHORITY_PUB", help="Federation authority key.")
-    ] = None,
+    authority_pub: AuthorityPubOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of text.")] = False,
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait for the router's receipt of every alert; exit non-zero if any was "
@@ -147,7 +146,7 @@ class ReceiptWaiter:
             if as_json:
                 print(json.dumps(line), flush=True)
             else:
-                out.print(text, highlight=False)
+                out.print(shown(text), highlight=False)  # the detail quotes what the router saw
         if rejected:
             reasons = ", ".join(f"{m}: {r}" for m, r in rejected.items())
             raise RejectedAlerts(f"{len(rejected)} of {len(message_ids)} alert(s) rejected by the router ({reasons})",

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
-from bus.cli._common import KafkaSettings, handle_errors, kafka_options, out
+from bus.cli._common import AuthorityPubOpt, KafkaSettings, handle_errors, kafka_options, out
+from bus.cli._untrusted import shown
 from bus.core.receipts import AckStatus
 from bus.errors import BusError
 
@@ -18,9 +18,6 @@ MemberOpt = Annotated[str, typer.Option("--member", envvar="BUS_MEMBER", help="Y
 FederationOpt = Annotated[
     Path | None, typer.Option("--federation", envvar="BUS_FEDERATION",
                               help="Signed federation directory (router keys that sign receipts).")
-]
-AuthorityOpt = Annotated[
-    Path | None, typer.Option("--authority-pub", envvar="BUS_AUTHORITY_PUB", help="Authority public key.")
 ]
 
 
@@ -66,7 +63,7 @@ def receipt_json(record: Any) -> dict[str, Any]:
 def receipts(
     member: MemberOpt,
     federation: FederationOpt = None,
-    authority_pub: AuthorityOpt = None,
+    authority_pub: AuthorityPubOpt = None,
     since: Annotated[str | None, typer.Option("--since", help="From this long ago (1h, 2d) or this time.")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-F", help="Keep waiting for new receipts.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False,
@@ -85,7 +82,7 @@ def receipts(
                 print(json.dumps(receipt_json(record), default=str), flush=True)
             else:
                 style = "red" if record.kind == "invalid" or "rejected" in describe(record)[:9] else ""
-                line = escape(describe(record))
+                line = shown(describe(record))
                 out.print(f"[{style}]{line}[/]" if style else line, highlight=False)
 
 

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from bus.cli._common import KafkaSettings, handle_errors, kafka_options, out
+from bus.cli._common import (
+    AcceptV10UntilOpt,
+    AuthorityPubOpt,
+    FederationOpt,
+    KafkaSettings,
+    handle_errors,
+    kafka_options,
+    out,
+)
 from bus.errors import BusError
 
 app = typer.Typer(no_args_is_help=True)
@@ -38,12 +46,8 @@ def run(
         str, typer.Option("--router-id", envvar="BUS_ROUTER_ID",
                           help="The router's id in the federation directory (`bus federation add-router`).")
     ] = "EPA-ROUTER-1",
-    federation: Annotated[
-        Path | None, typer.Option("--federation", envvar="BUS_FEDERATION", help="Signed federation directory.")
-    ] = None,
-    authority_pub: Annotated[
-        Path | None, typer.Option("--authority-pub", envvar="BUS_AUTHORITY_PUB", help="Authority public key.")
-    ] = None,
+    federation: FederationOpt = None,
+    authority_pub: AuthorityPubOpt = None,
     keys: Annotated[
         Path | None, typer.Option("--keys", envvar="BUS_KEYS", help="Folder of <MEMBER>.pub (no directory).")
     ] = None,
@@ -90,12 +94,7 @@ def run(
         int | None, typer.Option("--replication", min=1, help="Replication of topics it creates "
                                                             "(default: min(3, brokers)).")
     ] = None,
-    accept_v1_0_until: Annotated[
-        datetime | None, typer.Option("--accept-v1-0-until", envvar="BUS_ACCEPT_V1_0_UNTIL",
-                                      formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"],
-                                      help="End of the wire format 1.0 transition window (UTC; "
-                                           "default 2027-06-01): 1.0 records created later are rejected.")
-    ] = None,
+    accept_v1_0_until: AcceptV10UntilOpt = None,
     health_port: Annotated[
         int | None, typer.Option("--health-port", envvar="BUS_ROUTER_HEALTH_PORT",
                                  help="Serve /healthz, /readyz and /metrics on this port (0: any free port).")

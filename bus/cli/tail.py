@@ -37,7 +37,16 @@ from typing import Annotated, Any, Protocol
 import typer
 from rich.console import Console
 
-from bus.cli._common import KafkaSettings, handle_errors, kafka_options, out
+from bus.cli._common import (
+    AcceptV10UntilOpt,
+    AuthorityPubOpt,
+    DecryptKeysOpt,
+    FederationOpt,
+    KafkaSettings,
+    handle_errors,
+    kafka_options,
+    out,
+)
 from bus.cli._tail_dead_letters import DeadLetter, dead_letter_of, is_dead_letter_topic
 from bus.cli._tail_rows import (
     ALERTS,
@@ -220,12 +229,8 @@ def tail(
         Path | None, typer.Option("--keys", envvar="BUS_KEYS",
                                   help="Folder of <MEMBER>.pub files (not needed for dlq.rejected).")
     ] = None,
-    federation: Annotated[
-        Path | None, typer.Option("--federation", envvar="BUS_FEDERATION", help="Signed federation directory.")
-    ] = None,
-    authority_pub: Annotated[
-        Path | None, typer.Option("--authority-pub", envvar="BUS_AUTHORITY_PUB", help="Federation authority key.")
-    ] = None,
+    federation: FederationOpt = None,
+    authority_pub: AuthorityPubOpt = None,
     follow: Annotated[bool, typer.Option("--follow", "-F", help="Keep waiting for new records.")] = False,
     from_beginning: Annotated[
         bool, typer.Option("--from-beginning", help="Start at the oldest record (with --group: a new place).")
@@ -242,17 +247,8 @@ def tail(
         typer.Option("--group", help="Resume where you left off: your place is kept in consumer group "
                                      "<user>.NAME and saved after records are printed."),
     ] = None,
-    accept_v1_0_until: Annotated[
-        datetime | None, typer.Option("--accept-v1-0-until", envvar="BUS_ACCEPT_V1_0_UNTIL",
-                                      formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"],
-                                      help="End of the wire format 1.0 transition window (UTC; "
-                                           "default 2027-06-01): 1.0 records created later are refused.")
-    ] = None,
-    decrypt_keys: Annotated[
-        list[Path] | None,
-        typer.Option("--decrypt-key", help="Your X25519 private key (<MEMBER>.enc.key) to read encrypted "
-                     "alerts; repeat it to include keys rotated out."),
-    ] = None,
+    accept_v1_0_until: AcceptV10UntilOpt = None,
+    decrypt_keys: DecryptKeysOpt = None,
     member: Annotated[
         str | None,
         typer.Option("--member", envvar="BUS_MEMBER",

@@ -162,16 +162,7 @@ class SchemaSet:
 
     def encode(self, alert_type: str, record: dict[str, Any]) -> bytes:
         """SOE bytes of `record` under the current schema of `alert_type`."""
-        writer = self._writer(alert_type)
-        buf = io.BytesIO()
-        buf.write(MAGIC)
-        buf.write(writer.fingerprint)
-        try:
-            # strict: a field the schema lacks would otherwise be dropped silently
-            schemaless_writer(buf, writer.schema, record, strict_allow_default=True)
-        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
-            raise SchemaError(f"{alert_type} record does not fit its schema: {exc}") from exc
-        return buf.getvalue()
+        return self._write(self._writer(alert_type), record, alert_type)
 
     def decode(self, data: bytes) -> tuple[str, dict[str, Any]]:
         """(alert type, record in the shape of the current schema) from SOE bytes.
@@ -220,14 +211,18 @@ class SchemaSet:
 
     def encode_encrypted(self, record: dict[str, Any]) -> bytes:
         """SOE bytes of an `eu.epa.bus.EncryptedAlert` record."""
-        writer = self._wrapper()
+        return self._write(self._wrapper(), record, "encrypted alert")
+
+    @staticmethod
+    def _write(writer: _Writer, record: dict[str, Any], what: str) -> bytes:
         buf = io.BytesIO()
         buf.write(MAGIC)
         buf.write(writer.fingerprint)
         try:
+            # strict: a field the schema lacks would otherwise be dropped silently
             schemaless_writer(buf, writer.schema, record, strict_allow_default=True)
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
-            raise SchemaError(f"encrypted alert record does not fit its schema: {exc}") from exc
+            raise SchemaError(f"{what} record does not fit its schema: {exc}") from exc
         return buf.getvalue()
 
     def decode_encrypted(self, data: bytes) -> dict[str, Any]:

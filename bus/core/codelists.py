@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from bus.errors import CodeListError
+from bus.errors import CodeListError, UnknownCodeError
 
 EMPACT_FILE = "empact.yaml"
 #: Key of the `EmpactCodeList` in pydantic's validation context (alerts and policies).
@@ -121,10 +121,6 @@ INFORMATION_ASSESSMENT_DESCRIPTIONS: Mapping[InformationAssessment, str] = {
 
 _CYCLE = re.compile(r"\d{4}-\d{4}")
 _CODE = re.compile(r"[A-Z0-9]+(-[A-Z0-9]+)*")
-
-
-class UnknownCodeError(ValueError):
-    """A cycle or code is not in the code list; the message lists the valid ones."""
 
 
 @dataclass(frozen=True)

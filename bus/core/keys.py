@@ -10,17 +10,52 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from bus.errors import KeyFileError
 
 RAW_KEY_SIZE = 32
 """Raw public keys of both kinds are 32 bytes."""
+
+_Built = TypeVar("_Built")
+
+
+# -- PEM, for both kinds of key ---------------------------------------------------------------
+
+
+def _pem_public(data: bytes, source: str) -> PublicKeyTypes:
+    try:
+        return serialization.load_pem_public_key(data)
+    except ValueError as exc:
+        raise KeyFileError(f"{source}: not a PEM public key ({exc})") from exc
+
+
+def _pem_private(data: bytes, source: str) -> PrivateKeyTypes:
+    try:
+        return serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise KeyFileError(f"{source}: not an unencrypted PEM private key ({exc})") from exc
+
+
+def _private_pem(key: Ed25519PrivateKey | X25519PrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def _named(source: str, build: Callable[[], _Built]) -> _Built:
+    """`build()`, with a key check's refusal prefixed by the file it came from."""
+    try:
+        return build()
+    except KeyFileError as exc:
+        raise KeyFileError(f"{source}: {exc}") from None
 
 
 def thumbprint(raw_public_key: bytes) -> str:
@@ -101,16 +136,10 @@ class PublicKey:
 
     @classmethod
     def from_pem(cls, data: bytes, source: str = "<bytes>") -> PublicKey:
-        try:
-            key = serialization.load_pem_public_key(data)
-        except ValueError as exc:
-            raise KeyFileError(f"{source}: not a PEM public key ({exc})") from exc
+        key = _pem_public(data, source)
         if not isinstance(key, Ed25519PublicKey):
             raise KeyFileError(f"{source}: not an Ed25519 public key")
-        try:
-            return cls(key)
-        except KeyFileError as exc:
-            raise KeyFileError(f"{source}: {exc}") from None
+        return _named(source, lambda: cls(key))
 
 
 @dataclass(frozen=True)
@@ -136,18 +165,11 @@ class SigningKey:
         return self.key.sign(data)
 
     def to_pem(self) -> bytes:
-        return self.key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+        return _private_pem(self.key)
 
     @classmethod
     def from_pem(cls, member: str, data: bytes, source: str = "<bytes>") -> SigningKey:
-        try:
-            key = serialization.load_pem_private_key(data, password=None)
-        except (ValueError, TypeError) as exc:
-            raise KeyFileError(f"{source}: not an unencrypted PEM private key ({exc})") from exc
+        key = _pem_private(data, source)
         if not isinstance(key, Ed25519PrivateKey):
             raise KeyFileError(f"{source}: not an Ed25519 private key")
         return cls(member, key)
@@ -225,16 +247,10 @@ class EncryptionPublicKey:
 
     @classmethod
     def from_pem(cls, data: bytes, source: str = "<bytes>") -> EncryptionPublicKey:
-        try:
-            key = serialization.load_pem_public_key(data)
-        except ValueError as exc:
-            raise KeyFileError(f"{source}: not a PEM public key ({exc})") from exc
+        key = _pem_public(data, source)
         if not isinstance(key, X25519PublicKey):
             raise KeyFileError(f"{source}: not an X25519 public key")
-        try:
-            return cls(key)
-        except KeyFileError as exc:
-            raise KeyFileError(f"{source}: {exc}") from None
+        return _named(source, lambda: cls(key))
 
 
 @dataclass(frozen=True)
@@ -257,18 +273,11 @@ class DecryptionKey:
         return self.public.key_id
 
     def to_pem(self) -> bytes:
-        return self.key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+        return _private_pem(self.key)
 
     @classmethod
     def from_pem(cls, member: str, data: bytes, source: str = "<bytes>") -> DecryptionKey:
-        try:
-            key = serialization.load_pem_private_key(data, password=None)
-        except (ValueError, TypeError) as exc:
-            raise KeyFileError(f"{source}: not an unencrypted PEM private key ({exc})") from exc
+        key = _pem_private(data, source)
         if not isinstance(key, X25519PrivateKey):
             raise KeyFileError(f"{source}: not an X25519 private key (an encryption key)")
         return cls(member, key)
@@ -276,12 +285,9 @@ class DecryptionKey:
 
 def public_key_from_pem(data: bytes, source: str = "<bytes>") -> PublicKey | EncryptionPublicKey:
     """A PEM public key of either kind: Ed25519 (signing) or X25519 (encryption)."""
-    try:
-        key = serialization.load_pem_public_key(data)
-    except ValueError as exc:
-        raise KeyFileError(f"{source}: not a PEM public key ({exc})") from exc
+    key = _pem_public(data, source)
     if isinstance(key, Ed25519PublicKey):
-        return PublicKey(key)
+        return _named(source, lambda: PublicKey(key))
     if isinstance(key, X25519PublicKey):
         return EncryptionPublicKey.from_pem(data, source)
     raise KeyFileError(f"{source}: neither an Ed25519 (signing) nor an X25519 (encryption) public key")

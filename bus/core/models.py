@@ -43,9 +43,8 @@ from bus.core.codelists import (
     InformationAssessment,
     SourceReliability,
     Tlp,
-    UnknownCodeError,
 )
-from bus.errors import AlertValidationError
+from bus.errors import AlertValidationError, UnknownCodeError, format_loc
 
 __all__ = [
     "ALERT_MODELS",
@@ -782,16 +781,6 @@ def parse_alert(
     return alert
 
 
-def _path(loc: tuple[int | str, ...]) -> str:
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else str(part)
-    return path or "alert"
-
-
 def _message(error: Mapping[str, Any]) -> str:
     """Pydantic's messages, reworded where they would not say which rule failed."""
     kind = error["type"]
@@ -816,4 +805,4 @@ def _message(error: Mapping[str, Any]) -> str:
 
 
 def _errors(exc: ValidationError) -> list[tuple[str, str]]:
-    return [(_path(e["loc"]), _message(e)) for e in exc.errors(include_url=False)]
+    return [(format_loc(e["loc"], whole="alert"), _message(e)) for e in exc.errors(include_url=False)]

@@ -62,7 +62,7 @@ from bus.core.models import (
     MemberId,
     UnLocode,
 )
-from bus.errors import BusError
+from bus.errors import Loc, PolicyValidationError
 
 __all__ = [
     "FEED_PREFIX",
@@ -70,19 +70,16 @@ __all__ = [
     "Decision",
     "DecisionCode",
     "EmpactSelector",
-    "Loc",
     "Match",
     "Partner",
     "PartnerDecision",
     "PartnerKind",
     "Policy",
     "PolicyCase",
-    "PolicyValidationError",
     "RoutingFacts",
     "Rule",
     "check_case",
     "evaluate",
-    "format_loc",
     "located_errors",
     "parse_policy",
     "reliability_rank",
@@ -95,33 +92,6 @@ _TOPIC = re.compile(r"feed\.[a-z0-9][a-z0-9._-]{0,200}")
 _RULE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _CYCLE = re.compile(r"\d{4}-\d{4}")
 _EMPACT_CODE = re.compile(r"[A-Z0-9]+(-[A-Z0-9]+)*")
-
-Loc = tuple[str | int, ...]
-
-
-# -- errors ---------------------------------------------------------------------------------
-
-
-def format_loc(loc: Loc) -> str:
-    """`('rules', 2, 'deliver_to', 0)` -> `rules[2].deliver_to[0]` (what operators read)."""
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else str(part)
-    return path or "policy"
-
-
-class PolicyValidationError(BusError):
-    """A policy (or case) is invalid; `errors` keeps raw locations so files can add lines."""
-
-    def __init__(self, errors: list[tuple[Loc, str]]):
-        self.errors = errors
-        super().__init__(
-            "invalid policy: " + "; ".join(f"{format_loc(loc)}: {msg}" for loc, msg in errors)
-        )
-
 
 def _fail(rule: str, message: str) -> PydanticCustomError:
     return PydanticCustomError(rule, "{detail}", {"detail": message})

@@ -14,6 +14,7 @@ class DirectoryDropConnector(InboxConnector):
 
     name = "directory-drop"
     settings_class: ClassVar[type[DirectoryDropSettings]] = DirectoryDropSettings
+    settings: DirectoryDropSettings
 
     def inbox_settings(self) -> InboxSettings:
         return self.settings.directory_drop

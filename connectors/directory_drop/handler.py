@@ -7,14 +7,14 @@ from typing import Any
 from bus.adapters.schema_files import default_empact_codes
 from bus.core.codelists import EmpactCodeList
 from bus.core.models import parse_alert
-from bus.errors import AlertValidationError
+from bus.errors import AlertValidationError, FileRejected
 from connectors.directory_drop.config import DropSettings
 from connectors.directory_drop.rows import RowProblem, csv_items, json_items, merge_defaults
-from connectors.sdk.inbox import FileInfo, FileRejected, Row
+from connectors.sdk.inbox import FileInfo, Row
 
 
 class DropHandler:
-    suffixes = (".json", ".jsonl", ".csv")
+    suffixes: tuple[str, ...] = (".json", ".jsonl", ".csv")
 
     def __init__(self, settings: DropSettings, member: str, *, empact_codes: EmpactCodeList | None = None) -> None:
         self.settings = settings

@@ -8,9 +8,9 @@ from copy import deepcopy
 from pathlib import Path
 from typing import Any
 
-from bus.adapters.alert_files import AlertFileError, read_items
+from bus.adapters.alert_files import read_items
+from bus.errors import AlertFileError, FileRejected
 from connectors.directory_drop.config import CsvColumn, CsvSettings
-from connectors.sdk.inbox import FileRejected
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 

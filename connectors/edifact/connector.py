@@ -6,11 +6,10 @@ from datetime import UTC, datetime
 from typing import ClassVar
 
 from bus.core.models import parse_alert
-from bus.errors import AlertValidationError
+from bus.errors import AlertValidationError, ConnectorConfigError
 from connectors.edifact.config import EdifactSettings
 from connectors.edifact.handler import EdifactHandler
 from connectors.edifact.state import StateStore
-from connectors.sdk.config import ConfigError
 from connectors.sdk.inbox import FileHandler, InboxConnector, InboxSettings
 
 
@@ -19,6 +18,7 @@ class EdifactConnector(InboxConnector):
 
     name = "edifact"
     settings_class: ClassVar[type[EdifactSettings]] = EdifactSettings
+    settings: EdifactSettings
 
     def inbox_settings(self) -> InboxSettings:
         return self.settings.edifact
@@ -38,4 +38,4 @@ class EdifactConnector(InboxConnector):
             parse_alert(probe, empact_codes=self.services.empact_codes, alert_type="suspicious-container",
                         producer=self.settings.member)
         except AlertValidationError as exc:
-            raise ConfigError("edifact.alert_header", [f"{loc}: {msg}" for loc, msg in exc.errors]) from None
+            raise ConnectorConfigError("edifact.alert_header", [f"{loc}: {msg}" for loc, msg in exc.errors]) from None

@@ -5,13 +5,13 @@ from __future__ import annotations
 from bus.adapters.schema_files import default_empact_codes
 from bus.core.codelists import EmpactCodeList
 from bus.core.models import parse_alert
-from bus.errors import AlertValidationError
+from bus.errors import AlertValidationError, FileRejected
 from connectors.edifact.alerts import alert_data
 from connectors.edifact.config import EdifactInbox
 from connectors.edifact.parse import parse_interchange
 from connectors.edifact.rules import apply
 from connectors.edifact.state import Containers, StateStore
-from connectors.sdk.inbox import FileInfo, FileRejected, Row
+from connectors.sdk.inbox import FileInfo, Row
 
 
 class EdifactHandler:

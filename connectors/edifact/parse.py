@@ -17,7 +17,7 @@ from typing import Any
 from pydifact.segmentcollection import Interchange
 from pydifact.segments import Segment
 
-from connectors.sdk.inbox import FileRejected
+from bus.errors import FileRejected
 
 #: message type -> BGM document name code (1001) -> event name. COREOR is always "release".
 DEFAULT_EVENT_CODES: dict[str, dict[str, str]] = {

@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from connectors.sdk.config import ConfigError
+from bus.errors import ConnectorConfigError
 from connectors.sdk.files import atomic_write_json
 
 STATE_VERSION = 1
@@ -54,7 +54,7 @@ class StateStore:
             self.applied = list(data.get("applied", []))
         except (OSError, ValueError, TypeError) as exc:
             # Starting from nothing would silently forget seals: let the operator decide.
-            raise ConfigError(str(self.path), [f"EDIFACT state file is unreadable: {exc}"]) from None
+            raise ConnectorConfigError(str(self.path), [f"EDIFACT state file is unreadable: {exc}"]) from None
 
     def snapshot(self) -> Containers:
         return {k: v.copy() for k, v in self.containers.items()}

@@ -12,8 +12,8 @@ import hmac
 import os
 import secrets
 
+from bus.errors import ConnectorConfigError
 from connectors.http_ingest.config import MIN_TOKEN_CHARS, SystemToken
-from connectors.sdk.config import ConfigError
 
 
 def hash_token(token: str) -> str:
@@ -40,7 +40,7 @@ class TokenTable:
                 digest = system.token_sha256 or ""
             self._entries.append((bytes.fromhex(digest), system))
         if problems:
-            raise ConfigError(source, problems)
+            raise ConnectorConfigError(source, problems)
 
     def system_for(self, authorization: str | None) -> SystemToken | None:
         """The system whose token is in an `Authorization: Bearer ...` header, or None."""

@@ -20,6 +20,7 @@ class HttpIngestConnector(Connector):
 
     name = "http-ingest"
     settings_class: ClassVar[type[HttpIngestSettings]] = HttpIngestSettings
+    settings: HttpIngestSettings
 
     def __init__(self, services: Services) -> None:
         super().__init__(services)

@@ -1,6 +1,7 @@
 """The connector SDK: what every connector needs and none should re-invent."""
 
-from connectors.sdk.config import ConfigError, ConnectorSettings, load_config
+from bus.errors import ConnectorConfigError as ConfigError  # the SDK's name for it, kept for connector authors
+from connectors.sdk.config import ConnectorSettings, load_config
 from connectors.sdk.publishing import ReliablePublisher
 from connectors.sdk.registry import available, load_connector
 from connectors.sdk.runtime import Connector, Runtime, Services

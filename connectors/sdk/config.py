@@ -22,19 +22,10 @@ from bus.adapters.kafka import check_settings
 from bus.config import KafkaSettings, load_settings
 from bus.core.confidential import EncryptMode
 from bus.core.models import MEMBER_ID_PATTERN
-from bus.errors import BusError
+from bus.errors import BusError, ConnectorConfigError
 
 ENV_PREFIX = "BUS_CONNECTOR_"
 MEMBER_PATTERN = MEMBER_ID_PATTERN
-
-
-class ConfigError(BusError):
-    """The connector configuration is unusable; lists every problem at once."""
-
-    def __init__(self, source: str, problems: list[str]):
-        self.source = source
-        self.problems = problems
-        super().__init__(f"connector config {source} is invalid:\n  " + "\n  ".join(problems))
 
 
 class Section(BaseModel):
@@ -133,32 +124,32 @@ def read_yaml(path: Path) -> dict[str, Any]:
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except OSError as exc:
-        raise ConfigError(str(path), [f"cannot read: {exc.strerror or exc}"]) from exc
+        raise ConnectorConfigError(str(path), [f"cannot read: {exc.strerror or exc}"]) from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(str(path), [f"not valid YAML: {exc}"]) from exc
+        raise ConnectorConfigError(str(path), [f"not valid YAML: {exc}"]) from exc
     if not isinstance(loaded, dict):
-        raise ConfigError(str(path), ["expected a mapping at the top level"])
+        raise ConnectorConfigError(str(path), ["expected a mapping at the top level"])
     return loaded
 
 
 def load_config(settings_class: type[S], path: Path | None) -> S:
-    """Validate a connector config; raise ConfigError naming every bad field."""
+    """Validate a connector config; raise ConnectorConfigError naming every bad field."""
     source = str(path) if path else "(environment only)"
     data = read_yaml(path) if path else {}
     kafka_section = data.pop("kafka", None)
     if kafka_section is not None and not isinstance(kafka_section, dict):
-        raise ConfigError(source, ["kafka: expected a mapping"])
+        raise ConnectorConfigError(source, ["kafka: expected a mapping"])
     try:
         settings = settings_class(**data)
     except ValidationError as exc:
-        raise ConfigError(source, [_describe(err) for err in exc.errors()]) from None
+        raise ConnectorConfigError(source, [_describe(err) for err in exc.errors()]) from None
     try:
         settings.kafka = load_settings(path) if path else KafkaSettings()
         check_settings(settings.kafka)  # SASL without credentials is a config error, not a retry
     except ValidationError as exc:
-        raise ConfigError(source, [f"kafka.{_describe(err)}" for err in exc.errors()]) from None
+        raise ConnectorConfigError(source, [f"kafka.{_describe(err)}" for err in exc.errors()]) from None
     except BusError as exc:
-        raise ConfigError(source, [f"kafka: {exc}"]) from None
+        raise ConnectorConfigError(source, [f"kafka: {exc}"]) from None
     return settings
 
 

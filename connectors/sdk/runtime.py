@@ -44,7 +44,7 @@ class Services:
     """What the runtime hands a connector."""
 
     name: str
-    settings: Any  # the connector's own ConnectorSettings subclass
+    settings: ConnectorSettings  # an instance of the connector's `settings_class`
     signer: SigningKey
     publisher: ReliablePublisher
     metrics: ConnectorMetrics
@@ -82,6 +82,8 @@ class Connector(ABC):
 
     name: ClassVar[str]
     settings_class: ClassVar[type[ConnectorSettings]] = ConnectorSettings
+    settings: ConnectorSettings
+    """An instance of `settings_class` (the runtime builds it); a subclass narrows the annotation."""
 
     def __init__(self, services: Services) -> None:
         self.services = services

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,7 +23,7 @@ from bus.core.signing import sign_record
 from bus.core.trust import FederationDirectory, FederationRouter, Member, MemberKey, add_key, sign_directory
 from bus.errors import BusError
 from bus.services.router import FileSources, Router, RouterIdentity, RouterOptions
-from tests.helpers import SCHEMAS, example
+from tests.helpers import SCHEMAS, StreamLines, example, wait_for
 from tests.router_support import ensure_router_topics, read, send_all, session_router, start_at_end
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -275,17 +274,10 @@ def test_live_reload_under_traffic_drops_and_duplicates_nothing(kafka, setup, tm
             if i == 60:  # mid-stream: a new directory version with a new EUROPOL key
                 fed.write(add_key(fed.directory, "EUROPOL",
                                   MemberKey.for_public_key(newcomer.public, NOW - DAY, NOW + 365 * DAY)))
-        deadline = time.monotonic() + 30
-        while getattr(router.resolver, "version", 0) < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert router.resolver.version == 2, "directory was not reloaded"
+        wait_for(lambda: getattr(router.resolver, "version", 0) >= 2, 30, "the new directory to be loaded")
         send_all(setup["engine"], [seal(a, newcomer, SCHEMAS) for a in after])
         wanted = {str(a.header.message_id) for a in before + after}
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if wanted <= set(feed_ids(setup)):
-                break
-            time.sleep(0.5)
+        wait_for(lambda: wanted <= set(feed_ids(setup)), 60, "every alert on the feed")
     finally:
         router.stop()
         thread.join(timeout=30)
@@ -308,23 +300,21 @@ def test_sighup_reloads_the_directory(kafka, setup, tmp_path):
            "--state-dir", str(tmp_path / "state"), "--group", f"hup-{setup['suffix']}",
            "--reload-interval", "3600"]
     proc = subprocess.Popen(cmd, env={**os.environ, "BUS_BOOTSTRAP": kafka.bootstrap},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = StreamLines(proc.stderr)
 
-    def wait_for(event: str) -> dict:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            if line.startswith("{") and json.loads(line).get("event") == event:
-                return json.loads(line)
-        raise AssertionError(f"no {event!r} log line")
+    def logged(event: str) -> dict:
+        line = log.wait_for(lambda line: line.startswith("{") and json.loads(line).get("event") == event, 90,
+                            f"a {event!r} log line")
+        return json.loads(line)
 
     try:
-        wait_for("router started")
+        logged("router started")
         proc.send_signal(signal.SIGHUP)
-        reloaded = wait_for("reloaded")
+        reloaded = logged("reloaded")
         assert reloaded["directory_version"] == fed.directory.version
         proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=60)
+        proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -40,6 +40,7 @@ WHEELHOUSE_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cach
 #: Shipped with the package: the bus does not work without them (bus.adapters.resources).
 PACKAGE_DATA = [
     "bus/py.typed",
+    "connectors/py.typed",
     "bus/_data/avro/eu.epa.bus.AlertHeader.avsc",
     "bus/_data/avro/suspicious-container.avsc",
     "bus/_data/avro/corruption-indicator.avsc",

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from bus.errors import ConnectorConfigError
 from connectors.edifact.config import EdifactInbox, RulesSettings
 from connectors.edifact.handler import EdifactHandler
 from connectors.edifact.parse import parse_interchange
 from connectors.edifact.rules import apply
 from connectors.edifact.state import StateStore
-from connectors.sdk.config import ConfigError
-from connectors.sdk.inbox import FileInfo, FileRejected
+from connectors.sdk.inbox import FileInfo, FileRejected  # the SDK's public name
 
 SAMPLES = Path(__file__).resolve().parents[2] / "connectors" / "edifact" / "samples"
 WATCHLIST = ["ECGYE", "COCTG"]
@@ -128,5 +128,5 @@ def test_handler_commits_state_only_when_told_and_remembers_applied_files(tmp_pa
 def test_a_corrupt_state_file_stops_the_connector(tmp_path):
     path = tmp_path / "containers.json"
     path.write_text("{half")
-    with pytest.raises(ConfigError, match="state file is unreadable"):
+    with pytest.raises(ConnectorConfigError, match="state file is unreadable"):
         StateStore(path)

@@ -7,10 +7,10 @@ import json
 import pytest
 from pydantic import ValidationError
 
+from bus.errors import ConnectorConfigError
 from connectors.http_ingest.app import COMMITTED, openapi_document, render_openapi
 from connectors.http_ingest.auth import TokenTable, hash_token, new_token
 from connectors.http_ingest.config import IngestSettings, SystemToken
-from connectors.sdk.config import ConfigError
 
 
 def test_committed_openapi_document_is_the_generated_one():
@@ -48,7 +48,7 @@ def test_tokens_match_by_hash_or_environment(monkeypatch):
 
 def test_token_config_errors(monkeypatch):
     monkeypatch.setenv("SHORT_TOKEN", "short")
-    with pytest.raises(ConfigError, match="SHORT_TOKEN must hold a token of at least 32"):
+    with pytest.raises(ConnectorConfigError, match="SHORT_TOKEN must hold a token of at least 32"):
         TokenTable([SystemToken(name="x", token_env="SHORT_TOKEN", alert_types=["*"])])
     with pytest.raises(ValidationError, match="exactly one of token_sha256 or token_env"):
         SystemToken(name="x", alert_types=["*"])

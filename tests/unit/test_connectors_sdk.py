@@ -27,7 +27,8 @@ from bus.errors import (
     PublishError,
 )
 from bus.services.publisher import Publisher
-from connectors.sdk.config import ConfigError, ConnectorSettings, PublishSettings, RetrySettings, load_config
+from connectors.sdk import ConfigError  # the SDK's public name for bus.errors.ConnectorConfigError
+from connectors.sdk.config import ConnectorSettings, PublishSettings, RetrySettings, load_config
 from connectors.sdk.inbox.checkpoint import Checkpoint, CheckpointStore
 from connectors.sdk.metrics import ConnectorMetrics
 from connectors.sdk.publishing import ReliablePublisher

@@ -21,6 +21,7 @@ from bus.adapters.federation_file import (
     read_directory_file,
     write_directory_file,
 )
+from bus.adapters.kafka import Record
 from bus.adapters.keystore import (
     generate_encryption_keypair,
     generate_keypair,
@@ -32,6 +33,7 @@ from bus.cli import app
 from bus.cli.tail import record_dict, row
 from bus.core.confidential import Decryptor, EncryptMode, decrypt, seal_encrypted, unseal_any
 from bus.core.keys import DecryptionKey, EncryptionPublicKey, SigningKey, thumbprint
+from bus.core.topology import alert_topic
 from bus.core.trust import KeyUse, MemberKey, add_key, sign_directory
 from bus.errors import DirectoryError, EncryptionError, KeyFileError, RejectReason, VerificationError
 from bus.services.reader import FeedRecord
@@ -231,8 +233,10 @@ def test_connector_settings_and_sealing_problems(tmp_path: Path, monkeypatch: py
     from bus.adapters.kafka.memory import MemoryEngine
     from bus.composition import Bus
 
+    engine = MemoryEngine()
+
     def publisher(options: PublishSettings) -> ReliablePublisher:
-        return ReliablePublisher(Bus(engine=MemoryEngine()), fed.signers["BE-FEDPOL"], options,
+        return ReliablePublisher(Bus(engine=engine), fed.signers["BE-FEDPOL"], options,
                                  ConnectorMetrics("test"), threading.Event())
 
     red = example("corruption-indicator", producer="BE-FEDPOL")
@@ -247,8 +251,11 @@ def test_connector_settings_and_sealing_problems(tmp_path: Path, monkeypatch: py
     nobody = example("corruption-indicator", producer="BE-FEDPOL", release_to=[])
     assert encrypting.sealing_problems(nobody) == [
         "header.release_to: an encrypted alert must name its recipients: list the member ids that may read it"]
-    # the publisher it makes encrypts with the same policy
-    assert encrypting._connect().encryption is encrypting.encryption
+    # what it publishes is encrypted under that policy: the record on the topic is an encrypted alert
+    engine.create_topic(alert_topic(red.alert_type))
+    [receipt] = encrypting.publish([red])
+    [record] = [r for r in Bus(engine=engine).read_to_end(receipt.topic) if isinstance(r, Record)]
+    assert SCHEMAS.is_encrypted(record.value or b"")
 
 
 def feed_record(record: object, verified: object, error: VerificationError | None, envelope: object) -> FeedRecord:

@@ -27,11 +27,11 @@ from bus.core.policy import (
     DecisionCode,
     Match,
     Policy,
-    PolicyValidationError,
     check_case,
     evaluate,
     parse_policy,
 )
+from bus.errors import PolicyValidationError
 from tests.helpers import CODES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -84,7 +84,7 @@ def test_partner_feed_defaults_to_lowercased_id_and_must_stay_under_feed_prefix(
     assert p.partners[0].feed == "feed.port-antwerp-bruges"
     with pytest.raises(PolicyValidationError) as exc:
         policy(partners=[{"id": "EUROPOL", "kind": "eu-agency", "feed": "audit"}])
-    assert exc.value.errors[0][0] == ("partners", 0, "feed")
+    assert exc.value.located[0][0] == ("partners", 0, "feed")
 
 
 def test_policy_cross_references_are_located() -> None:
@@ -97,7 +97,7 @@ def test_policy_cross_references_are_located() -> None:
                          {"id": "Z", "kind": "customs", "feed": "feed.a.b"}],
             "rules": [rule("a"), rule("a", ["EUROPOLL"])],
         })
-    errors = dict(exc.value.errors)
+    errors = dict(exc.value.located)
     assert "duplicate partner id 'EUROPOL'" in errors[("partners", 6, "id")]
     assert "collides with partners[2].feed" in errors[("partners", 7, "feed")]
     assert "collides with partners[8].feed" in errors[("partners", 9, "feed")]
@@ -126,8 +126,8 @@ def test_bad_matches_are_rejected_with_their_path(
 ) -> None:
     with pytest.raises(PolicyValidationError) as exc:
         policy(rule(**match))
-    assert exc.value.errors[0][0] == loc, exc.value.errors
-    assert text in exc.value.errors[0][1]
+    assert exc.value.located[0][0] == loc, exc.value.located
+    assert text in exc.value.located[0][1]
 
 
 def test_policy_version_must_be_text_and_digest_is_the_loaders() -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bus.adapters.secrets_file import SecretsError, SecretsFile, env_name
+from bus.adapters.secrets_file import SecretsFile, env_name
+from bus.errors import SecretsError
 
 REPO = Path(__file__).resolve().parents[2]
 

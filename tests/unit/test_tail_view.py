@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from bus.cli._tail_dead_letters import dead_letter_of
-from bus.cli._tail_rows import ALERTS, DEAD_LETTERS, TLP_COLOURS, alert_row, dead_letter_row, fit, printable
+from bus.cli._tail_rows import ALERTS, DEAD_LETTERS, TLP_COLOURS, alert_row, dead_letter_row, fit
 from bus.cli._tail_since import parse_since
+from bus.cli._untrusted import printable
 from bus.cli.tail import TailPrinter, dead_letter_dict, group_id_for, print_feed
 from bus.config import KafkaSettings
 from bus.core.codelists import Tlp

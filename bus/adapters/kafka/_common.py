@@ -21,6 +21,18 @@ from typing import TypeVar
 from bus.config import KafkaSettings
 from bus.errors import ConfigError, KafkaUnavailable, ProtocolMismatch
 
+
+@dataclass(frozen=True)
+class OperationContext:
+    """What an operation was about, so that each engine's error mapping can name the resource
+    an ACL denied (`NotAuthorized.resource`)."""
+
+    action: str
+    topic: str | None = None
+    group: str | None = None
+    transactional_id: str | None = None
+
+
 KAFKA_LOG = logging.getLogger("bus.kafka")
 """Every client log line goes here at DEBUG: the console never sees client noise."""
 

@@ -9,11 +9,10 @@ decisive (nothing will get better by waiting); the others only go to the log.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from confluent_kafka import KafkaError as CKafkaError
 from confluent_kafka import KafkaException
 
+from bus.adapters.kafka._common import OperationContext
 from bus.config import KafkaSettings
 from bus.errors import (
     AuthenticationFailed,
@@ -30,14 +29,8 @@ from bus.errors import (
 E = CKafkaError
 
 
-@dataclass(frozen=True)
-class Context:
-    """What an operation was about, so a denial can name the resource."""
-
-    action: str
-    topic: str | None = None
-    group: str | None = None
-    transactional_id: str | None = None
+class Context(OperationContext):
+    """An operation's context, with this engine's way of reading the denied resource."""
 
     def resource(self, code: int) -> str | None:
         if code == E.TOPIC_AUTHORIZATION_FAILED and self.topic:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import kafka.errors as E
 
+from bus.adapters.kafka._common import OperationContext
 from bus.errors import (
     AuthenticationFailed,
     Fenced,
@@ -19,14 +18,8 @@ from bus.errors import (
 )
 
 
-@dataclass(frozen=True)
-class Context:
-    """What an operation was about, so a denial can name the resource."""
-
-    action: str
-    topic: str | None = None
-    group: str | None = None
-    transactional_id: str | None = None
+class Context(OperationContext):
+    """An operation's context, with this engine's way of reading the denied resource."""
 
     def resource(self, exc: Exception) -> str | None:
         if isinstance(exc, E.TopicAuthorizationFailedError):

@@ -39,10 +39,6 @@ _UNSUPPORTED_SASL_MECHANISM = 33
 _SASL_AUTHENTICATION_FAILED = 58
 
 
-class _Closed(Exception):
-    """The peer closed the connection (or sent nothing) before answering."""
-
-
 class _Channel:
     """Request/response over one socket, framed as Kafka frames them."""
 
@@ -61,12 +57,9 @@ class _Channel:
     def _read(self, n: int) -> bytes:
         data = b""
         while len(data) < n:
-            try:
-                chunk = self.sock.recv(n - len(data))
-            except (ConnectionError, ssl.SSLError) as exc:
-                raise _Closed(str(exc)) from exc
+            chunk = self.sock.recv(n - len(data))  # ConnectionError, ssl.SSLError: the peer hung up
             if not chunk:
-                raise _Closed("connection closed")
+                raise ConnectionError("connection closed")
             data += chunk
         return data
 
@@ -96,7 +89,7 @@ def _walk(raw: socket.socket, host: str, settings: KafkaSettings) -> None:
             _authenticate(channel, where, settings)
         channel.ask(ApiVersionsRequest(), ApiVersionsResponse, 0)
         channel.ask(MetadataRequest(topics=[]), MetadataResponse, 1)
-    except _Closed:
+    except (ConnectionError, ssl.SSLError):  # the peer closed (or sent nothing) before answering
         raise dropped(settings) from None
     except TimeoutError:
         raise KafkaUnavailable(f"{where} accepted a connection but did not answer as Kafka "

@@ -81,19 +81,22 @@ def write_hostile(settings: KafkaSettings, topic: str, partition: int,
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
             for n, batch in enumerate(batches, start=1):  # a Produce request holds one batch per partition
-                offsets.append(_produce(sock, topic, partition, batch, n, timeout))
-    except _NotReady:
-        if timeout <= 0.2:
-            raise KafkaOperationFailed(f"{topic}[{partition}] has no leader to write to") from None
-        time.sleep(0.2)  # a topic created a moment ago: its leader is being elected
-        return write_hostile(settings, topic, partition, records, one_batch=one_batch, timeout=timeout - 0.2)
+                offset = _produce(sock, topic, partition, batch, n, timeout)
+                if offset is None:
+                    break
+                offsets.append(offset)
     except OSError as exc:
         raise KafkaUnavailable(f"cannot write hostile records to {host}:{port}: {exc}") from exc
+    if not offsets:  # the first batch found no leader: nothing was written
+        if timeout <= 0.2:
+            raise KafkaOperationFailed(f"{topic}[{partition}] has no leader to write to")
+        time.sleep(0.2)  # a topic created a moment ago: its leader is being elected
+        return write_hostile(settings, topic, partition, records, one_batch=one_batch, timeout=timeout - 0.2)
     return offsets[0]
 
 
 def _produce(sock: socket.socket, topic: str, partition: int, batch: bytes, correlation: int,
-             timeout: float) -> int:
+             timeout: float) -> int | None:
     topic_data = ProduceRequest.TopicProduceData
     request = ProduceRequest(
         transactional_id=None, acks=-1, timeout_ms=int(timeout * 1000),
@@ -105,7 +108,7 @@ def _produce(sock: socket.socket, topic: str, partition: int, batch: bytes, corr
     response = ProduceResponse.decode(_read(sock, size), version=3, header=True)
     (answer,) = response.responses[0].partition_responses
     if answer.error_code in _NOT_READY and correlation == 1:
-        raise _NotReady()
+        return None  # no leader yet for the first batch: the caller waits and tries again
     if answer.error_code:
         raise KafkaOperationFailed(f"the broker refused the hostile batch for {topic}[{partition}]: "
                                    f"error code {answer.error_code}")
@@ -114,10 +117,6 @@ def _produce(sock: socket.socket, topic: str, partition: int, batch: bytes, corr
 
 _NOT_READY = (3, 5, 6)
 """UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER."""
-
-
-class _NotReady(Exception):
-    pass
 
 
 def _read(sock: socket.socket, n: int) -> bytes:

@@ -73,6 +73,7 @@ from bus.core.topology import (
     receipts_topic_spec,
 )
 from bus.errors import (
+    BatchNotCommitted,
     BusError,
     ConfigError,
     Fenced,
@@ -137,16 +138,6 @@ class _Rebalances:
         with self._lock:
             events, self._events = self._events, []
             return events
-
-
-class _Failed(Exception):
-    """A transaction did not commit. `kind`: record (bisect), group (rewind), unknown (recover)."""
-
-    def __init__(self, kind: str, error: BaseException, source: int | None = None) -> None:
-        super().__init__(str(error))
-        self.kind = kind
-        self.error = error
-        self.source = source
 
 
 def _utcnow() -> datetime:
@@ -390,7 +381,7 @@ class Router:
         try:
             plan = build(self._context(), self.tasks, [], checkpoint=pending)
             self._apply(plan, self._commit(plan))
-        except (_Failed, KafkaError) as exc:
+        except (BatchNotCommitted, KafkaError) as exc:
             log.warning("final checkpoints not written; the next owner of these tasks writes them",
                         tasks=pending, error=str(exc)[:300])
             return
@@ -533,7 +524,7 @@ class Router:
             chunk, forced = chunks.popleft()
             try:
                 plan, deliveries = self._transact(chunk, forced)
-            except _Failed as failure:
+            except BatchNotCommitted as failure:
                 if failure.kind == "record":
                     if forced:  # even the bounded form failed: not the record's doing
                         self._rewind([chunk, *[c for c, _ in chunks]])
@@ -552,7 +543,7 @@ class Router:
             self._account(plan, len(chunk), time.monotonic() - started)
         return True
 
-    def _bisect(self, chunk: list[Polled], failure: _Failed,
+    def _bisect(self, chunk: list[Polled], failure: BatchNotCommitted,
                 chunks: deque[tuple[list[Polled], dict[int, tuple[RejectReason, str]]]]) -> None:
         self.stats.bisections += 1
         self.metrics.bisections.inc()
@@ -578,11 +569,11 @@ class Router:
             plan = build(self._context(), self.tasks, chunk, force_bounded=forced)
         except Exception as exc:  # a bug while building outputs: isolate the record, never loop
             log.exception("building the outputs of a batch failed")
-            raise _Failed("record", exc) from exc
+            raise BatchNotCommitted("record", exc) from exc
         return plan, self._commit(plan)
 
     def _commit(self, plan: Plan) -> list[Delivery]:
-        """Send the plan, await every delivery, commit with the offsets; `_Failed` says how it failed."""
+        """Send the plan, await every delivery, commit with the offsets; `BatchNotCommitted` says how it failed."""
         producer, consumer = self._producer, self._consumer
         assert producer is not None and consumer is not None
         deadline = Deadline(self.options.commit_timeout)
@@ -591,7 +582,7 @@ class Router:
         except Fenced:
             raise
         except KafkaError as exc:
-            raise _Failed("unknown", exc) from exc
+            raise BatchNotCommitted("unknown", exc) from exc
         try:
             futures = []
             for out in plan.outputs:
@@ -601,7 +592,7 @@ class Router:
                 except (OutcomeUnknown, KafkaUnavailable, NotAuthorized, Fenced):
                     raise
                 except KafkaError as exc:
-                    raise _Failed("record", exc, out.source) from exc
+                    raise BatchNotCommitted("record", exc, out.source) from exc
             deliveries = []
             for out, future in zip(plan.outputs, futures, strict=True):
                 try:
@@ -609,39 +600,39 @@ class Router:
                 except (OutcomeUnknown, KafkaUnavailable, NotAuthorized, Fenced):
                     raise
                 except KafkaError as exc:
-                    raise _Failed("record", exc, out.source) from exc
+                    raise BatchNotCommitted("record", exc, out.source) from exc
             try:
                 producer.send_offsets(plan.offsets, consumer.group_metadata(), max(0.01, deadline.remaining()))
             except (OutcomeUnknown, KafkaUnavailable, Fenced):
                 raise
             except KafkaError as exc:
-                raise _Failed("group", exc) from exc
+                raise BatchNotCommitted("group", exc) from exc
             producer.commit(max(0.01, deadline.remaining()))
             return deliveries
         except Fenced:
             raise
-        except _Failed as failure:
+        except BatchNotCommitted as failure:
             self._abort(failure)
             raise
         except (OutcomeUnknown, KafkaUnavailable) as exc:
-            raise _Failed("unknown", exc) from exc
+            raise BatchNotCommitted("unknown", exc) from exc
         except NotAuthorized as exc:
             log.critical("the router is not allowed to write or commit something it needs; check its ACLs "
                          "(`bus provision`)", error=str(exc))
-            raise _Failed("unknown", exc) from exc
+            raise BatchNotCommitted("unknown", exc) from exc
         except KafkaError as exc:  # the commit failed and must be aborted: a record's doing
-            refused = _Failed("record", exc)
+            refused = BatchNotCommitted("record", exc)
             self._abort(refused)
             raise refused from exc
 
-    def _abort(self, failure: _Failed) -> None:
+    def _abort(self, failure: BatchNotCommitted) -> None:
         assert self._producer is not None
         try:
             self._producer.abort(self.options.commit_timeout)
         except Fenced:
             raise
         except KafkaError as exc:  # cannot even abort: start over
-            raise _Failed("unknown", exc) from failure.error
+            raise BatchNotCommitted("unknown", exc) from failure.error
 
     def _apply(self, plan: Plan, deliveries: list[Delivery]) -> None:
         """The transaction committed: task state follows it (stores only now, never ahead of Kafka)."""
@@ -711,7 +702,7 @@ class Router:
             return False
         try:
             plan, deliveries = self._transact([], {})
-        except _Failed as failure:
+        except BatchNotCommitted as failure:
             if failure.kind != "group":
                 self._recover(failure.error)
             return False

@@ -6,8 +6,9 @@ batches, checkpoints what Kafka acknowledged, resumes after a crash without
 re-publishing, and moves each file to done/ or failed/ with an error report.
 """
 
+from bus.errors import FileRejected  # re-exported: connector authors raise it from their FileHandler
 from connectors.sdk.inbox.connector import InboxConnector
-from connectors.sdk.inbox.handler import FileHandler, FileInfo, FileRejected, Row
+from connectors.sdk.inbox.handler import FileHandler, FileInfo, Row
 from connectors.sdk.inbox.pipeline import InboxPipeline, Outcome, Result
 from connectors.sdk.inbox.settings import InboxSettings
 

@@ -9,7 +9,6 @@ from typing import Protocol
 from uuid import UUID
 
 from bus.core.models import BaseAlert
-from bus.errors import BusError
 from connectors.sdk.stable_ids import stable_uuid7
 
 
@@ -34,14 +33,6 @@ class Row:
     where: str  # "line 3", "row 2 (line 3)", "message 1 (ref M1), container ABCU1234560"
     alert: BaseAlert | None = None
     problems: list[str] = field(default_factory=list)
-
-
-class FileRejected(BusError):
-    """The file as a whole is unusable (not JSON, not EDIFACT, missing columns...)."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("; ".join(problems))
 
 
 class FileHandler(Protocol):

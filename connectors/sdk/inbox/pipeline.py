@@ -19,10 +19,10 @@ from pathlib import Path
 
 from bus.core.models import BaseAlert
 from bus.core.sealing import alert_topic
-from bus.errors import KafkaError, NotAuthorized, PublishError
+from bus.errors import FileRejected, KafkaError, NotAuthorized, PublishError
 from connectors.sdk.inbox import outcome as files
 from connectors.sdk.inbox.checkpoint import Checkpoint, CheckpointStore
-from connectors.sdk.inbox.handler import FileHandler, FileInfo, FileRejected
+from connectors.sdk.inbox.handler import FileHandler, FileInfo
 from connectors.sdk.inbox.published import end_offsets, published_ids
 from connectors.sdk.inbox.settings import InboxSettings
 from connectors.sdk.runtime import Services
