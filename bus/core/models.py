@@ -296,7 +296,10 @@ def _utc_millis(value: datetime) -> datetime:
             "datetime has no timezone; add an offset such as 'Z' or '+01:00' "
             "(e.g. '2026-03-01T08:00:00Z')",
         )
-    value = value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00: before year 1 once in UTC
+        raise _fail("datetime_range", "datetime is out of range once converted to UTC (years 1-9999)") from None
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 

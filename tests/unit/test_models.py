@@ -329,6 +329,8 @@ RULES: list[tuple[str, str, Mutation, str, str]] = [
      "header.created", "datetime has no timezone"),
     ("naive-eta", "suspicious-container.json", _set("eta", "2026-12-04T06:00:00"),
      "eta", "datetime has no timezone"),
+    ("datetime-out-of-range", "operation-notice.json", _set("window_end", "9999-12-31T23:59:59-01:00"),
+     "window_end", "out of range once converted to UTC"),
     ("bad-datetime", "corruption-indicator.json", _set("observed_at", "yesterday"),
      "observed_at", "not an ISO 8601 datetime"),
     ("expires-before-created", "suspicious-container.json",
