@@ -18,7 +18,8 @@ _LINE_BREAKS = "\n\r\t\v\f"
 
 def printable(text: str, *, lines: bool = False) -> str:
     """`text` with nothing a terminal would act on: control and unprintable characters become
-    their escape (`\\x1b`); line breaks and tabs become spaces, unless `lines` keeps `\\n`."""
+    their escape (`\\x1b`); line breaks and tabs become spaces, unless `lines` keeps `\\n`; a
+    final backslash is spelled `\\x5c`, so that it cannot escape whatever is printed after it."""
     out = []
     for char in text:
         if lines and char == "\n":
@@ -29,6 +30,8 @@ def printable(text: str, *, lines: bool = False) -> str:
             out.append(char)
         else:
             out.append(char.encode("unicode_escape").decode("ascii"))
+    if out and out[-1] == "\\":  # a trailing backslash would escape the markup printed after it
+        out[-1] = "\\x5c"
     return "".join(out)
 
 

@@ -67,6 +67,8 @@ def test_shown_text_renders_back_to_exactly_its_printable_form(text: str) -> Non
     rendered = Text.from_markup(shown(text))
     assert rendered.plain == printable(text)
     assert not rendered.spans  # no style came from the text
+    followed = Text.from_markup(shown(text) + "[bold]!")  # nor does it bend the markup printed after it
+    assert followed.plain == printable(text) + "!" and len(followed.spans) == 1
     console = Console(width=10_000, force_terminal=False, color_system=None)
     with console.capture() as captured:
         console.print(shown(text), highlight=False, end="")
