@@ -73,7 +73,7 @@ def machine() -> dict[str, Any]:
     return {
         "cpu": _cpu_model(), "cores": os.cpu_count(), "ram_gib": _ram_gib(),
         "python": platform.python_version(), "kafka_broker": KAFKA_VERSION,
-        "confluent_kafka": confluent_kafka.version()[0], "librdkafka": confluent_kafka.libversion()[0],
+        "confluent_kafka": confluent_kafka.__version__, "librdkafka": confluent_kafka.libversion()[0],
         "kafka_python": kafka.__version__, "os": platform.platform(),
     }
 
