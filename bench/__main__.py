@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             history = (1000, 10_000) if args.quick else (10_000, 100_000)
             results["fleet"] = bench_fleet(settings, work / "fleet", history=history,
                                            burst=2000 if args.quick else 20_000,
-                                           latency_seconds=3 if args.quick else 15,
+                                           latency_seconds=3 if args.quick else 12,
                                            log=lambda m: print(m, flush=True))
     finally:
         broker.stop()
@@ -93,12 +93,13 @@ def table(res: dict[str, Any]) -> str:
     fleet = res.get("fleet")
     if fleet:
         lines += ["", "| end-to-end latency (produce -> feed, read_committed) | achieved | p50 | p95 | p99 | max "
-                      "| router CPU (cores) |", "|---|---|---|---|---|---|---|"]
+                      "| router CPU (cores) | batches: mean records, mean ms |", "|---|---|---|---|---|---|---|---|"]
         for row in fleet["latency"]:
             lines.append(f"| {row['offered_per_s']:,}/s offered, {row['alerts']:,} alerts "
                          f"| {_r(row['achieved_per_s'])}/s | {row['p50_ms']:.1f} ms | {row['p95_ms']:.1f} ms "
                          f"| {row['p99_ms']:.1f} ms "
-                         f"| {row['max_ms']:.0f} ms | {row['router_cpu_share']:.2f} |")
+                         f"| {row['max_ms']:.0f} ms | {row['router_cpu_share']:.2f} "
+                         f"| {row['mean_batch_records']:.0f}, {row['mean_batch_ms']:.0f} ms |")
         rss, restart = fleet["rss"], fleet["restart"]
         lines += ["", "| router process | value |", "|---|---|",
                   f"| RSS after start / at 10k / {rss['alerts'] // 2:,} / {rss['alerts']:,} alerts (peak) "
@@ -109,7 +110,11 @@ def table(res: dict[str, Any]) -> str:
                   f"| routed (process, backlog of {rss['alerts']:,}) | {_r(rss['routed_per_s'])}/s, "
                   f"{rss['cpu_us_per_record']:.0f} µs CPU/record |",
                   f"| restart to ready after {restart['history_routed'][0]:,} / {restart['history_routed'][1]:,} "
-                  f"routed | {restart['after_small_s']:.2f} s / {restart['after_large_s']:.2f} s |"]
+                  f"routed | {restart['after_small_s']:.2f} s / {restart['after_large_s']:.2f} s |",
+                  f"| of which: spawn to health server up (imports, key, clients) "
+                  f"| {restart['listening_s'][0]:.2f} s / {restart['listening_s'][1]:.2f} s |",
+                  f"| of which: restoring the 6 tasks (`bus_router_restore_seconds`) "
+                  f"| {restart['restore_s'][0]:.2f} s / {restart['restore_s'][1]:.2f} s |"]
         for row in fleet["scaling"]:
             lines.append(f"| {row['routers']} router(s), burst of {row['alerts']:,} | {_r(row['per_s'])}/s, "
                          f"{row['cpu_us_per_record']:.0f} µs CPU/record, cores used per router "

@@ -107,6 +107,21 @@ class RouterProcess:
                 total += float(line.rsplit(" ", 1)[1])
         return int(total)
 
+    def metric(self, name: str) -> float:
+        """The sum of a metric's samples (all label values) from /metrics."""
+        _, body = self._get("/metrics")
+        return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
+                   if line.startswith(name + " ") or line.startswith(name + "{"))
+
+    def wait_listening(self, timeout: float = 120.0) -> float:
+        """Seconds from spawn until the health server answers (imports, key, clients connected)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._get("/healthz")[0]:
+                return time.perf_counter() - self.started
+            time.sleep(0.02)
+        raise RuntimeError(f"router health server not up within {timeout:g} s; see {self.log.name}")
+
     def rejected(self) -> int:
         _, body = self._get("/metrics")
         return int(sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
@@ -194,6 +209,8 @@ def offered_load(bootstrap: str, records: list[SealedRecord], rate: int, router:
     producer = raw_confluent_producer(bootstrap)
     sent: dict[bytes, float] = {}
     cpu0 = router.cpu()
+    batches0 = (router.metric("bus_router_batch_seconds_sum"), router.metric("bus_router_batch_seconds_count"),
+                router.metric("bus_router_batch_records_total"))
     start = time.perf_counter()
     for i, r in enumerate(records):
         due = start + i / rate
@@ -209,6 +226,9 @@ def offered_load(bootstrap: str, records: list[SealedRecord], rate: int, router:
     while len(arrivals) < len(sent) and time.monotonic() < deadline:
         time.sleep(0.1)
     cpu = router.cpu() - cpu0
+    seconds, count, inputs = (router.metric("bus_router_batch_seconds_sum") - batches0[0],
+                              router.metric("bus_router_batch_seconds_count") - batches0[1],
+                              router.metric("bus_router_batch_records_total") - batches0[2])
     stop.set()
     reader.join(10)
     latencies = [(arrivals[k] - t) * 1000 for k, t in sent.items() if k in arrivals]
@@ -217,6 +237,8 @@ def offered_load(bootstrap: str, records: list[SealedRecord], rate: int, router:
         "arrived": len(latencies), "p50_ms": _percentile(latencies, 0.50), "p95_ms": _percentile(latencies, 0.95),
         "p99_ms": _percentile(latencies, 0.99), "max_ms": max(latencies),
         "router_cpu_share": cpu / offered_s,
+        "batches": int(count), "mean_batch_records": inputs / count if count else 0.0,
+        "mean_batch_ms": seconds / count * 1000 if count else 0.0,
     }
 
 
@@ -224,7 +246,7 @@ def offered_load(bootstrap: str, records: list[SealedRecord], rate: int, router:
 
 
 def bench_fleet(settings: KafkaSettings, work: Path, *, history: tuple[int, int] = (10_000, 100_000),
-                burst: int = 20_000, latency_seconds: float = 15.0, rates: tuple[int, ...] = (500, 1000),
+                burst: int = 20_000, latency_seconds: float = 12.0, rates: tuple[int, ...] = (100, 500, 1000),
                 log: Any = print) -> dict[str, Any]:
     bus = Bus(settings.model_copy(update={"engine": "confluent"}))
     ensure_router_topics(bus.engine)
@@ -246,7 +268,9 @@ def bench_fleet(settings: KafkaSettings, work: Path, *, history: tuple[int, int]
     a.stop()
     log(f"  routed {first:,}; restarting")
     b = RouterProcess(settings, files, group, "fleet-b")
+    listening_small = b.wait_listening()
     restart_small = b.wait_ready(6)
+    restore_small = b.metric("bus_router_restore_seconds_sum")
     rss: dict[str, float] = {"start_mib": b.rss()}
     cpu0 = b.cpu()
     t0 = time.perf_counter()
@@ -268,14 +292,18 @@ def bench_fleet(settings: KafkaSettings, work: Path, *, history: tuple[int, int]
     b.stop()
     log(f"  routed {second:,} more; restarting")
     c = RouterProcess(settings, files, group, "fleet-c")
+    listening_large = c.wait_listening()
     restart_large = c.wait_ready(6)
+    restore_large = c.metric("bus_router_restore_seconds_sum")
     c.stop()
     del records
     out["rss"] = {**rss, "alerts": second, "growth_half_to_end": rss["at_end_mib"] / rss["at_half_mib"] - 1,
                   "routed_per_s": second / (t1 - t0), "cpu_us_per_record": b_cpu / second * 1e6,
                   "rejected": b_rejected}
     out["restart"] = {"history": list(history), "after_small_s": restart_small,
-                      "after_large_s": restart_large, "history_routed": [first, first + second]}
+                      "after_large_s": restart_large, "history_routed": [first, first + second],
+                      "listening_s": [listening_small, listening_large],
+                      "restore_s": [restore_small, restore_large]}
 
     # latency at fixed offered rates, one router
     group = f"bench-latency-{tag()}"
