@@ -185,7 +185,10 @@ def _feed_reader(bootstrap: str, arrivals: dict[bytes, float], stop: threading.E
     consumer.consume(1, 1.0)  # positions resolved before the load starts
     ready.set()
     while not stop.is_set():
-        for m in consumer.consume(500, 0.1):
+        first = consumer.poll(0.05)  # returns at the first record (consume(n, t) would wait for n)
+        if first is None:
+            continue
+        for m in [first, *consumer.consume(499, 0)]:
             if m.error() is None:
                 seen = time.perf_counter()
                 for k, v in m.headers() or ():
