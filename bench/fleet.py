@@ -245,6 +245,31 @@ def offered_load(bootstrap: str, records: list[SealedRecord], rate: int, router:
     }
 
 
+def _route_backlog(b: RouterProcess, settings: KafkaSettings, records: list[SealedRecord], first: int,
+                   second: int) -> tuple[dict[str, float], tuple[float, float, float, float, float, int]]:
+    """Time router `b`'s start after `first` alerts, then sample its RSS while it routes `second` more."""
+    listening_small = b.wait_listening()
+    restart_small = b.wait_ready(6)
+    restore_small = b.metric("bus_router_restore_seconds_sum")
+    rss: dict[str, float] = {"start_mib": b.rss()}
+    cpu0 = b.cpu()
+    t0 = time.perf_counter()
+    blast(settings.bootstrap, records[first:])
+    marks = {10_000: "at_10k_mib", second // 2: "at_half_mib", second: "at_end_mib"}
+    peak = [0.0]
+
+    def sample(done: int) -> None:
+        current = b.rss()
+        peak[0] = max(peak[0], current)
+        for mark, name in marks.items():
+            if done >= mark and name not in rss:
+                rss[name] = current
+
+    t1 = wait_handled([b], second, on_sample=sample)
+    rss["peak_mib"] = peak[0]
+    return rss, (listening_small, restart_small, restore_small, second / (t1 - t0), b.cpu() - cpu0, b.rejected())
+
+
 # -- the fleet run ---------------------------------------------------------------------------------
 
 
@@ -266,42 +291,29 @@ def bench_fleet(settings: KafkaSettings, work: Path, *, history: tuple[int, int]
     records = seal_all(factory.make(first + second), signer)
     blast(settings.bootstrap, records[:first])
     a = RouterProcess(settings, files, group, "fleet-a")
-    a.wait_ready(6)
-    wait_handled([a], first)
-    a.stop()
+    try:
+        a.wait_ready(6)
+        wait_handled([a], first)
+    finally:
+        a.stop()
     log(f"  routed {first:,}; restarting")
     b = RouterProcess(settings, files, group, "fleet-b")
-    listening_small = b.wait_listening()
-    restart_small = b.wait_ready(6)
-    restore_small = b.metric("bus_router_restore_seconds_sum")
-    rss: dict[str, float] = {"start_mib": b.rss()}
-    cpu0 = b.cpu()
-    t0 = time.perf_counter()
-    blast(settings.bootstrap, records[first:])
-    marks = {10_000: "at_10k_mib", second // 2: "at_half_mib", second: "at_end_mib"}
-    peak = [0.0]
-
-    def sample(done: int) -> None:
-        current = b.rss()
-        peak[0] = max(peak[0], current)
-        for mark, name in marks.items():
-            if done >= mark and name not in rss:
-                rss[name] = current
-
-    t1 = wait_handled([b], second, on_sample=sample)
-    rss["peak_mib"] = peak[0]
-    b_cpu = b.cpu() - cpu0
-    b_rejected = b.rejected()
-    b.stop()
+    try:
+        rss, timing = _route_backlog(b, settings, records, first, second)
+    finally:
+        b.stop()
     log(f"  routed {second:,} more; restarting")
     c = RouterProcess(settings, files, group, "fleet-c")
-    listening_large = c.wait_listening()
-    restart_large = c.wait_ready(6)
-    restore_large = c.metric("bus_router_restore_seconds_sum")
-    c.stop()
+    try:
+        listening_large = c.wait_listening()
+        restart_large = c.wait_ready(6)
+        restore_large = c.metric("bus_router_restore_seconds_sum")
+    finally:
+        c.stop()
     del records
+    listening_small, restart_small, restore_small, routed_s, b_cpu, b_rejected = timing
     out["rss"] = {**rss, "alerts": second, "growth_half_to_end": rss["at_end_mib"] / rss["at_half_mib"] - 1,
-                  "routed_per_s": second / (t1 - t0), "cpu_us_per_record": b_cpu / second * 1e6,
+                  "routed_per_s": routed_s, "cpu_us_per_record": b_cpu / second * 1e6,
                   "rejected": b_rejected}
     out["restart"] = {"history": list(history), "after_small_s": restart_small,
                       "after_large_s": restart_large, "history_routed": [first, first + second],
@@ -312,13 +324,15 @@ def bench_fleet(settings: KafkaSettings, work: Path, *, history: tuple[int, int]
     group = f"bench-latency-{tag()}"
     start_at_end(bus.engine, group)
     router = RouterProcess(settings, files, group, "latency")
-    router.wait_ready(6)
     out["latency"] = []
-    for rate in rates:
-        log(f"  latency at {rate}/s")
-        batch = seal_all(factory.make(int(rate * latency_seconds)), signer)
-        out["latency"].append(offered_load(settings.bootstrap, batch, rate, router))
-    router.stop()
+    try:
+        router.wait_ready(6)
+        for rate in rates:
+            log(f"  latency at {rate}/s")
+            batch = seal_all(factory.make(int(rate * latency_seconds)), signer)
+            out["latency"].append(offered_load(settings.bootstrap, batch, rate, router))
+    finally:
+        router.stop()
 
     # scaling: the same burst to one router, then to two
     out["scaling"] = []
