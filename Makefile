@@ -61,7 +61,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 bench: setup
-	$(BIN)/python -m bench.throughput
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf var .pytest_cache .hypothesis .coverage .coverage.* htmlcov

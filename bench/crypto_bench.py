@@ -22,6 +22,7 @@ from typing import TypeVar
 
 from bus.adapters.schema_files import default_empact_codes, default_schemas
 from bus.core.codec import SchemaSet
+from bus.core.codelists import EmpactCodeList
 from bus.core.confidential import Decryptor, VerifiedEnvelope, decrypt, seal_encrypted, unseal_any
 from bus.core.keys import DecryptionKey, SigningKey
 from bus.core.models import BaseAlert, parse_alert
@@ -79,34 +80,34 @@ def mean_size(records: list[SealedRecord]) -> float:
 
 
 def run(count: int) -> list[Row]:
-    schemas = default_schemas()
+    schemas, codes = default_schemas(), default_empact_codes()
     directory, producer, decryption = federation(max(RECIPIENT_COUNTS))
     rows: list[Row] = []
 
     batch = alerts(count, [])
     speed, plain = timed(lambda: [seal(a, producer, schemas) for a in batch])
     rows.append(Row("seal, in clear", 0, speed, mean_size(plain)))
-    speed, _ = timed(lambda: [unseal(r.key, r.value, r.headers, directory, schemas) for r in plain])
+    speed, _ = timed(lambda: [unseal(r.key, r.value, r.headers, directory, schemas, codes) for r in plain])
     rows.append(Row("unseal, in clear (verify+decode)", 0, speed, mean_size(plain)))
 
     for k in RECIPIENT_COUNTS:
-        rows += encrypted_rows(count, k, directory, producer, decryption, schemas)
+        rows += encrypted_rows(count, k, directory, producer, decryption, schemas, codes)
     return rows
 
 
 def encrypted_rows(count: int, k: int, directory: FederationDirectory, producer: SigningKey,
-                   decryption: dict[str, DecryptionKey], schemas: SchemaSet) -> list[Row]:
+                   decryption: dict[str, DecryptionKey], schemas: SchemaSet, codes: EmpactCodeList) -> list[Row]:
     """Seal + encrypt to `k` recipients, verify as the router does, decrypt as the last recipient."""
     named = [f"MEMBER-{i}" for i in range(k)]
     batch = alerts(count, named)
     speed, sealed = timed(lambda: [seal_encrypted(a, producer, directory, schemas) for a in batch])
     size = mean_size(sealed)
     rows = [Row("seal + encrypt", k, speed, size)]
-    speed, verified = timed(lambda: [unseal_any(r.key, r.value, r.headers, directory, schemas) for r in sealed])
+    speed, verified = timed(lambda: [unseal_any(r.key, r.value, r.headers, directory, schemas, codes) for r in sealed])
     rows.append(Row("verify only (router)", k, speed, size))
     reader = Decryptor.of([decryption[named[-1]]])
     envelopes = [e for e in verified if isinstance(e, VerifiedEnvelope)]
-    speed, _ = timed(lambda: [decrypt(e, reader, schemas) for e in envelopes])
+    speed, _ = timed(lambda: [decrypt(e, reader, schemas, codes) for e in envelopes])
     rows.append(Row("decrypt, after verify (recipient)", k, speed, size))
     return rows
 

@@ -12,6 +12,7 @@ import binascii
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TypeVar
 
 from cryptography.exceptions import InvalidSignature
@@ -107,8 +108,9 @@ class PublicKey:
         if problem is not None:
             raise KeyFileError(f"Ed25519 public key {raw.hex()} is {problem}")
 
-    @property
+    @cached_property
     def key_id(self) -> str:
+        """Computed once: every record a key signs or verifies names it."""
         return key_id_of(self.key)
 
     def verify(self, signature: bytes, data: bytes) -> bool:
@@ -153,8 +155,9 @@ class SigningKey:
     def generate(cls, member: str) -> SigningKey:
         return cls(member, Ed25519PrivateKey.generate())
 
-    @property
+    @cached_property
     def public(self) -> PublicKey:
+        """Derived once (and checked once): a router names its key in every receipt it signs."""
         return PublicKey(self.key.public_key())
 
     @property

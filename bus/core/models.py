@@ -10,6 +10,7 @@ change after it was signed.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import uuid
@@ -184,46 +185,63 @@ def _member_id(value: str) -> str:
 
 
 def _container_number(value: str) -> str:
-    number = iso6346.compact(value)
+    # stdnum's `validate` compacts the value itself: the valid case (every alert a router
+    # re-validates) compacts once. A failure is explained as before: the shape, then the digit.
+    try:
+        number = iso6346.validate(value)
+    except StdnumError as exc:
+        number = iso6346.compact(value)
+        _container_shape(value, number)
+        if isinstance(exc, InvalidChecksum):
+            expected = iso6346.calc_check_digit(number[:10])
+            raise _fail(
+                "iso6346", f"{number!r} fails the ISO 6346 check digit (expected {expected})"
+            ) from None
+        raise _fail("iso6346", f"{_short(value)} is not an ISO 6346 container number") from None
+    _container_shape(value, number)
+    return number
+
+
+def _container_shape(value: str, number: str) -> None:
     if len(number) != 11 or not _OWNER_CODE.fullmatch(number):
         raise _fail(
             "iso6346",
             f"{_short(value)} is not an ISO 6346 container number: expected 3-letter owner "
             "code, category U/J/Z/R, 6-digit serial and check digit, e.g. 'CSQU3054383'",
         )
-    try:
-        iso6346.validate(number)
-    except InvalidChecksum:
-        expected = iso6346.calc_check_digit(number[:10])
-        raise _fail(
-            "iso6346", f"{number!r} fails the ISO 6346 check digit (expected {expected})"
-        ) from None
-    except StdnumError:
-        raise _fail("iso6346", f"{_short(value)} is not an ISO 6346 container number") from None
-    return number
 
 
 def _imo_number(value: str | int) -> str:
-    number = imo.compact(str(value))
+    # As `_container_number`: one compaction when valid, the same explanations when not.
+    try:
+        number = imo.validate(str(value))
+    except StdnumError as exc:
+        number = imo.compact(str(value))
+        _imo_shape(value, number)
+        if isinstance(exc, InvalidChecksum):
+            expected = imo.calc_check_digit(number[:6])
+            raise _fail(
+                "imo", f"'IMO {number}' fails the IMO check digit (expected {expected})"
+            ) from None
+        raise _fail("imo", f"{_short(str(value))} is not an IMO ship number") from None
+    _imo_shape(value, number)
+    return number
+
+
+def _imo_shape(value: str | int, number: str) -> None:
     if not (len(number) == 7 and number.isascii() and number.isdigit()):
         raise _fail(
             "imo",
             f"{_short(str(value))} is not an IMO ship number: 7 digits, optionally prefixed "
             "'IMO', e.g. 'IMO 9074729'",
         )
-    try:
-        imo.validate(number)
-    except InvalidChecksum:
-        expected = imo.calc_check_digit(number[:6])
-        raise _fail(
-            "imo", f"'IMO {number}' fails the IMO check digit (expected {expected})"
-        ) from None
-    except StdnumError:
-        raise _fail("imo", f"{_short(str(value))} is not an IMO ship number") from None
-    return number
 
 
+@functools.cache
 def _is_country(code: str) -> bool:
+    """Cached (at most 26 * 26 entries: callers pass two ASCII letters). Every alert names a
+    few countries and ports, every reader and the router re-validate each alert, and
+    pycountry's lookup cost more than the rest of the check."""
     try:
         return pycountry.countries.get(alpha_2=code) is not None
     except KeyError:  # older pycountry raises instead of returning None

@@ -468,6 +468,54 @@ def test_container_check_digit_property(owner: str, serial: int, wrong: int) -> 
     _assert_error(_errors(data), "container_number", f"(expected {good[-1]})")
 
 
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.text(alphabet="ABCJRUZabu0123456789 -.", max_size=14))
+def test_container_number_outcome_follows_the_rule(value: str) -> None:
+    """Any input: the compacted number when its shape and check digit hold; otherwise the shape
+    is explained before the check digit (the validator compacts once on the valid path)."""
+    import re
+
+    from pydantic_core import PydanticCustomError
+
+    from bus.core.models import _container_number
+
+    number = iso6346.compact(value)
+    shaped = len(number) == 11 and re.fullmatch(r"[A-Z]{3}[UJZR]\d{7}", number) is not None
+    try:
+        result = _container_number(value)
+    except PydanticCustomError as exc:
+        message = str(exc)
+        if not shaped:
+            assert "expected 3-letter owner code" in message
+        else:
+            assert message == (f"{number!r} fails the ISO 6346 check digit "
+                               f"(expected {iso6346.calc_check_digit(number[:10])})")
+    else:
+        assert shaped and iso6346.is_valid(value) and result == number
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.one_of(st.text(alphabet="IMO 0123456789a-", max_size=14), st.integers(-10, 10**8)))
+def test_imo_number_outcome_follows_the_rule(value: str | int) -> None:
+    from pydantic_core import PydanticCustomError
+    from stdnum import imo
+
+    from bus.core.models import _imo_number
+
+    number = imo.compact(str(value))
+    shaped = len(number) == 7 and number.isascii() and number.isdigit()
+    try:
+        result = _imo_number(value)
+    except PydanticCustomError as exc:
+        message = str(exc)
+        if not shaped:
+            assert "is not an IMO ship number: 7 digits" in message
+        else:
+            assert message == f"'IMO {number}' fails the IMO check digit (expected {imo.calc_check_digit(number[:6])})"
+    else:
+        assert shaped and imo.is_valid(str(value)) and result == number
+
 # -- code lists ---------------------------------------------------------------------------------
 
 
