@@ -341,7 +341,7 @@ class LocalBroker:
         libs = ensure_jars(echo)
         props = self.write_config()
         if not (self.data_dir / "meta.properties").exists():
-            self._format(libs, props)
+            self.format_storage(libs, props)
         since = self.log_file.stat().st_size if self.log_file.exists() else 0
         stdout = open(self.directory / "logs" / "stdout.log", "ab")  # noqa: SIM115
         proc = subprocess.Popen(
@@ -379,7 +379,12 @@ class LocalBroker:
         except OSError:
             return False
 
-    def _format(self, libs: Path, props: Path, cluster_id: str | None = None, standalone: bool = True) -> None:
+    def format_storage(self, libs: Path, props: Path, cluster_id: str | None = None, standalone: bool = True) -> None:
+        """Format the node's KRaft storage (Kafka's StorageTool), with a fresh cluster id unless given.
+
+        Runs once before the first start; with `--secure` it also records the admin's SCRAM
+        credential, which KRaft can only learn at format time.
+        """
         # `--cluster-id=ID` in one token: an id may begin with "-", which argparse takes for an option.
         args = ["format", *(["--standalone"] if standalone else []), f"--cluster-id={cluster_id or base64_uuid()}",
                 f"--config={props}"]
@@ -442,9 +447,9 @@ class _ClusterNode(LocalBroker):
         lines += ["broker.heartbeat.interval.ms=1000", "broker.session.timeout.ms=6000"]
         return "\n".join(lines) + "\n"
 
-    def _format(self, libs: Path, props: Path, cluster_id: str | None = None, standalone: bool = True) -> None:
+    def format_storage(self, libs: Path, props: Path, cluster_id: str | None = None, standalone: bool = True) -> None:
         # Static voters: every node is formatted with the same cluster id, no --standalone.
-        super()._format(libs, props, cluster_id=self.cluster_id, standalone=False)
+        super().format_storage(libs, props, cluster_id=self.cluster_id, standalone=False)
 
 
 class LocalCluster:

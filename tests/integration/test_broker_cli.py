@@ -44,12 +44,9 @@ def test_broker_lifecycle_from_the_command_line(tmp_path):
 def test_storage_formats_with_a_cluster_id_that_begins_with_a_dash(tmp_path):
     """One base64 id in 64 begins with "-"; Kafka's tool must not read it as an option (a CI failure)."""
     node = LocalBroker(tmp_path / "node", port=free_port())
-    node.directory.mkdir(parents=True)
-    props = node.directory / "server.properties"
-    props.write_text(node._server_properties())
-    (node.directory / "log4j2.properties").write_text(node._log4j_properties())
+    props = node.write_config()
     cluster_id = "-" + base64_uuid()[1:]
-    node._format(ensure_jars(lambda *_: None), props, cluster_id=cluster_id)
+    node.format_storage(ensure_jars(lambda *_: None), props, cluster_id=cluster_id)
     assert f"cluster.id={cluster_id}" in (node.data_dir / "meta.properties").read_text()
 
 

@@ -3,7 +3,9 @@ filters, relates alerts, and keeps its bookmark in step with its content."""
 
 from __future__ import annotations
 
+import sqlite3
 import stat
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -193,7 +195,7 @@ def test_a_record_verified_again_is_listed_again_and_a_stale_listing_is_not_stor
 def test_a_listing_made_by_another_mapping_version_is_dropped(tmp_path):
     index = FeedIndex(tmp_path / "f.sqlite", TOPIC)
     index.add([entry(example("suspicious-container"), 0)], {0: 1})
-    with index._write() as db:  # an index kept before the TAXII server existed: nothing pending
+    with closing(sqlite3.connect(tmp_path / "f.sqlite")) as db, db:  # an index kept before TAXII: nothing pending
         db.execute("DELETE FROM stix_pending")
     index.use_stix_mapping("1")  # the first use lists every readable record
     index.store_stix({index.stix_pending()[0]: refs(1)})

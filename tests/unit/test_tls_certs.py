@@ -35,11 +35,11 @@ def test_made_once(tmp_path):
 
 def test_broker_properties_with_tls(tmp_path):
     broker = LocalBroker(tmp_path, port=19092, controller_port=19093, secure=True, tls=True)
-    props = broker._server_properties()
+    props = broker.write_config().read_text()
     assert broker.tls_port == 19094 and broker.tls_bootstrap == "127.0.0.1:19094"
     assert "listeners=CLIENT://127.0.0.1:19092,TLS://127.0.0.1:19094,CONTROLLER://" in props
     assert "CLIENT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT,TLS:SASL_SSL" in props
     assert "listener.name.tls.scram-sha-512.sasl.jaas.config=" in props
     assert broker.ca_file.exists()
-    plain = LocalBroker(tmp_path / "plain", port=19192)._server_properties()
+    plain = LocalBroker(tmp_path / "plain", port=19192).write_config().read_text()
     assert "TLS" not in plain
