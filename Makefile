@@ -39,7 +39,7 @@ system-tools:
 	    || { echo "could not install$$missing (needs root and apt)"; exit 1; }; \
 	fi
 
-# Coverage of bus/ and connectors/ over the whole suite, `bus` subprocesses included
+# Coverage of bus/ and connectors/ in the pytest process (unit and integration tests)
 # ([tool.coverage] in pyproject.toml); fails under its `fail_under`. sys.monitoring is the
 # cheaper core where it exists (3.12+); on 3.11 the C tracer.
 CORE    := import sys; print("sysmon" if sys.version_info >= (3, 12) else "ctrace")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 import uuid
 import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -534,13 +535,21 @@ class ConfluentConsumer:
         return low if self._from_beginning else high
 
     def watermarks(self, tp: TopicPartition, timeout: float = 10.0) -> tuple[int, int]:
-        try:
-            low, high = self._consumer.get_watermark_offsets(_ctp(tp), timeout=timeout, cached=False)
-        except KafkaException as exc:
-            if exc.args and isinstance(exc.args[0], CKafkaError) and exc.args[0].code() in _UNKNOWN:
-                self.partitions_for(tp.topic, timeout)  # NotAuthorized if it is not unknown but denied
-            raise from_exception(exc, self._context(f"reading offsets of {tp.topic}", tp.topic)) from None
-        return int(low), int(high)
+        deadline = Deadline(timeout)
+        while True:
+            try:
+                low, high = self._consumer.get_watermark_offsets(_ctp(tp), timeout=deadline.remaining(),
+                                                                 cached=False)
+                return int(low), int(high)
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args and isinstance(exc.args[0], CKafkaError) else None
+                if error is not None and error.retriable() and not deadline.expired():
+                    # e.g. "Not leader for partition" while a new topic's leader is elected
+                    time.sleep(min(0.1, deadline.remaining()))
+                    continue
+                if error is not None and error.code() in _UNKNOWN:
+                    self.partitions_for(tp.topic, timeout)  # NotAuthorized if it is not unknown but denied
+                raise from_exception(exc, self._context(f"reading offsets of {tp.topic}", tp.topic)) from None
 
     def offsets_for_time(self, partitions: Collection[TopicPartition], timestamp_ms: int,
                          timeout: float = 10.0) -> dict[TopicPartition, int | None]:
