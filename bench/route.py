@@ -36,7 +36,7 @@ from bench.common import (
     tag,
 )
 from bus.adapters.kafka import Engine, TopicPartition
-from bus.adapters.kafka.reading import ensure_topics
+from bus.adapters.kafka.reading import commit_ends, ensure_topics
 from bus.adapters.policy_file import load_policy
 from bus.composition import Bus
 from bus.config import KafkaSettings
@@ -75,21 +75,7 @@ def ensure_router_topics(engine: Engine) -> None:
 def start_at_end(engine: Engine, group: str) -> None:
     """Commit, for a new group, the current end of every topic routers read: it routes only
     what this benchmark writes from now on."""
-    import re
-
-    consumer = engine.consumer(group_id=group, read_committed=True)
-    try:
-        pattern = re.compile(ROUTER_SUBSCRIPTION)
-        ends = {}
-        for topic in consumer.topics():
-            if pattern.search(topic):
-                for p in consumer.partitions_for(topic):
-                    tp = TopicPartition(topic, p)
-                    ends[tp] = consumer.watermarks(tp)[1]
-        consumer.assign(list(ends))
-        consumer.commit(ends)
-    finally:
-        consumer.close()
+    commit_ends(engine, group, ROUTER_SUBSCRIPTION)
 
 
 def input_ends(engine: Engine) -> dict[int, int]:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import sys
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bus.adapters.kafka import Engine, Headers, Record, TopicPartition, wire_headers
+from bus.adapters.kafka import Engine, Headers, Record, wire_headers
+from bus.adapters.kafka.reading import commit_ends
 from bus.core.keys import SigningKey
 from bus.core.models import BaseAlert
 from bus.core.sealing import SealedRecord, seal
@@ -119,19 +119,7 @@ def demo_federation(path: Path) -> DemoFederation:
 def start_at_end(engine: Engine, group: str) -> None:
     """Commit, for a new router group, the current end of every topic routers read: the group
     then routes only what the test writes from now on (the session broker holds earlier tests')."""
-    consumer = engine.consumer(group_id=group, read_committed=True)
-    try:
-        pattern = re.compile(ROUTER_SUBSCRIPTION)
-        ends = {}
-        for topic in consumer.topics():
-            if pattern.search(topic):
-                for p in consumer.partitions_for(topic):
-                    tp = TopicPartition(topic, p)
-                    ends[tp] = consumer.watermarks(tp)[1]
-        consumer.assign(list(ends))
-        consumer.commit(ends)
-    finally:
-        consumer.close()
+    commit_ends(engine, group, ROUTER_SUBSCRIPTION)
 
 
 def read(engine: Engine, topic: str, timeout: float = 60.0) -> list[Record]:

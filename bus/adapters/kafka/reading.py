@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 
 from bus.adapters.kafka._common import KAFKA_LOG, Deadline
@@ -52,6 +53,25 @@ def read_to_end(engine: Engine, topic: str, *, partitions: Sequence[int] | None 
                     out.append(polled)
             remaining = {tp for tp in remaining if consumer.position(tp) < ends[tp]}
         return sorted(out, key=lambda r: (r.partition, r.offset))
+    finally:
+        consumer.close()
+
+
+def commit_ends(engine: Engine, group: str, topic_pattern: str) -> None:
+    """Commit, for `group`, the current end of every topic matching `topic_pattern`: a new
+    group then starts with what is written from now on (a router group that must not route
+    what the cluster already holds)."""
+    consumer = engine.consumer(group_id=group, read_committed=True)
+    try:
+        pattern = re.compile(topic_pattern)
+        ends = {}
+        for topic in consumer.topics():
+            if pattern.search(topic):
+                for p in consumer.partitions_for(topic):
+                    tp = TopicPartition(topic, p)
+                    ends[tp] = consumer.watermarks(tp)[1]
+        consumer.assign(list(ends))
+        consumer.commit(ends)
     finally:
         consumer.close()
 
