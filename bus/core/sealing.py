@@ -213,7 +213,8 @@ def decode_verified(
     _agree("ce_id", meta.id, str(h.message_id))
     _agree("ce_source", meta.producer, h.producer)
     _agree("ce_type", meta.alert_type, str(alert.alert_type))
-    _agree("ce_time", format_time(meta.time), format_time(h.created))
+    if meta.time != h.created:  # one instant has one spelling: only different ones need writing out
+        _agree("ce_time", format_time(meta.time), format_time(h.created))
     return VerifiedAlert(
         alert=alert,
         key_id=meta.key_id,
