@@ -88,7 +88,7 @@ def compose(members: dict[str, str]) -> str:
     its members in key order, `"key":value`, comma-separated, in braces. So a member whose
     text is already known (a sealed audit entry inside a receipt) is not encoded again.
     """
-    return "{" + ",".join(f"{_CANONICAL.encode(k)}:{members[k]}" for k in sorted(members)) + "}"
+    return "{" + ",".join(f"{_encode_text(k)}:{members[k]}" for k in sorted(members)) + "}"
 
 
 def entry_hash(prev_hash: str, body: dict[str, Any]) -> str:
@@ -151,14 +151,14 @@ class AuditChain:
         low = _CANONICAL.encode({k: v for k, v in body.items() if k < "hash"})
         high = _CANONICAL.encode({k: v for k, v in body.items() if k > "hash"})
         body_bytes = _join_objects(low, high).encode()
-        seal_members = (f'"chain":{_CANONICAL.encode(self.chain)}', f'"prev_hash":{_CANONICAL.encode(self.head)}',
-                        f'"seq":{_CANONICAL.encode(self.seq + 1)}')
+        seal_members = (f'"chain":{canonical_text(self.chain)}', f'"prev_hash":{canonical_text(self.head)}',
+                        f'"seq":{canonical_text(self.seq + 1)}')
         # canonical(entry) is the body without those three members and their commas
         entry_size = len(body_bytes) - sum(len(m.encode()) + 1 for m in seal_members)
         if entry_size > limit - _SEAL_ROOM:
             return self._link_fitted_slowly(entry, limit)
         digest = hashlib.sha256(self.head.encode() + body_bytes).hexdigest()
-        text = _join_objects(low, f'{{"hash":{_CANONICAL.encode(digest)}}}', high)
+        text = _join_objects(low, f'{{"hash":{canonical_text(digest)}}}', high)
         return {**body, "hash": digest}, AuditChain(self.chain, self.seq + 1, digest), text
 
     def _link_fitted_slowly(self, entry: dict[str, Any], limit: int) -> tuple[dict[str, Any], AuditChain, str]:
