@@ -86,7 +86,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args()
-    n = args.count
+    n: int = args.count
     from bus.logs import configure
 
     configure(json=True, level="WARNING")
