@@ -48,9 +48,47 @@ CHECKPOINT_DOMAIN = b"EPA-BUS-AUDIT-CHECKPOINT/1\x00"
 """Prefix of a checkpoint's signing input: no other bus signature can pass for one."""
 
 
+_encode_text = json.encoder.encode_basestring  # what the encoder writes text with (ensure_ascii=False)
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+"""What `json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=False)` builds on
+every call, built once."""
+
+
 def canonical(entry: dict[str, Any]) -> bytes:
     """Sorted keys, no whitespace, UTF-8: one byte string per entry."""
-    return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _CANONICAL.encode(entry).encode()
+
+
+def canonical_text(value: Any) -> str:
+    """The canonical JSON text of any value (`canonical` of a dict, before UTF-8).
+
+    Text, None and exact ints (most members of receipts and entries) are written directly,
+    as the encoder writes them, without setting up its machinery for one scalar.
+    """
+    kind = type(value)
+    if kind is str:
+        return _encode_text(value)
+    if value is None:
+        return "null"
+    if kind is int:
+        return int.__repr__(value)
+    return _CANONICAL.encode(value)
+
+
+def _join_objects(*texts: str) -> str:
+    """One object of the members of canonical object texts whose keys are in order across them."""
+    inner = [t[1:-1] for t in texts if t != "{}"]
+    return "{" + ",".join(inner) + "}"
+
+
+def compose(members: dict[str, str]) -> str:
+    """The canonical text of an object from its members' canonical texts (key -> text of value).
+
+    The same text as `canonical_text` of the object itself: an object's canonical form is
+    its members in key order, `"key":value`, comma-separated, in braces. So a member whose
+    text is already known (a sealed audit entry inside a receipt) is not encoded again.
+    """
+    return "{" + ",".join(f"{_encode_text(k)}:{members[k]}" for k in sorted(members)) + "}"
 
 
 def entry_hash(prev_hash: str, body: dict[str, Any]) -> str:
@@ -98,12 +136,45 @@ class AuditChain:
         """Return the sealed entry and the new head, without mutating self."""
         return self.seal(self.body(entry))
 
+    def link_fitted(self, entry: dict[str, Any], limit: int = ENTRY_LIMIT) -> tuple[dict[str, Any], AuditChain, str]:
+        """`link(fit(entry, limit))`, plus the sealed entry's canonical text.
+
+        The body is encoded once, as the members sorting before `hash` and those after it;
+        the size check, the hash and the sealed entry's text are joined from those two
+        texts instead of three encodings of the whole entry. The result is exactly
+        `link(fit(entry))` and `canonical_text(sealed)`; an entry that needs fitting, holds
+        a sealing field already or a key that is not text takes that path itself.
+        """
+        if not entry or not _SEAL_FIELDS.isdisjoint(entry) or not all(type(k) is str for k in entry):
+            return self._link_fitted_slowly(entry, limit)
+        body = self.body(entry)
+        low = _CANONICAL.encode({k: v for k, v in body.items() if k < "hash"})
+        high = _CANONICAL.encode({k: v for k, v in body.items() if k > "hash"})
+        body_bytes = _join_objects(low, high).encode()
+        seal_members = (f'"chain":{canonical_text(self.chain)}', f'"prev_hash":{canonical_text(self.head)}',
+                        f'"seq":{canonical_text(self.seq + 1)}')
+        # canonical(entry) is the body without those three members and their commas
+        entry_size = len(body_bytes) - sum(len(m.encode()) + 1 for m in seal_members)
+        if entry_size > limit - _SEAL_ROOM:
+            return self._link_fitted_slowly(entry, limit)
+        digest = hashlib.sha256(self.head.encode() + body_bytes).hexdigest()
+        text = _join_objects(low, f'{{"hash":{canonical_text(digest)}}}', high)
+        return {**body, "hash": digest}, AuditChain(self.chain, self.seq + 1, digest), text
+
+    def _link_fitted_slowly(self, entry: dict[str, Any], limit: int) -> tuple[dict[str, Any], AuditChain, str]:
+        sealed, head = self.link(fit(entry, limit))
+        return sealed, head, canonical_text(sealed)
+
     @classmethod
     def after(cls, sealed_entry: dict[str, Any]) -> AuditChain:
         return cls(int(sealed_entry.get("chain", 0)), int(sealed_entry["seq"]), str(sealed_entry["hash"]))
 
 
 # -- decision entries ---------------------------------------------------------------------------
+
+
+_SEAL_ROOM = 300
+_SEAL_FIELDS = frozenset({"chain", "seq", "prev_hash", "hash"})
 
 
 def fit(entry: dict[str, Any], limit: int = ENTRY_LIMIT) -> dict[str, Any]:
@@ -114,7 +185,7 @@ def fit(entry: dict[str, Any], limit: int = ENTRY_LIMIT) -> dict[str, Any]:
     first by the delivered partners and counts per reason, then by counts only and a hash
     of the full map, so an entry never outgrows a record.
     """
-    room = limit - 300  # chain, seq, prev_hash, hash and kind added when sealed
+    room = limit - _SEAL_ROOM  # chain, seq, prev_hash, hash and kind added when sealed
     if len(canonical(entry)) <= room:
         return entry
     decisions = entry.get("decisions")

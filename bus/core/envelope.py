@@ -16,6 +16,7 @@ newline through. Details quote untrusted values bounded (`bus.errors.quote`).
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from dataclasses import dataclass
@@ -80,22 +81,37 @@ def build_headers(
     *, message_id: uuid.UUID | str, producer: str, alert_type: str, time: datetime, key_id: str
 ) -> list[tuple[str, bytes]]:
     """The CloudEvents headers plus `bus_keyid`, in signing order (no signature yet)."""
+    source, type_, key_id_value = _constant_values(producer, alert_type, key_id)
+    # A UUID's str() is already the canonical lowercase hyphenated form; a string is parsed.
+    ce_id = str(message_id) if isinstance(message_id, uuid.UUID) else str(uuid.UUID(message_id))
+    return [
+        ("ce_specversion", _SPECVERSION_VALUE),
+        ("ce_id", ce_id.encode("ascii")),
+        ("ce_source", source),
+        ("ce_type", type_),
+        ("ce_time", format_time(time).encode("ascii")),
+        ("content-type", _CONTENT_TYPE_VALUE),
+        (KEY_ID_HEADER, key_id_value),
+    ]
+
+
+_SPECVERSION_VALUE = SPECVERSION.encode("ascii")
+_CONTENT_TYPE_VALUE = CONTENT_TYPE.encode("ascii")
+
+
+@functools.lru_cache(maxsize=256)
+def _constant_values(producer: str, alert_type: str, key_id: str) -> tuple[bytes, bytes, bytes]:
+    """The checked `ce_source`, `ce_type` and `bus_keyid` values: a publisher sends many alerts
+    with one producer, key and a few types, so each combination is checked and encoded once
+    (a failed check raises and is not cached)."""
     if not MEMBER_ID_RE.fullmatch(producer):
         raise BusError(f"producer {producer!r} is not a member id")
     if not ALERT_TYPE_RE.fullmatch(alert_type):
         raise BusError(f"alert type {alert_type!r} is not a valid type name")
     if not KEY_ID_RE.fullmatch(key_id):
         raise BusError(f"key id {key_id!r} is not 32 lowercase hex digits")
-    values = {
-        "ce_specversion": SPECVERSION,
-        "ce_id": str(uuid.UUID(str(message_id))),
-        "ce_source": SOURCE_PREFIX + producer,
-        "ce_type": ce_type(alert_type),
-        "ce_time": format_time(time),
-        "content-type": CONTENT_TYPE,
-        KEY_ID_HEADER: key_id,
-    }
-    return [(name, value.encode("ascii")) for name, value in values.items()]
+    return ((SOURCE_PREFIX + producer).encode("ascii"), ce_type(alert_type).encode("ascii"),
+            key_id.encode("ascii"))
 
 
 def _text(name: str, raw: bytes) -> str:
@@ -107,7 +123,11 @@ def _text(name: str, raw: bytes) -> str:
 
 def parse_headers(headers: Headers) -> CloudEventMeta:
     """Validate the envelope headers and return what they claim."""
-    raw = covered_values(headers)
+    return parse_covered(covered_values(headers))
+
+
+def parse_covered(raw: dict[str, bytes]) -> CloudEventMeta:
+    """`parse_headers` from the covered values `covered_values` already extracted."""
     values = {name: _text(name, value) for name, value in raw.items()}
 
     if values["ce_specversion"] != SPECVERSION:

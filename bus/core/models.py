@@ -510,12 +510,19 @@ class AlertHeader(_Model):
         return value
 
 
+#: Types whose values go into an Avro record as they are (exact types: an enum deriving
+#: from str is not one of them). Checked first because almost every field holds one.
+_AVRO_AS_IS: frozenset[type] = frozenset({str, int, float, bool, bytes, type(None), uuid.UUID, datetime})
+
+
 def _enum_to_avro(value: Any) -> Any:
     """Avro symbols are the enum member names (Avro forbids '-', '+' and leading digits)."""
+    if type(value) in _AVRO_AS_IS:
+        return value
     if isinstance(value, Enum):
         return value.name
     if isinstance(value, list):
-        return [_enum_to_avro(v) for v in value]
+        return [v if type(v) in _AVRO_AS_IS else _enum_to_avro(v) for v in value]
     return value
 
 
@@ -576,16 +583,15 @@ class BaseAlert(_Model):
 
     def to_avro(self) -> dict[str, Any]:
         """A record for `schemas/avro/<alert-type>.avsc` (enums as symbols, UUIDs, datetimes)."""
-        header = {
-            name: _enum_to_avro(getattr(self.header, name))
-            for name in AlertHeader.model_fields
-        }
+        # A model's __dict__ holds exactly its fields (the models forbid extras), so one pass
+        # over it replaces a getattr per declared field.
+        header = {name: _enum_to_avro(value) for name, value in self.header.__dict__.items()}
         if self.header.empact_priority is not None:
             header["empact_priority"] = self.header.empact_priority.model_dump()
         record: dict[str, Any] = {"header": header}
-        for name in type(self).model_fields:
+        for name, value in self.__dict__.items():
             if name != "header":
-                record[name] = _enum_to_avro(getattr(self, name))
+                record[name] = _enum_to_avro(value)
         return record
 
     @classmethod

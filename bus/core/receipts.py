@@ -20,6 +20,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from dataclasses import dataclass
@@ -59,13 +60,19 @@ def to_json(value: dict[str, Any]) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+@functools.lru_cache(maxsize=16)
+def _ce_time(time: datetime) -> str:
+    """A router signs every receipt of a batch at one time: it is written out once."""
+    return format_time(time)
+
+
 def _headers(ce_id: str, source: str, ce_type: str, time: datetime, key_id: str) -> list[tuple[str, bytes]]:
     values = {
         "ce_specversion": "1.0",
         "ce_id": ce_id,
         "ce_source": source,
         "ce_type": ce_type,
-        "ce_time": format_time(time),
+        "ce_time": _ce_time(time),
         "content-type": JSON_CONTENT_TYPE,
         "bus_keyid": key_id,
     }
@@ -78,9 +85,14 @@ def _headers(ce_id: str, source: str, ce_type: str, time: datetime, key_id: str)
 def sign_router_record(signer: SigningKey, router_id: str, ce_type: str, value: dict[str, Any],
                        time: datetime, *, key: bytes | None = None) -> tuple[bytes, list[tuple[str, bytes]]]:
     """(value bytes, signed headers) of a receipt or audit proof signed by a router key."""
+    return sign_router_json(signer, router_id, ce_type, to_json(value), time, key=key)
+
+
+def sign_router_json(signer: SigningKey, router_id: str, ce_type: str, data: bytes,
+                     time: datetime, *, key: bytes | None = None) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """`sign_router_record` of a value already encoded as `to_json` encodes it."""
     if not MEMBER_ID_RE.fullmatch(router_id):
         raise ValueError(f"router id {router_id!r} is not an id like EPA-ROUTER-1")
-    data = to_json(value)
     headers = _headers(str(uuid.uuid4()), ROUTER_SOURCE_PREFIX + router_id, ce_type, time, signer.key_id)
     return data, sign_record(signer, key, headers, data)
 

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from bus.core import topology
 from bus.core.codec import SchemaSet
 from bus.core.codelists import EmpactCodeList
-from bus.core.envelope import CloudEventMeta, build_headers, format_time, parse_headers
+from bus.core.envelope import CloudEventMeta, build_headers, format_time, parse_covered
 from bus.core.keyring import KeyResolver
 from bus.core.keys import SigningKey
 from bus.core.models import ALERT_MODELS, AlertType, BaseAlert
@@ -34,10 +34,11 @@ from bus.core.signing import (
     V1_0_ACCEPTED_UNTIL,
     Headers,
     WireVersion,
+    covered_values,
     require_supported,
     sign_record,
     signature_of,
-    verify_record,
+    verify_covered,
 )
 from bus.errors import (
     AlertValidationError,
@@ -161,17 +162,18 @@ def authenticate(
     Returns the envelope's claims, now authenticated, and the wire format version;
     nothing of the value is decoded. Plain and encrypted alerts share this step.
     """
-    meta = parse_headers(headers)
+    covered = covered_values(headers)  # extracted once: the envelope and the signature use them
+    meta = parse_covered(covered)
     if value is None:
         raise SchemaError("record value is null: an alert record always carries its Avro value")
-    signature_of(headers)  # an unsigned or malformed signature is refused before any key lookup
+    signature = signature_of(headers)  # an unsigned or malformed signature is refused before any key lookup
     public = resolver.lookup(meta.key_id, meta.producer)
     if public.key_id != meta.key_id:
         raise VerificationError(
             f"resolver returned key {public.key_id} for key id {meta.key_id}",
             RejectReason.UNKNOWN_KEY,
         )
-    version = verify_record(public, key, headers, value)
+    version = verify_covered(public, key, covered, signature, value)
     with attributed_to(meta.producer):
         require_supported(version, meta.time, accept_v1_0_until)
         resolver.authorize(meta.key_id, meta.producer, meta.alert_type, meta.time)
@@ -211,7 +213,8 @@ def decode_verified(
     _agree("ce_id", meta.id, str(h.message_id))
     _agree("ce_source", meta.producer, h.producer)
     _agree("ce_type", meta.alert_type, str(alert.alert_type))
-    _agree("ce_time", format_time(meta.time), format_time(h.created))
+    if meta.time != h.created:  # one instant has one spelling: only different ones need writing out
+        _agree("ce_time", format_time(meta.time), format_time(h.created))
     return VerifiedAlert(
         alert=alert,
         key_id=meta.key_id,

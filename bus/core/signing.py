@@ -93,6 +93,11 @@ def _part(data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + data
 
 
+#: Each covered header's name as the signing input writes it (length-prefixed), computed once.
+_NAME_PARTS: tuple[tuple[str, bytes], ...] = tuple((name, _part(name.encode("ascii"))) for name in COVERED_HEADERS)
+_NULL_KEY = struct.pack(">I", NULL_LENGTH)
+
+
 def covered_values(headers: Headers) -> dict[str, bytes]:
     """Each covered header's value.
 
@@ -125,11 +130,17 @@ def signing_input(
     key: bytes | None, headers: Headers, value: bytes, version: WireVersion = CURRENT_VERSION
 ) -> bytes:
     """The exact bytes the Ed25519 signature is made over, in format `version`."""
-    found = covered_values(headers)
+    return covered_signing_input(key, covered_values(headers), value, version)
+
+
+def covered_signing_input(
+    key: bytes | None, found: dict[str, bytes], value: bytes, version: WireVersion = CURRENT_VERSION
+) -> bytes:
+    """`signing_input` from the covered values `covered_values` already extracted."""
     parts = [DOMAINS[version]]
-    parts.append(struct.pack(">I", NULL_LENGTH) if key is None else _part(bytes(key)))
-    for name in COVERED_HEADERS:
-        parts.append(_part(name.encode("ascii")))
+    parts.append(_NULL_KEY if key is None else _part(bytes(key)))
+    for name, name_part in _NAME_PARTS:
+        parts.append(name_part)
         parts.append(_part(found[name]))
     parts.append(_part(bytes(value)))
     return b"".join(parts)
@@ -190,8 +201,15 @@ def verify_record(
     Returns the format the record was signed in; whether that format is still
     accepted is `require_supported`'s question.
     """
-    signature = signature_of(headers)
-    if not public_key.verify(signature.raw, signing_input(key, headers, value, signature.version)):
+    return verify_covered(public_key, key, covered_values(headers), signature_of(headers), value)
+
+
+def verify_covered(
+    public_key: PublicKey, key: bytes | None, found: dict[str, bytes], signature: Signature, value: bytes
+) -> WireVersion:
+    """`verify_record` from the covered values and the `bus_sig` already extracted from the
+    headers (`covered_values`, `signature_of`): a verifier that parsed them once need not again."""
+    if not public_key.verify(signature.raw, covered_signing_input(key, found, value, signature.version)):
         raise SignatureError(
             f"signature (format {signature.version}) does not verify with key {public_key.key_id}"
         )

@@ -19,6 +19,8 @@ from bus.core.audit import (
     CheckpointRef,
     SegmentEntry,
     canonical,
+    canonical_text,
+    compose,
     entry_hash,
     fit,
     make_checkpoint,
@@ -219,3 +221,36 @@ def test_proofs_are_split_into_records_of_bounded_size():
     entries = build_chain(0, "d" * 250 + "c", owners="A")
     parts = proof_parts(entries[-1], [SegmentEntry(e["seq"], e["hash"], "A") for e in entries[:-1]])["A"]
     assert [p["part"] for p in parts] == [1, 2, 3] and all(len(canonical(p)) < 100_000 for p in parts)
+
+
+# -- encoding each member once gives the same bytes ------------------------------------------------
+
+_JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
+_JSON = st.recursive(_JSON_SCALARS, lambda inner: st.lists(inner, max_size=4)
+                     | st.dictionaries(st.text(), inner, max_size=4), max_leaves=12)
+
+
+@given(st.dictionaries(st.text(), _JSON, max_size=8))
+def test_composing_canonical_members_is_the_canonical_encoding(value: dict[str, Any]) -> None:
+    assert compose({k: canonical_text(v) for k, v in value.items()}).encode() == canonical(value)
+
+
+@settings(max_examples=80)
+@given(st.dictionaries(st.text(max_size=12), _JSON, max_size=6), st.integers(0, 5), st.integers(0, 10**6),
+       st.integers(0, 40), st.booleans())
+def test_link_fitted_is_link_of_fit_and_its_canonical_bytes(extra: dict[str, Any], chain: int, seq: int,
+                                                            partners: int, stale: bool) -> None:
+    """The router writes what `link(fit(entry))` and `canonical` make: oversized entries, entries
+    already holding sealing fields and keys on both sides of `hash` included."""
+    head = AuditChain(chain, seq, "ab" * 32)
+    entry = {**extra, "kind": "decision", "message_id": "m-1", "hashed": "x", "has": 1,
+             "decisions": {f"PARTNER-{i:03d}": {"delivered": False, "reason": "no rule matched " + "x" * 80}
+                           for i in range(partners)}}
+    if stale:
+        entry.update(hash="stale", seq=-1)
+    else:
+        entry = {k: v for k, v in entry.items() if k not in ("chain", "seq", "prev_hash", "hash")}
+    expected, expected_head = head.link(fit(entry))
+    sealed, new_head, text = head.link_fitted(entry)
+    assert (sealed, new_head) == (expected, expected_head)
+    assert text.encode() == canonical(expected)

@@ -19,7 +19,7 @@ import pytest
 from bus.adapters.federation_file import DemoFederation, make_demo
 from bus.adapters.kafka import Capabilities, Record
 from bus.adapters.kafka.memory import MemoryEngine
-from bus.core.audit import verify_chains
+from bus.core.audit import canonical, verify_chains
 from bus.core.audit_proofs import verify_member
 from bus.core.placement import partition_for
 from bus.core.policy import Policy, parse_policy
@@ -132,6 +132,26 @@ def test_a_batch_goes_to_the_feeds_the_policy_names_exactly_once_with_its_audit_
     assert len(world.records(CHANGELOG_TOPIC)) == 20
     world.audit_ok()
     assert router.stats.routed == 20 and router.stats.delivered == 20
+
+
+def test_audit_entries_and_receipts_are_written_in_canonical_json_with_the_entry_embedded_verbatim(world, router):
+    """Auditors re-hash the bytes: each audit record and receipt is exactly the canonical JSON of
+    what it holds, and a receipt carries the very entry the chain holds, routed or rejected."""
+    world.alerts(5)
+    topic, key, value, headers = wire(sealed(example("corruption-indicator", producer="EUROPOL", **ES),
+                                             world.fed.signers["EUROPOL"]))
+    for _ in range(2):  # the second copy is a replay: rejected after the signature, so with a receipt
+        world.engine.producer().send(topic, value, key=key, headers=headers)
+    run_until_idle(router)
+    audit = {(e := json.loads(r.value))["seq"] + 1000 * e["chain"]: r.value for r in world.records(AUDIT_TOPIC)}
+    assert all(canonical(json.loads(raw)) == raw for raw in audit.values())
+    receipts = [r for r in world.records("receipts.europol") if header(r, b"ce_type") == RECEIPT_TYPE]
+    assert len(receipts) == 7
+    for r in receipts:
+        assert r.value is not None and canonical(json.loads(r.value)) == r.value
+        entry = json.loads(r.value)["audit"]["entry"]
+        assert canonical(entry) == audit[entry["seq"] + 1000 * entry["chain"]]
+    assert {json.loads(r.value)["outcome"] for r in receipts} == {"routed", "rejected"}
 
 
 def test_each_copy_names_the_rule_that_delivered_it_and_a_forged_rule_header_is_replaced(world, router):

@@ -30,7 +30,16 @@ from typing import Any
 from bus.adapters.kafka import Capabilities, Headers, Polled, Record, TopicPartition, UndecodableRecord, text_headers
 from bus.adapters.task_store import RoutedEntry
 from bus.core import deadletter
-from bus.core.audit import AuditChain, CheckpointRef, SegmentEntry, canonical, fit, format_time, make_checkpoint
+from bus.core.audit import (
+    AuditChain,
+    CheckpointRef,
+    SegmentEntry,
+    canonical,
+    canonical_text,
+    compose,
+    format_time,
+    make_checkpoint,
+)
 from bus.core.audit_proofs import proof_parts, public_checkpoint
 from bus.core.bounded import bounded, capped
 from bus.core.codec import SchemaSet
@@ -38,7 +47,7 @@ from bus.core.codelists import EmpactCodeList
 from bus.core.confidential import EncryptionKeyOwners
 from bus.core.keyring import KeyResolver
 from bus.core.policy import Policy
-from bus.core.receipts import PROOF_TYPE, RECEIPT_TYPE, sign_router_record
+from bus.core.receipts import PROOF_TYPE, RECEIPT_TYPE, sign_router_json, sign_router_record
 from bus.core.topology import (
     ACKS_TOPIC,
     AUDIT_CHECKPOINTS_TOPIC,
@@ -150,6 +159,8 @@ class Builder:
         self._tasks = tasks
         self._clock = clock
         self.plan = Plan()
+        self._routed_at = format_time(ctx.now)
+        """Every entry and receipt of the chunk says when it was routed: formatted once."""
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -243,9 +254,9 @@ class Builder:
                                                  source=index)))
         else:
             self._dead_letter(index, record, result)
-        sealed = self._audit(index, record, result)
+        audited = self._audit(index, record, result)
         if result.authenticated_producer is not None and self.ctx.exists(receipts_topic(result.authenticated_producer)):
-            self._receipt(index, record, result, sealed)
+            self._receipt(index, record, result, audited)
         self.plan.verdicts.append(Verdict(record, "routed" if result.accepted else "rejected",
                                           str(result.reason) if result.reason else None, result.detail,
                                           tuple(o.topic for o in forwards), result))
@@ -279,26 +290,28 @@ class Builder:
         self._audit(index, polled, result)
         self.plan.verdicts.append(Verdict(polled, "rejected", str(reason), capped(why), (), result))
 
-    def _audit(self, index: int, polled: Polled, result: RoutingResult) -> dict[str, Any]:
+    def _audit(self, index: int, polled: Polled, result: RoutingResult) -> tuple[dict[str, Any], str]:
+        """Chain the record's audit entry; returns the sealed entry and its canonical text."""
         ctx, work = self.ctx, self._work(polled.partition)
         entry = {
             **result.audit_entry(),
             "source": {"topic": bounded(polled.topic), "partition": polled.partition, "offset": polled.offset},
-            "routed_at": format_time(ctx.now),
+            "routed_at": self._routed_at,
             "router_id": ctx.identity.router_id,
             "directory_version": ctx.directory_version,
         }
-        sealed, work.chain = work.chain.link(fit(entry))
+        sealed, work.chain, text = work.chain.link_fitted(entry)
         if not work.segment:
             work.segment_since = self._clock()
         work.segment.append(SegmentEntry(sealed["seq"], sealed["hash"], result.authenticated_producer))
         mid = sealed.get("message_id")
-        self._emit(Out(AUDIT_TOPIC, _json(sealed), mid.encode("ascii") if isinstance(mid, str) else None,
+        self._emit(Out(AUDIT_TOPIC, text.encode(), mid.encode("ascii") if isinstance(mid, str) else None,
                        partition=polled.partition, source=index))
-        return sealed
+        return sealed, text
 
-    def _receipt(self, index: int, record: Record, result: RoutingResult, sealed: dict[str, Any]) -> None:
+    def _receipt(self, index: int, record: Record, result: RoutingResult, audited: tuple[dict[str, Any], str]) -> None:
         ctx = self.ctx
+        sealed, sealed_text = audited
         assert result.authenticated_producer is not None
         value = {
             "message_id": result.message_id,
@@ -311,12 +324,16 @@ class Builder:
             "reason": str(result.reason) if result.reason else None,
             "detail": capped(result.detail) if result.reason else None,
             "source": {"topic": record.topic, "partition": record.partition, "offset": record.offset},
-            "routed_at": format_time(ctx.now),
-            "audit": {"chain": sealed["chain"], "seq": sealed["seq"], "hash": sealed["hash"], "entry": sealed},
+            "routed_at": self._routed_at,
         }
+        # The receipt embeds the sealed audit entry, whose canonical text _audit has just made:
+        # compose the receipt's JSON around it (the same bytes as encoding the whole receipt).
+        members = {name: canonical_text(v) for name, v in value.items()}
+        members["audit"] = compose({"chain": canonical_text(sealed["chain"]), "seq": canonical_text(sealed["seq"]),
+                                    "hash": canonical_text(sealed["hash"]), "entry": sealed_text})
         key = result.message_id.encode("ascii") if result.message_id else None
-        data, headers = sign_router_record(ctx.identity.signer, ctx.identity.router_id, RECEIPT_TYPE, value,
-                                           ctx.now, key=key)
+        data, headers = sign_router_json(ctx.identity.signer, ctx.identity.router_id, RECEIPT_TYPE,
+                                         compose(members).encode(), ctx.now, key=key)
         self._emit(Out(receipts_topic(result.authenticated_producer), data, key,
                        tuple((n.encode(), v) for n, v in headers), source=index))
 

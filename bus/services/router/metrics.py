@@ -60,11 +60,11 @@ class RouterMetrics:
         for feed in self._feeds:
             self.delivered.labels(feed)
 
-    def reject(self, reason: str) -> None:
-        self.rejected.labels(label(reason, REASONS)).inc()
+    def reject(self, reason: str, count: int = 1) -> None:
+        self.rejected.labels(label(reason, REASONS)).inc(count)
 
-    def deliver(self, feed: str) -> None:
-        self.delivered.labels(label(feed, self._feeds | {"receipts"})).inc()
+    def deliver(self, feed: str, count: int = 1) -> None:
+        self.delivered.labels(label(feed, self._feeds | {"receipts"})).inc(count)
 
     def set_lag(self, lag: dict[TopicPartition, int]) -> None:
         for tp in self._lagging - set(lag):
