@@ -17,6 +17,11 @@ How it keeps the port's promises:
 - `consume()` waits for a full batch, so `poll` waits for the first record only and
   then takes what is already fetched.
 - Client logs go to the `bus.kafka` logger at DEBUG (`logger` config).
+- Transactions: a step that talks to a coordinator runs on a watchdog thread. librdkafka
+  can wait past its own timeout for a group coordinator that died
+  (`send_offsets_to_transaction`, librdkafka issues 5456 and 5511); a step that overruns
+  by `_WEDGE_GRACE` raises `OutcomeUnknown` and the producer is abandoned, never touched
+  again, so the caller can build a new one, whose `init` fences the old.
 """
 
 from __future__ import annotations
@@ -63,6 +68,8 @@ from bus.errors import KafkaError, KafkaOperationFailed, OutcomeUnknown
 
 _SLICE = 0.1
 """Seconds a blocking call waits before looking at what `error_cb` reported."""
+_WEDGE_GRACE = 5.0
+"""Seconds past its own timeout a transactional step may take before it is given up as wedged."""
 _OFFSET_INVALID = -1001
 """librdkafka: "no offset given" (assign uses the committed one, position is unknown)."""
 _UNDECODABLE_CODES = (CKafkaError._BAD_MSG, CKafkaError._BAD_COMPRESSION, CKafkaError.INVALID_RECORD)
@@ -324,11 +331,20 @@ class ConfluentTransactionalProducer(ConfluentProducer):
 
     def __init__(self, settings: KafkaSettings, transactional_id: str, extra: Mapping[str, Any]) -> None:
         self.transactional_id = transactional_id
+        self._wedged: str | None = None
+        """The step a thread is still stuck in, once one overran: the producer is then abandoned."""
         super().__init__(settings, {**extra, "transactional.id": transactional_id})
 
-    def _step(self, action: str, call: Callable[[], object]) -> None:
+    def _step(self, action: str, call: Callable[[], object], timeout: float | None = None) -> None:
+        """Run one transactional call; with a `timeout`, on a watchdog thread (see the module doc)."""
+        if self._wedged is not None:
+            raise OutcomeUnknown(f"{action}: the producer was abandoned while {self._wedged}; "
+                                 "build a new one")
         try:
-            call()
+            if timeout is None:
+                call()
+            else:
+                self._watched(action, call, timeout)
         except KafkaException as exc:
             with contextlib.suppress(KafkaException):
                 self._producer.poll(0)  # serves error_cb
@@ -336,8 +352,37 @@ class ConfluentTransactionalProducer(ConfluentProducer):
             raise from_exception(exc, Context(f"{action} (transactional id {self.transactional_id})",
                                               transactional_id=self.transactional_id)) from None
 
+    def _watched(self, action: str, call: Callable[[], object], timeout: float) -> None:
+        outcome: list[BaseException] = []
+        finished = threading.Event()
+
+        def work() -> None:
+            try:
+                call()
+            except BaseException as exc:  # handed to the caller's thread
+                outcome.append(exc)
+            finally:
+                finished.set()
+
+        threading.Thread(target=work, name=f"kafka-txn-{self.transactional_id}", daemon=True).start()
+        if not finished.wait(timeout + _WEDGE_GRACE):
+            self._wedged = action
+            KAFKA_LOG.warning("librdkafka did not return from %s within %.1f s (its timeout %.1f s); "
+                              "abandoning transactional producer %s", action, timeout + _WEDGE_GRACE,
+                              timeout, self.transactional_id)
+            raise OutcomeUnknown(f"{action} (transactional id {self.transactional_id}) did not return "
+                                 f"within {timeout + _WEDGE_GRACE:.1f} s; the transaction may or may not commit")
+        if outcome:
+            raise outcome[0]
+
+    def close(self, timeout: float = 10.0) -> None:
+        if self._wedged is not None:  # a thread is still inside librdkafka: leave the handle to it
+            KAFKA_LOG.debug("not closing abandoned producer %s", self.transactional_id)
+            return
+        super().close(timeout)
+
     def init(self, timeout: float) -> None:
-        self._step("initialising transactions", lambda: self._producer.init_transactions(timeout))
+        self._step("initialising transactions", lambda: self._producer.init_transactions(timeout), timeout)
 
     def begin(self) -> None:
         self._step("beginning a transaction", self._producer.begin_transaction)
@@ -348,13 +393,14 @@ class ConfluentTransactionalProducer(ConfluentProducer):
             raise KafkaOperationFailed("send_offsets needs the group metadata of a confluent consumer")
         positions = [_ctp(tp, offset) for tp, offset in offsets.items()]
         self._step("sending offsets to the transaction",
-                   lambda: self._producer.send_offsets_to_transaction(positions, group.metadata, timeout))
+                   lambda: self._producer.send_offsets_to_transaction(positions, group.metadata, timeout),
+                   timeout)
 
     def commit(self, timeout: float) -> None:
-        self._step("committing the transaction", lambda: self._producer.commit_transaction(timeout))
+        self._step("committing the transaction", lambda: self._producer.commit_transaction(timeout), timeout)
 
     def abort(self, timeout: float) -> None:
-        self._step("aborting the transaction", lambda: self._producer.abort_transaction(timeout))
+        self._step("aborting the transaction", lambda: self._producer.abort_transaction(timeout), timeout)
 
 
 # -- consumer ------------------------------------------------------------------------------------
