@@ -202,7 +202,8 @@ class ReliablePublisher:
         self.metrics.kafka_error(kind)
         self._ok, self.last_error = False, str(exc)
         self.metrics.set_ready(False)
-        log.warning("kafka unavailable", kind=kind, attempt=attempt, error=str(exc), error_type=type(exc).__name__)
+        event = "kafka refused" if isinstance(exc, DECISIVE) else "kafka unavailable"  # no retry cures a refusal
+        log.warning(event, kind=kind, attempt=attempt, error=str(exc), error_type=type(exc).__name__)
 
     def _discard(self) -> None:
         with self._lock:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
 from bus.adapters.health import HealthServer
 from bus.adapters.kafka.memory import MemoryEngine
@@ -208,10 +209,22 @@ def test_a_refusal_that_waiting_cannot_cure_is_not_retried():
     memory_bus(engine)
     engine.admin().upsert_scram_user("nl-customs", "pw")  # a user without any grant
     publisher, _, built = reliable(Bus(engine=engine.as_user("nl-customs", "pw")), attempts=5)
-    with pytest.raises(PublishError, match="refused") as caught:
+    with capture_logs() as logs, pytest.raises(PublishError, match="refused") as caught:
         publisher.publish([example("suspicious-container")])
     assert isinstance(caught.value.__cause__, NotAuthorized)
     assert len(built) == 1
+    # the operator's log says "refused", not "unavailable": waiting for Kafka will not help
+    assert [(e["event"], e["error_type"]) for e in logs if e["log_level"] == "warning"] == [
+        ("kafka refused", "NotAuthorized")]
+
+
+def test_a_failure_a_retry_may_cure_is_logged_as_kafka_unavailable():
+    bus = memory_bus()
+    bus.engine.faults.fail_sends("alerts.suspicious-container", times=1)  # type: ignore[attr-defined]
+    publisher, _, _ = reliable(bus)
+    with capture_logs() as logs:
+        publisher.publish([example("suspicious-container")])
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["kafka unavailable"]
 
 
 def test_invalid_alerts_are_not_retried():
