@@ -20,6 +20,8 @@ from tests.helpers import SCHEMAS
 
 if TYPE_CHECKING:
     from bus.adapters.federation_file import DemoFederation
+    from bus.services.router import Router, RouterStats
+
 
 NEUTRAL = {
     "tlp": "AMBER", "handling_codes": [], "source_reliability": "C", "information_assessment": "3",
@@ -186,3 +188,38 @@ def spread_alert(producer: str = "EUROPOL", **header: Any) -> BaseAlert:
     data["header"].update(header)
     data["subject_reference"] = "PSN-" + secrets.token_hex(5).upper()
     return parse_alert(data, empact_codes=CODES, producer=producer)
+
+
+def route(router: Router, decided: int, timeout: float = 120.0) -> RouterStats:
+    """Run `router` until it has decided `decided` records (routed or rejected), then stop it
+    as SIGTERM does: its loop finishes the turn, checkpoints every chain it holds, and closes.
+
+    The tests used `run(max_idle=4)`: 4 s of idle polling after the last batch on every
+    run. The count is what they waited for; awaiting it ends the run when that is done.
+    """
+    import threading
+
+    from tests.helpers import wait_for
+
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            router.run()
+        except BaseException as exc:  # handed to the test below
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, name="router-under-test", daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: router.stats.routed + router.stats.rejected >= decided or not thread.is_alive(),
+                 timeout, f"the router to decide {decided} records")
+    finally:
+        router.stop()
+        thread.join(60)
+    if failed:
+        raise failed[0]
+    assert not thread.is_alive(), "the router did not stop within 60 s"
+    decisions = router.stats.routed + router.stats.rejected
+    assert decisions >= decided, f"the router stopped after deciding {decisions} of {decided} records"
+    return router.stats

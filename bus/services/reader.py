@@ -130,11 +130,14 @@ class FeedReader:
             if not ids:
                 raise InvalidInput(f"topic {topic!r} does not exist", [("topic", f"{topic!r} does not exist")])
             partitions += [TopicPartition(topic, p) for p in ids]
-        self._consumer.assign(partitions)
+        # Every offset is asked for before `assign`: an assigned consumer starts fetching, and
+        # each of these requests would then queue behind a long-polling fetch to the same
+        # broker (up to the client's fetch wait, 0.5 s, per request: seconds per `bus tail`).
         bounds = {tp: self._consumer.watermarks(tp) for tp in partitions}
         self._end = {tp: high for tp, (_, high) in bounds.items()}
         saved = self._consumer.committed(partitions) if resume else {}
         found = self._consumer.offsets_for_time(partitions, self._since_ms) if self._since_ms is not None else {}
+        self._consumer.assign(partitions)
         # Concrete offsets, never OFFSET_BEGINNING/END: a consumer with a group id that has not
         # fetched yet would otherwise report the group's saved place as its position.
         for tp in partitions:
@@ -178,7 +181,8 @@ class FeedReader:
                 self.commit()
             if self.follow:
                 continue
-            if not batch and (self.caught_up or time.monotonic() - last_activity > self.idle_timeout):
+            # Caught up ends the read at once, without a last poll that can only wait and find nothing.
+            if self.caught_up or (not batch and time.monotonic() - last_activity > self.idle_timeout):
                 return
 
     def records(self) -> Iterator[FeedRecord]:

@@ -48,6 +48,7 @@ from tests.router_support import (
     header,
     policy_doc,
     read,
+    route,
     router_command,
     sealed,
     send_all,
@@ -155,7 +156,7 @@ def routed(engine, world) -> dict[str, Any]:
     hostile = {"tampered": tampered, "replay": replayed, "stale": stale, "junk": junk_record(nl)}
     send_all(engine, [sealed(a, fed.signers[a.header.producer]) for a in alerts.values()])
     send_all(engine, [tampered, replayed, replayed, stale, hostile["junk"]])
-    stats = router.run(max_idle=4)
+    stats = route(router, len(alerts) + 5)
     policy = parse_policy(yaml.safe_load(world["policy"].read_text()))
     return {"alerts": alerts, "hostile": hostile, "stats": stats, "policy": policy,
             "feeds": {p.id: feed_ids(engine, p.feed) for p in policy.partners}, "audit": audit_by_id(engine)}
@@ -398,7 +399,7 @@ def test_policy_restrictions_hold_for_encrypted_and_plain_alerts_side_by_side(en
     records = [seal_encrypted(a, fed.signers[a.header.producer], fed.directory, SCHEMAS) if enc
                else sealed(a, fed.signers[a.header.producer]) for a, enc in drawn]
     send_all(engine, records)
-    router.run(max_idle=4)
+    route(router, len(records))
     delivered: dict[str, dict[str, list[Any]]] = {}
     for partner in policy.partners:
         for r in read(engine, partner.feed):
@@ -453,7 +454,7 @@ def test_the_operator_learns_nothing_from_a_routed_encrypted_alert(engine, world
     try:
         router = make_router(engine, world, f"opaque-{world['suffix']}")
         send_all(engine, [record, record])  # the second copy is a replay: the DLQ keeps it
-        router.run(max_idle=4)
+        route(router, 2)
     finally:
         structlog.reset_defaults()
     logs = capsys.readouterr()

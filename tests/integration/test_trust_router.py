@@ -24,7 +24,7 @@ from bus.core.trust import FederationDirectory, FederationRouter, Member, Member
 from bus.errors import BusError
 from bus.services.router import FileSources, Router, RouterIdentity, RouterOptions
 from tests.helpers import SCHEMAS, StreamLines, example, wait_for
-from tests.router_support import ensure_router_topics, read, send_all, session_router, start_at_end
+from tests.router_support import ensure_router_topics, read, route, send_all, session_router, start_at_end
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 DAY = timedelta(days=1)
@@ -166,7 +166,7 @@ def outcomes(kafka, setup):
         "replay: first": replayed,
     }
     send_all(setup["engine"], [*records.values(), replayed])
-    router.run(max_idle=4)
+    route(router, len(records) + 1)
 
     audit: dict[str, list[dict]] = {}
     for m in read(setup["engine"], "audit"):
@@ -226,7 +226,7 @@ def test_replay_window_survives_a_router_restart_on_another_host(kafka, setup, o
     rec = outcomes["records"]["rotation: new key after expiry"]
     router = make_router(setup, "restarted", group=f"trust-reasons-{setup['suffix']}", state="elsewhere")
     send_all(setup["engine"], [rec])
-    router.run(max_idle=4)
+    route(router, 1)
     replays = [m for m in read(setup["engine"], "dlq.rejected")
                if dict(m.headers).get(b"ce_id") == ce_id(rec).encode()
                and dict(m.headers)[b"bus_reject_reason"] == b"replay"]

@@ -4,6 +4,7 @@ property test against a naive reference implementation of the documented semanti
 from __future__ import annotations
 
 import json
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -580,64 +581,101 @@ def maybe(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     return st.none() | strategy
 
 
+# The strategies are built once, here, not inside the composites: hypothesis validates a
+# strategy the first time it draws from it, and building them per draw spent most of this
+# property's time (about 60 %) validating the same strategies again for every example.
+ALERT_TYPES = ["suspicious-container", "corruption-indicator", "operation-notice"]
+CODES_HX = ["H0", "H1", "H2", "H3"]
+MAYBE_TYPES = maybe(subset(ALERT_TYPES, 1))
+MAYBE_TLP_MAX = maybe(st.sampled_from(TLPS))
+# Each EMPACT priority written either way a policy may write it: {cycle, code} or the bare code.
+MAYBE_EMPACT = maybe(st.lists(st.sampled_from([form for cycle, code in EMPACT
+                                               for form in ({"cycle": cycle, "code": code}, code)]),
+                              min_size=1))
+MAYBE_COUNTRIES = maybe(subset(COUNTRIES, 1))
+MAYBE_PORTS = maybe(subset(PORTS, 1))
+MAYBE_PRODUCERS = maybe(subset(PRODUCERS, 1))
+MAYBE_RELIABILITY = maybe(st.sampled_from("ABCX"))
+MAYBE_ASSESSMENT = maybe(st.sampled_from("1234"))
+MAYBE_TLPS_UP_TO = [maybe(subset(TLPS[: cap + 1], 1)) for cap in range(len(TLPS))]
+MAYBE_CODES_ANY = maybe(subset(CODES_HX, 1))
+MAYBE_CODES_NONE = {tuple(rest): maybe(subset(list(rest), 1))
+                    for n in range(len(CODES_HX))
+                    for rest in combinations(CODES_HX, n + 1)}
+"""handling_codes_none over what handling_codes_any left: one strategy per possible rest."""
+KIND = st.sampled_from(KINDS)
+POOL_IDS = subset(POOL, 1)
+RULE_COUNT = st.integers(0, 6)
+DELIVER_TO = {tuple(ids): subset(list(ids), 1) for n in range(len(POOL))
+              for ids in combinations(POOL, n + 1)}
+
+
 @st.composite
 def matches(draw: st.DrawFn) -> dict[str, Any]:
     m: dict[str, Any] = {
-        "alert_types": draw(maybe(subset(
-            ["suspicious-container", "corruption-indicator", "operation-notice"], 1))),
-        "tlp_max": draw(maybe(st.sampled_from(TLPS))),
-        "empact": draw(maybe(st.lists(
-            st.sampled_from(EMPACT).flatmap(
-                lambda e: st.sampled_from([{"cycle": e[0], "code": e[1]}, e[1]])),
-            min_size=1))),
-        "countries_any": draw(maybe(subset(COUNTRIES, 1))),
-        "ports_any": draw(maybe(subset(PORTS, 1))),
-        "producers": draw(maybe(subset(PRODUCERS, 1))),
-        "min_source_reliability": draw(maybe(st.sampled_from("ABCX"))),
-        "min_information_assessment": draw(maybe(st.sampled_from("1234"))),
+        "alert_types": draw(MAYBE_TYPES),
+        "tlp_max": draw(MAYBE_TLP_MAX),
+        "empact": draw(MAYBE_EMPACT),
+        "countries_any": draw(MAYBE_COUNTRIES),
+        "ports_any": draw(MAYBE_PORTS),
+        "producers": draw(MAYBE_PRODUCERS),
+        "min_source_reliability": draw(MAYBE_RELIABILITY),
+        "min_information_assessment": draw(MAYBE_ASSESSMENT),
     }
     cap = TLPS.index(m["tlp_max"]) if m["tlp_max"] else 4
-    m["tlp"] = draw(maybe(subset(TLPS[: cap + 1], 1)))
-    m["handling_codes_any"] = draw(maybe(subset(["H0", "H1", "H2", "H3"], 1)))
-    rest = [c for c in ["H0", "H1", "H2", "H3"] if c not in (m["handling_codes_any"] or [])]
-    m["handling_codes_none"] = draw(maybe(subset(rest, 1))) if rest else None
+    m["tlp"] = draw(MAYBE_TLPS_UP_TO[cap])
+    m["handling_codes_any"] = draw(MAYBE_CODES_ANY)
+    rest = tuple(c for c in CODES_HX if c not in (m["handling_codes_any"] or []))
+    m["handling_codes_none"] = draw(MAYBE_CODES_NONE[rest]) if rest else None
     return {k: v for k, v in m.items() if v is not None}
 
 
 @st.composite
 def policies(draw: st.DrawFn) -> Policy:
-    ids = draw(subset(POOL, 1))
-    partners = [{"id": i, "kind": draw(st.sampled_from(KINDS))} for i in ids]
+    ids = draw(POOL_IDS)
+    partners = [{"id": i, "kind": draw(KIND)} for i in ids]
+    deliver_to = DELIVER_TO[tuple(i for i in POOL if i in ids)]
     rules = [
         {
             "id": f"r{n}",
             "match": draw(matches()),
-            "deliver_to": draw(subset(ids, 1)),
+            "deliver_to": draw(deliver_to),
             "include_producer": draw(st.booleans()),
             "require_named": draw(st.booleans()),
         }
-        for n in range(draw(st.integers(0, 6)))
+        for n in range(draw(RULE_COUNT))
     ]
     return parse_policy({"version": "prop", "partners": partners, "rules": rules})
 
 
+H_CODES = subset(CODES_HX)
+MAYBE_PRIORITY = maybe(st.sampled_from(EMPACT))
+ALERT_TYPE = st.sampled_from(ALERT_TYPES)
+PRODUCER = st.sampled_from(PRODUCERS)
+TLP = st.sampled_from(TLPS)
+RELIABILITY = st.sampled_from("ABCX")
+ASSESSMENT = st.sampled_from("1234")
+RELEASE_TO = subset(PRODUCERS)
+HEADER_COUNTRIES = subset(COUNTRIES)
+HEADER_PORTS = subset(PORTS)
+
+
 @st.composite
 def headers(draw: st.DrawFn) -> AlertHeader:
-    codes = draw(subset(["H0", "H1", "H2", "H3"]))
-    empact = draw(maybe(st.sampled_from(EMPACT)))
+    codes = draw(H_CODES)
+    empact = draw(MAYBE_PRIORITY)
     return AlertHeader.model_validate({
-        "alert_type": draw(st.sampled_from(
-            ["suspicious-container", "corruption-indicator", "operation-notice"])),
-        "producer": draw(st.sampled_from(PRODUCERS)),
-        "tlp": draw(st.sampled_from(TLPS)),
+        "alert_type": draw(ALERT_TYPE),
+        "producer": draw(PRODUCER),
+        "tlp": draw(TLP),
         "handling_codes": codes,
         "h3_conditions": "conditions" if "H3" in codes else None,
-        "source_reliability": draw(st.sampled_from("ABCX")),
-        "information_assessment": draw(st.sampled_from("1234")),
+        "source_reliability": draw(RELIABILITY),
+        "information_assessment": draw(ASSESSMENT),
         "empact_priority": {"cycle": empact[0], "code": empact[1]} if empact else None,
-        "release_to": draw(subset(PRODUCERS)),
-        "countries": draw(subset(COUNTRIES)),
-        "ports": draw(subset(PORTS)),
+        "release_to": draw(RELEASE_TO),
+        "countries": draw(HEADER_COUNTRIES),
+        "ports": draw(HEADER_PORTS),
         "summary": "property test",
     }, context={EMPACT_CODES: CODES})
 
