@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 
 from bus.adapters.federation_file import DemoFederation
 from bus.adapters.kafka import Engine, Record, TopicPartition, open_engine, text_headers, wire_headers
+from bus.adapters.kafka.reading import read_to_end
 from bus.adapters.kafka.testing import HostileRecord, write_hostile
 from bus.config import KafkaSettings
 from bus.core.placement import partition_for
@@ -35,7 +36,7 @@ from bus.core.policy import Policy, parse_policy
 from bus.core.signing import COVERED_HEADERS
 from bus.core.topology import ACKS_TOPIC, AUDIT_TOPIC, DLQ_TOPIC
 from bus.core.trust import FreshnessPolicy
-from bus.services.router import Router, RouterIdentity, RouterOptions
+from bus.services.router import Router, RouterIdentity, RouterOptions, RouterStats
 from bus.services.routing import route
 from tests.helpers import CODES, REPO, SCHEMAS, run_bus, wait_for
 from tests.router_support import (
@@ -73,6 +74,22 @@ class Running:
     router: Router | None = None
     thread: threading.Thread | None = None
     errors: list[BaseException] = field(default_factory=list)
+    since: dict[str, dict[int, int]] = field(default_factory=dict)
+    """Where the shared DLQ and audit topics ended when this module's router started: every
+    outcome of a record these tests write lies after it (earlier tests' records are skipped)."""
+
+    def mark(self) -> None:
+        probe = self.engine.consumer()
+        try:
+            self.since = {t: {p: probe.watermarks(TopicPartition(t, p))[1] for p in range(6)}
+                          for t in (DLQ_TOPIC, AUDIT_TOPIC)}
+        finally:
+            probe.close()
+
+    def read_since(self, topic: str) -> list[Record]:
+        """`topic`'s records from the mark on (DLQ, audit: topics every router test writes to)."""
+        polled = read_to_end(self.engine, topic, start=self.since[topic], timeout=60.0)
+        return [x for x in polled if isinstance(x, Record)]
 
     def start(self) -> None:
         assert self.fed.router_signer is not None
@@ -99,9 +116,9 @@ class Running:
         assert self.thread is not None
         return self.thread.is_alive() and not self.errors
 
-    def caught_up(self, topics: tuple[str, ...] = (TOPIC, ACKS_TOPIC)) -> bool:
+    def caught_up(self, topics: tuple[str, ...] = (TOPIC, ACKS_TOPIC), group: str | None = None) -> bool:
         """The group's committed offsets have reached the end of every partition of `topics`."""
-        consumer = self.engine.consumer(group_id=self.group)
+        consumer = self.engine.consumer(group_id=group or self.group)
         probe = self.engine.consumer()
         try:
             tps = [TopicPartition(t, p) for t in topics for p in range(6)]
@@ -133,6 +150,7 @@ def running(request, kafka, tmp_path_factory) -> Iterator[Running]:
     start_at_end(engine, group)
     r = Running(name, settings_, engine, fed, policy, group,
                 RouterOptions(state_dir=base / "state", group_id=group, checkpoint_every=200))
+    r.mark()
     r.start()
     yield r
     r.stop()
@@ -141,7 +159,7 @@ def running(request, kafka, tmp_path_factory) -> Iterator[Running]:
 def outcomes(r: Running, coords: set[tuple[str, int, int]]) -> dict[tuple[str, int, int], dict[str, Any]]:
     """What became of each input: its dead letters, its audit entries, its feed copies."""
     out: dict[tuple[str, int, int], dict[str, Any]] = {c: {"dlq": [], "audit": [], "feeds": Counter()} for c in coords}
-    for d in read(r.engine, DLQ_TOPIC):
+    for d in r.read_since(DLQ_TOPIC):
         h = dict(d.headers)
         try:
             c = (h[b"bus_source_topic"].decode(), int(h[b"bus_source_partition"]), int(h[b"bus_source_offset"]))
@@ -150,7 +168,7 @@ def outcomes(r: Running, coords: set[tuple[str, int, int]]) -> dict[tuple[str, i
         if c in out:
             out[c]["dlq"].append(d)
     ids: dict[str, tuple[str, int, int]] = {}
-    for a in read(r.engine, AUDIT_TOPIC):
+    for a in r.read_since(AUDIT_TOPIC):
         e = json.loads(a.value or b"")
         src = e.get("source") or {}
         c = (src.get("topic"), src.get("partition"), src.get("offset"))
@@ -226,6 +244,29 @@ def test_a_value_near_the_broker_limit_does_not_wedge_its_partition(running):
     assert found[after[0]]["feeds"] == {"ES-CUSTOMS": 1}
 
 
+def run_until_caught_up(r: Running, router: Router, group: str) -> RouterStats:
+    """Run `router` (group `group`) until its committed offsets reach the end of what was written,
+    then stop it as `run` stops: awaiting that, not an idle timeout, is what says it is done."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            router.run()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True, name=f"router-{group}")
+    thread.start()
+    try:
+        wait_for(lambda: errors or not thread.is_alive() or r.caught_up(group=group), 120,
+                 f"router group {group} to route everything written")
+    finally:
+        router.stop()
+        thread.join(60)
+    assert not errors and not thread.is_alive(), errors
+    return router.stats
+
+
 def test_a_header_name_that_is_not_utf8_is_undecodable_not_fatal_on_start_and_restart(running, tmp_path):
     """The bad record is the first thing a fresh router reads; a second fresh router reads it again."""
     r = running
@@ -246,7 +287,7 @@ def test_a_header_name_that_is_not_utf8_is_undecodable_not_fatal_on_start_and_re
             consumer = r.engine.consumer(group_id=group)
             consumer.commit({TopicPartition(TOPIC, p): bad[0][2]})
             consumer.close()
-        stats = fresh.run(max_idle=4)
+        stats = run_until_caught_up(r, fresh, group)
         assert stats.by_reason.get("undecodable") == 1, stats
         assert stats.routed >= (1 if attempt == 0 else 0)
     r.start()

@@ -29,11 +29,14 @@ def read_to_end(engine: Engine, topic: str, *, partitions: Sequence[int] | None 
         tps = [TopicPartition(topic, p) for p in sorted(numbers)]
         if not tps:
             return []
+        # Offsets before the assignment: once assigned, a librdkafka consumer long-polls its
+        # fetch on the leader's connection and each offsets request waits behind it (0.5 s each).
+        bounds = {tp: consumer.watermarks(tp) for tp in tps}
         consumer.assign(tps)
         ends: dict[TopicPartition, int] = {}
         remaining: set[TopicPartition] = set()
         for tp in tps:
-            low, end = consumer.watermarks(tp)
+            low, end = bounds[tp]
             ends[tp] = end
             first = low if last is None else max(low, end - last)
             if start is not None:

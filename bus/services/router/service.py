@@ -179,8 +179,10 @@ class Router:
         self._producer: TransactionalProducer | None = None
         self._consumer: Consumer | None = None
         self._probe: Consumer | None = None
-        """Reads high watermarks for the lag metric; never the group consumer (librdkafka stops
-        fetching a partition whose watermarks were queried before its first fetch)."""
+        """Reads high watermarks for the lag metric and partition counts for the topology check;
+        never the group consumer (librdkafka stops fetching a partition whose watermarks were
+        queried before its first fetch, and a metadata request to it waits behind its long-polled
+        fetch: 0.5 s a topic, 3 s of every start)."""
         self._positions: dict[TopicPartition, int] = {}
         self._topics: frozenset[str] | None = None
         """Topics this router can see, refreshed on start, reload and every minute."""
@@ -476,9 +478,10 @@ class Router:
         """All co-partitioned topics have N partitions and the assignment holds whole tasks."""
         assert self._consumer is not None
         self._check_outputs(self.policy)
-        counts = {t: len(self._consumer.partitions_for(t)) for t in (AUDIT_TOPIC, CHANGELOG_TOPIC)}
+        probe = self._unassigned()
+        counts = {t: len(probe.partitions_for(t)) for t in (AUDIT_TOPIC, CHANGELOG_TOPIC)}
         for topic in {tp.topic for tp in assignment}:
-            counts[topic] = len(self._consumer.partitions_for(topic))
+            counts[topic] = len(probe.partitions_for(topic))
         if counts[AUDIT_TOPIC] == 0:
             raise TopologyMismatch(f"topic {AUDIT_TOPIC} is missing (or this router may not see it): "
                                    "run `bus provision`, or let the router create its topics")
@@ -764,17 +767,22 @@ class Router:
             self._next_lag = now + LAG_INTERVAL
             self._measure_lag()
 
+    def _unassigned(self) -> Consumer:
+        """The router's consumer that is never assigned (`_probe`), made on first use."""
+        if self._probe is None:
+            self._probe = self.engine.consumer(read_committed=True, client_id=f"bus-router-{self.instance}-probe")
+        return self._probe
+
     def _measure_lag(self) -> None:
         """Records not yet routed: end of each assigned partition minus where this router is."""
         assert self._consumer is not None
         lag: dict[TopicPartition, int] = {}
         try:
-            if self._probe is None:
-                self._probe = self.engine.consumer(read_committed=True, client_id=f"bus-router-{self.instance}-lag")
+            probe = self._unassigned()
             for tp in self._consumer.assignment():
                 position = self._positions.get(tp)
                 if position is not None:
-                    lag[tp] = max(0, self._probe.watermarks(tp, timeout=2.0)[1] - position)
+                    lag[tp] = max(0, probe.watermarks(tp, timeout=2.0)[1] - position)
         except KafkaError as exc:
             log.debug("lag not measured", error=str(exc))
             return
