@@ -90,6 +90,9 @@ class FeedIndexer:
         """Never joined nor committed to; a secured cluster still wants it under the member's prefix
         (`bus.core.topology.console_group`)."""
         self._consumer: Consumer | None = None
+        self._offsets: Consumer | None = None
+        """Never assigned: it asks for offsets. Asked of the reading consumer, each request would
+        wait behind its long-polled fetch (librdkafka: fetch.wait.max.ms, 0.5 s a partition)."""
         self._partitions: list[int] = []
         self._discovered_at = 0.0
         self._listeners: list[Listener] = []
@@ -140,6 +143,7 @@ class FeedIndexer:
         self._consumer = self.engine.consumer(group_id=self.group_id, read_committed=True, from_beginning=True,
                                               max_poll_records=self.max_records, client_id="bus-console")
         try:
+            self._offsets = self.engine.consumer(read_committed=True, client_id="bus-console-offsets")
             self._discover(force=True)
         except BaseException:
             self.close()
@@ -159,10 +163,11 @@ class FeedIndexer:
         if found == self._partitions and not force:
             return
         stored = self.index.positions()
+        assert self._offsets is not None
+        lows = {p: self._offsets.watermarks(TopicPartition(self.topic, p))[0] for p in found}
         consumer.assign([TopicPartition(self.topic, p) for p in found])
-        for p in found:
+        for p, low in lows.items():
             tp = TopicPartition(self.topic, p)
-            low, _ = consumer.watermarks(tp)
             start = stored.get(p)
             # Records before the low watermark were deleted by retention: start at the oldest kept.
             consumer.seek(tp, OFFSET_BEGINNING if start is None or start < low else start)
@@ -217,11 +222,11 @@ class FeedIndexer:
         return new
 
     def _progress(self, positions: dict[int, int]) -> tuple[IndexerState, str]:
-        consumer = self._consumer
-        assert consumer is not None
+        probe = self._offsets
+        assert probe is not None
         behind = 0
         for p, position in positions.items():
-            _, high = consumer.watermarks(TopicPartition(self.topic, p))
+            _, high = probe.watermarks(TopicPartition(self.topic, p))
             behind += max(0, high - position)
         if behind:
             return IndexerState.CATCHING_UP, f"reading {self.topic}: {behind} record(s) to go"
@@ -266,6 +271,9 @@ class FeedIndexer:
         self._set(IndexerState.STOPPED, "stopped")
 
     def close(self) -> None:
+        if self._offsets is not None:
+            self._offsets.close()
+            self._offsets = None
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None

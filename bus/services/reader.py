@@ -116,6 +116,7 @@ class FeedReader:
         self._yielded: dict[TopicPartition, int] = {}
         """Per partition, the offset after the last record handed out."""
         self._committed: dict[TopicPartition, int] = {}
+        self._engine = engine
         self._consumer = engine.consumer(group_id=group_id, from_beginning=from_beginning)
         try:
             self._assign(from_beginning, resume=group_id is not None and since is None and not new_position)
@@ -130,13 +131,16 @@ class FeedReader:
             if not ids:
                 raise InvalidInput(f"topic {topic!r} does not exist", [("topic", f"{topic!r} does not exist")])
             partitions += [TopicPartition(topic, p) for p in ids]
-        # Every offset is asked for before `assign`: an assigned consumer starts fetching, and
-        # each of these requests would then queue behind a long-polling fetch to the same
-        # broker (up to the client's fetch wait, 0.5 s, per request: seconds per `bus tail`).
-        bounds = {tp: self._consumer.watermarks(tp) for tp in partitions}
+        # Offsets are asked of another consumer, and before `assign` (see `end_offsets`):
+        # seconds saved on every `bus tail`, and no partition left unfetched.
+        probe = self._engine.consumer()
+        try:
+            bounds = {tp: probe.watermarks(tp) for tp in partitions}
+            found = probe.offsets_for_time(partitions, self._since_ms) if self._since_ms is not None else {}
+        finally:
+            probe.close()
         self._end = {tp: high for tp, (_, high) in bounds.items()}
         saved = self._consumer.committed(partitions) if resume else {}
-        found = self._consumer.offsets_for_time(partitions, self._since_ms) if self._since_ms is not None else {}
         self._consumer.assign(partitions)
         # Concrete offsets, never OFFSET_BEGINNING/END: a consumer with a group id that has not
         # fetched yet would otherwise report the group's saved place as its position.

@@ -29,9 +29,7 @@ def read_to_end(engine: Engine, topic: str, *, partitions: Sequence[int] | None 
         tps = [TopicPartition(topic, p) for p in sorted(numbers)]
         if not tps:
             return []
-        # Offsets before the assignment: once assigned, a librdkafka consumer long-polls its
-        # fetch on the leader's connection and each offsets request waits behind it (0.5 s each).
-        bounds = {tp: consumer.watermarks(tp) for tp in tps}
+        bounds = end_offsets(engine, tps)
         consumer.assign(tps)
         ends: dict[TopicPartition, int] = {}
         remaining: set[TopicPartition] = set()
@@ -58,6 +56,21 @@ def read_to_end(engine: Engine, topic: str, *, partitions: Sequence[int] | None 
         return sorted(out, key=lambda r: (r.partition, r.offset))
     finally:
         consumer.close()
+
+
+def end_offsets(engine: Engine, tps: Sequence[TopicPartition], *,
+                read_committed: bool = True) -> dict[TopicPartition, tuple[int, int]]:
+    """(low, high) of each partition, asked of a consumer that never reads.
+
+    Not of the consumer that will read them: once assigned, a librdkafka consumer long-polls
+    its fetch on the leader's connection and each offsets request waits behind it (0.5 s a
+    partition); and asked before its first fetch, librdkafka may never start fetching a
+    partition (a `bus tail` under ACLs saw nothing of a record it had just counted)."""
+    probe = engine.consumer(read_committed=read_committed)
+    try:
+        return {tp: probe.watermarks(tp) for tp in tps}
+    finally:
+        probe.close()
 
 
 def commit_ends(engine: Engine, group: str, topic_pattern: str) -> None:
