@@ -63,10 +63,8 @@ class Acknowledger:
             created = created_of(message_id)
             starts = probe.offsets_for_time(tps, int((created - LOOKBACK).timestamp() * 1000)) if created else {}
             ends = {tp: probe.watermarks(tp)[1] for tp in tps}
-            consumer.assign(tps)
-            for tp in tps:
-                start = starts.get(tp)
-                consumer.seek(tp, start if start is not None else (0 if created is None else ends[tp]))
+            consumer.assign(tps, offsets={tp: start if (start := starts.get(tp)) is not None
+                                          else (0 if created is None else ends[tp]) for tp in tps})
             remaining = {tp for tp in tps if consumer.position(tp) < ends[tp]}
             deadline = time.monotonic() + timeout
             while remaining and time.monotonic() < deadline:

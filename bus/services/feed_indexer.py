@@ -165,12 +165,10 @@ class FeedIndexer:
         stored = self.index.positions()
         assert self._offsets is not None
         lows = {p: self._offsets.watermarks(TopicPartition(self.topic, p))[0] for p in found}
-        consumer.assign([TopicPartition(self.topic, p) for p in found])
-        for p, low in lows.items():
-            tp = TopicPartition(self.topic, p)
-            start = stored.get(p)
-            # Records before the low watermark were deleted by retention: start at the oldest kept.
-            consumer.seek(tp, OFFSET_BEGINNING if start is None or start < low else start)
+        # Records before the low watermark were deleted by retention: start at the oldest kept.
+        starts = {TopicPartition(self.topic, p): OFFSET_BEGINNING if (start := stored.get(p)) is None or start < low
+                  else start for p, low in lows.items()}
+        consumer.assign(list(starts), offsets=starts)
         self._partitions = found
 
     def _probe(self, consumer: Consumer) -> None:

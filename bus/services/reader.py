@@ -141,9 +141,9 @@ class FeedReader:
             probe.close()
         self._end = {tp: high for tp, (_, high) in bounds.items()}
         saved = self._consumer.committed(partitions) if resume else {}
-        self._consumer.assign(partitions)
         # Concrete offsets, never OFFSET_BEGINNING/END: a consumer with a group id that has not
         # fetched yet would otherwise report the group's saved place as its position.
+        starts: dict[TopicPartition, int] = {}
         for tp in partitions:
             low, high = bounds[tp]
             saved_at = saved.get(tp)
@@ -154,7 +154,8 @@ class FeedReader:
                 start = high if hit is None else hit
             else:
                 start = low if from_beginning else high
-            self._consumer.seek(tp, start)
+            starts[tp] = start
+        self._consumer.assign(partitions, offsets=starts)
 
     @property
     def caught_up(self) -> bool:

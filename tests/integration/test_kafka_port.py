@@ -234,6 +234,31 @@ def test_read_to_end_finishes_when_only_aborted_records_remain(engine: Engine, u
     assert [r.value for r in read_to_end(engine, topic, timeout=20)] == [b"kept"]
 
 
+def test_assigned_offsets_are_where_reading_starts_never_before(engine: Engine, unique: str) -> None:
+    """A reader that starts mid-partition gets each record from there on once, and nothing
+    older: restores, audits and `bus tail --since` rely on it. (With a seek right after the
+    assignment, librdkafka handed out records from the start in 8 reads of 20.)"""
+    topic = _create(engine, f"starts-{unique}", 6)
+    producer = engine.producer()
+    try:
+        for i in range(1200):
+            producer.send(topic, b"old", key=str(i).encode())
+        producer.flush(30)
+        probe = engine.consumer()
+        middle = {p: probe.watermarks(TopicPartition(topic, p))[1] for p in range(6)}
+        probe.close()
+        for i in range(120):
+            producer.send(topic, b"new", key=str(i).encode())
+        producer.flush(30)
+    finally:
+        producer.close()
+    for _ in range(5):
+        records = read_to_end(engine, topic, start=middle, timeout=30)
+        assert sorted((r.partition, r.offset) for r in records) == sorted(
+            {(r.partition, r.offset) for r in records}), "a record was read twice"
+        assert [r.value for r in records] == [b"new"] * 120
+
+
 def test_a_second_producer_with_the_same_id_fences_the_first(engine: Engine, topic: str, unique: str) -> None:
     first = engine.transactional_producer(f"fence-{unique}")
     second = engine.transactional_producer(f"fence-{unique}")

@@ -494,14 +494,17 @@ class ConfluentConsumer:
         except KafkaException as exc:
             raise from_exception(exc, self._context("subscribing")) from None
 
-    def assign(self, partitions: Sequence[TopicPartition]) -> None:
+    def assign(self, partitions: Sequence[TopicPartition],
+               offsets: Mapping[TopicPartition, int] | None = None) -> None:
         self._next.clear()
         # Without a group there are no committed offsets to start from: start where the consumer
         # was told to. (Asking for committed offsets would send its never-joined group id to a
         # group coordinator, which a secured cluster refuses: members may use only their own groups.)
         start = _OFFSET_INVALID if self._group_id is not None else \
             OFFSET_BEGINNING if self._from_beginning else OFFSET_END
-        self._consumer.assign([_ctp(tp, start) for tp in partitions])
+        given = offsets or {}
+        self._consumer.assign([_ctp(tp, given.get(tp, start)) for tp in partitions])
+        self._next.update({tp: offset for tp, offset in given.items() if offset >= 0})
 
     def assignment(self) -> set[TopicPartition]:
         return {_tp(p) for p in self._consumer.assignment()}

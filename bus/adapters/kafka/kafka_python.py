@@ -345,8 +345,11 @@ class KafkaPythonConsumer:
         self._call("subscribing", lambda: self._consumer.subscribe(
             topics=list(topics), pattern=pattern, listener=_Rebalance(listener)))
 
-    def assign(self, partitions: Sequence[TopicPartition]) -> None:
+    def assign(self, partitions: Sequence[TopicPartition],
+               offsets: Mapping[TopicPartition, int] | None = None) -> None:
         self._call("assigning", lambda: self._consumer.assign([_ktp(tp) for tp in partitions]))
+        for tp, offset in (offsets or {}).items():  # kafka-python's seek is synchronous: nothing read before it
+            self.seek(tp, offset)
 
     def assignment(self) -> set[TopicPartition]:
         return {_tp(p) for p in self._consumer.assignment()}

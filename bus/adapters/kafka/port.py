@@ -148,8 +148,12 @@ class Consumer(Protocol):
         """Join the group for `topics` or a regex `pattern` (e.g. r"^alerts\\..+")."""
         ...
 
-    def assign(self, partitions: Sequence[TopicPartition]) -> None:
-        """Read exactly these partitions, without a group."""
+    def assign(self, partitions: Sequence[TopicPartition],
+               offsets: Mapping[TopicPartition, int] | None = None) -> None:
+        """Read exactly these partitions, without a group; from `offsets` where given.
+
+        Starting offsets belong here rather than in a `seek` right after: librdkafka starts
+        fetching at once and may hand out records from before such a seek."""
         ...
 
     def assignment(self) -> set[TopicPartition]: ...

@@ -30,9 +30,8 @@ def read_to_end(engine: Engine, topic: str, *, partitions: Sequence[int] | None 
         if not tps:
             return []
         bounds = end_offsets(engine, tps)
-        consumer.assign(tps)
         ends: dict[TopicPartition, int] = {}
-        remaining: set[TopicPartition] = set()
+        firsts: dict[TopicPartition, int] = {}
         for tp in tps:
             low, end = bounds[tp]
             ends[tp] = end
@@ -40,8 +39,9 @@ def read_to_end(engine: Engine, topic: str, *, partitions: Sequence[int] | None 
             if start is not None:
                 first = max(first, start.get(tp.partition, low))
             if first < end:
-                consumer.seek(tp, first)
-                remaining.add(tp)
+                firsts[tp] = first
+        remaining = set(firsts)
+        consumer.assign(list(firsts), offsets=firsts)
         out: list[Polled] = []
         deadline = Deadline(timeout)
         while remaining:

@@ -73,9 +73,7 @@ class StateReader:
         if not wanted:
             return out
         consumer = self._committed
-        consumer.assign(list(wanted))
-        for tp, (start, _) in wanted.items():
-            consumer.seek(tp, start)
+        consumer.assign(list(wanted), offsets={tp: start for tp, (start, _) in wanted.items()})
         remaining = set(wanted)
         while remaining:
             if deadline.expired():

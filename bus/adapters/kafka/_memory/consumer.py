@@ -104,7 +104,8 @@ class MemoryConsumer:
                 self._group().start_rebalance(self._cluster.now_ms())
                 self._cluster.cond.notify_all()
 
-    def assign(self, partitions: Sequence[TopicPartition]) -> None:
+    def assign(self, partitions: Sequence[TopicPartition],
+               offsets: Mapping[TopicPartition, int] | None = None) -> None:
         with self._cluster.cond:
             self._check_open()
             if self._subscribed:
@@ -112,6 +113,8 @@ class MemoryConsumer:
             self._manual = frozenset(TopicPartition(*tp) for tp in partitions)
             self._positions = {tp: p for tp, p in self._positions.items() if tp in self._manual}
             self._paused &= self._manual
+        for tp, offset in (offsets or {}).items():
+            self.seek(tp, offset)
 
     def assignment(self) -> set[TopicPartition]:
         with self._cluster.cond:
