@@ -6,7 +6,7 @@ import hashlib
 import json
 import sys
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -197,6 +197,16 @@ def route(router: Router, decided: int, timeout: float = 120.0) -> RouterStats:
     The tests used `run(max_idle=4)`: 4 s of idle polling after the last batch on every
     run. The count is what they waited for; awaiting it ends the run when that is done.
     """
+    run_until(router, lambda: router.stats.routed + router.stats.rejected >= decided,
+              f"the router to decide {decided} records", timeout)
+    decisions = router.stats.routed + router.stats.rejected
+    assert decisions >= decided, f"the router stopped after deciding {decisions} of {decided} records"
+    return router.stats
+
+
+def run_until(router: Router, done: Callable[[], object], what: str, timeout: float = 120.0) -> RouterStats:
+    """Run `router` on a thread until `done()` (or it stops by itself), then stop it as SIGTERM
+    does; re-raise what the router raised, fail if it does not stop within 60 s."""
     import threading
 
     from tests.helpers import wait_for
@@ -212,14 +222,11 @@ def route(router: Router, decided: int, timeout: float = 120.0) -> RouterStats:
     thread = threading.Thread(target=run, name="router-under-test", daemon=True)
     thread.start()
     try:
-        wait_for(lambda: router.stats.routed + router.stats.rejected >= decided or not thread.is_alive(),
-                 timeout, f"the router to decide {decided} records")
+        wait_for(lambda: done() or not thread.is_alive(), timeout, what)
     finally:
         router.stop()
         thread.join(60)
     if failed:
         raise failed[0]
     assert not thread.is_alive(), "the router did not stop within 60 s"
-    decisions = router.stats.routed + router.stats.rejected
-    assert decisions >= decided, f"the router stopped after deciding {decisions} of {decided} records"
     return router.stats

@@ -45,6 +45,7 @@ from tests.router_support import (
     ensure_router_topics,
     policy_doc,
     read,
+    run_until,
     sealed,
     spread_alert,
     start_at_end,
@@ -247,24 +248,7 @@ def test_a_value_near_the_broker_limit_does_not_wedge_its_partition(running):
 def run_until_caught_up(r: Running, router: Router, group: str) -> RouterStats:
     """Run `router` (group `group`) until its committed offsets reach the end of what was written,
     then stop it as `run` stops: awaiting that, not an idle timeout, is what says it is done."""
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            router.run()
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True, name=f"router-{group}")
-    thread.start()
-    try:
-        wait_for(lambda: errors or not thread.is_alive() or r.caught_up(group=group), 120,
-                 f"router group {group} to route everything written")
-    finally:
-        router.stop()
-        thread.join(60)
-    assert not errors and not thread.is_alive(), errors
-    return router.stats
+    return run_until(router, lambda: r.caught_up(group=group), f"router group {group} to route everything written")
 
 
 def test_a_header_name_that_is_not_utf8_is_undecodable_not_fatal_on_start_and_restart(running, tmp_path):
