@@ -73,7 +73,10 @@ def format_time(when: datetime) -> str:
     """RFC 3339, UTC, milliseconds, `Z`: the only spelling `ce_time` accepts."""
     if when.tzinfo is None or when.utcoffset() is None:
         raise BusError(f"time {when.isoformat()} has no time zone")
-    utc = when.astimezone(UTC)
+    utc = when if when.tzinfo is UTC else when.astimezone(UTC)
+    if utc.year >= 1000:  # %-formatting is cheaper than strftime and, from year 1000 on, the same
+        return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (  # noqa: UP031
+            utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond // 1000)
     return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
 
 

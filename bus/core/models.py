@@ -585,13 +585,18 @@ class BaseAlert(_Model):
         """A record for `schemas/avro/<alert-type>.avsc` (enums as symbols, UUIDs, datetimes)."""
         # A model's __dict__ holds exactly its fields (the models forbid extras), so one pass
         # over it replaces a getattr per declared field.
-        header = {name: _enum_to_avro(value) for name, value in self.header.__dict__.items()}
-        if self.header.empact_priority is not None:
-            header["empact_priority"] = self.header.empact_priority.model_dump()
+        # Most values go as they are: the type test inline spares a call per field, and the
+        # EMPACT priority (two str fields) is copied rather than dumped by pydantic.
+        as_is = _AVRO_AS_IS
+        header = {name: value if type(value) in as_is else _enum_to_avro(value)
+                  for name, value in self.header.__dict__.items()}
+        priority = self.header.empact_priority
+        if priority is not None:
+            header["empact_priority"] = dict(priority.__dict__)
         record: dict[str, Any] = {"header": header}
         for name, value in self.__dict__.items():
             if name != "header":
-                record[name] = _enum_to_avro(value)
+                record[name] = value if type(value) in as_is else _enum_to_avro(value)
         return record
 
     @classmethod

@@ -36,7 +36,7 @@ from bus.core.signing import (
     WireVersion,
     covered_values,
     require_supported,
-    sign_record,
+    sign_built,
     signature_of,
     verify_covered,
 )
@@ -106,7 +106,7 @@ def sign_value(alert: BaseAlert, signer: SigningKey, key: bytes, value: bytes) -
         time=header.created,
         key_id=signer.key_id,
     )
-    signed = sign_record(signer, key, headers, value)
+    signed = sign_built(signer, key, headers, value)  # headers straight from build_headers
     return SealedRecord(alert_topic(alert_type), key, value, signed)
 
 

@@ -87,10 +87,13 @@ class Signature:
     raw: bytes
 
 
+_LENGTH = struct.Struct(">I").pack
+
+
 def _part(data: bytes) -> bytes:
     if len(data) > _MAX_PART:
         raise SignatureError(f"signed part of {len(data)} bytes is too large")
-    return struct.pack(">I", len(data)) + data
+    return _LENGTH(len(data)) + data
 
 
 #: Each covered header's name as the signing input writes it (length-prefixed), computed once.
@@ -137,11 +140,9 @@ def covered_signing_input(
     key: bytes | None, found: dict[str, bytes], value: bytes, version: WireVersion = CURRENT_VERSION
 ) -> bytes:
     """`signing_input` from the covered values `covered_values` already extracted."""
-    parts = [DOMAINS[version]]
-    parts.append(_NULL_KEY if key is None else _part(bytes(key)))
+    parts = [DOMAINS[version], _NULL_KEY if key is None else _part(bytes(key))]
     for name, name_part in _NAME_PARTS:
-        parts.append(name_part)
-        parts.append(_part(found[name]))
+        parts += (name_part, _part(found[name]))
     parts.append(_part(bytes(value)))
     return b"".join(parts)
 
@@ -190,6 +191,17 @@ def sign_record(
     if any(name == SIGNATURE_HEADER for name, _ in headers):
         raise SignatureError(f"record already carries a {SIGNATURE_HEADER} header")
     signature = signer.sign(signing_input(key, headers, value, CURRENT_VERSION))
+    return [*headers, (SIGNATURE_HEADER, encode_signature(signature))]
+
+
+def sign_built(
+    signer: SigningKey, key: bytes | None, headers: Sequence[tuple[str, bytes]], value: bytes
+) -> list[tuple[str, bytes]]:
+    """`sign_record` for headers exactly as `bus.core.envelope.build_headers` wrote them: each
+    covered header once, none null, no `bus_sig`. The publisher seals every record this way,
+    so the checks `sign_record` makes on headers from elsewhere are skipped; the output is
+    the same."""
+    signature = signer.sign(covered_signing_input(key, dict(headers), value, CURRENT_VERSION))
     return [*headers, (SIGNATURE_HEADER, encode_signature(signature))]
 
 
