@@ -184,9 +184,29 @@ def _member_id(value: str) -> str:
     return value
 
 
+_CANONICAL_CONTAINER = re.compile(r"[A-Z]{3}[UJZR][0-9]{7}")
+"""A container number already in its compact form (ASCII only: `\\d` would take any digit)."""
+_ISO6346_VALUES = {c: i for i, c in enumerate("0123456789A BCDEFGHIJK LMNOPQRSTU VWXYZ") if c != " "}
+"""ISO 6346 letter values (multiples of 11 skipped), as stdnum's `calc_check_digit` counts them."""
+
+
+def _iso6346_digit(number: str) -> str:
+    """The check digit of a compact number's first 10 characters (owner code and serial)."""
+    return str(sum(_ISO6346_VALUES[c] << i for i, c in enumerate(number[:10])) % 11 % 10)
+
+
 def _container_number(value: str) -> str:
-    # stdnum's `validate` compacts the value itself: the valid case (every alert a router
-    # re-validates) compacts once. A failure is explained as before: the shape, then the digit.
+    # Every alert a router or reader re-validates names its container in the compact form
+    # stdnum would return: accept that with its check digit directly (no compaction, which
+    # stdnum does twice). Anything else, and any failure, goes through stdnum and is
+    # explained as before (`_checked_container_number`).
+    if _CANONICAL_CONTAINER.fullmatch(value) and _iso6346_digit(value) == value[10]:
+        return value
+    return _checked_container_number(value)
+
+
+def _checked_container_number(value: str) -> str:
+    """The reference rule: stdnum compacts and validates; a failure names the shape, then the digit."""
     try:
         number = iso6346.validate(value)
     except StdnumError as exc:
@@ -212,7 +232,21 @@ def _container_shape(value: str, number: str) -> None:
 
 
 def _imo_number(value: str | int) -> str:
-    # As `_container_number`: one compaction when valid, the same explanations when not.
+    # As `_container_number`: seven ASCII digits with their check digit are what stdnum
+    # would return; anything else goes through stdnum (`_checked_imo_number`).
+    if type(value) is str and len(value) == 7 and value.isascii() and value.isdigit() \
+            and _imo_digit(value) == value[6]:
+        return value
+    return _checked_imo_number(value)
+
+
+def _imo_digit(number: str) -> str:
+    """The IMO check digit of the first six digits (weights 7 down to 2)."""
+    return str(sum(int(n) * (7 - i) for i, n in enumerate(number[:6])) % 10)
+
+
+def _checked_imo_number(value: str | int) -> str:
+    """The reference rule: stdnum compacts and validates; a failure names the shape, then the digit."""
     try:
         number = imo.validate(str(value))
     except StdnumError as exc:

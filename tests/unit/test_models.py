@@ -516,6 +516,40 @@ def test_imo_number_outcome_follows_the_rule(value: str | int) -> None:
     else:
         assert shaped and imo.is_valid(str(value)) and result == number
 
+
+def _outcome(check: Callable[[Any], str], value: Any) -> tuple[str, str]:
+    from pydantic_core import PydanticCustomError
+
+    try:
+        return "ok", check(value)
+    except PydanticCustomError as exc:
+        return exc.type, str(exc)
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=st.one_of(
+    st.builds(lambda owner, category, digits: owner + category + digits,
+              st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=3, max_size=3),
+              st.sampled_from("UJZRX"), st.text(alphabet="0123456789", min_size=6, max_size=8)),
+    st.text(alphabet="ABCJRUZabu0123456789 -.\u0660", max_size=14),
+))
+def test_container_fast_path_agrees_with_stdnum(value: str) -> None:
+    """The compact-form shortcut accepts and refuses exactly what the stdnum path does, with
+    the same message (its own check digit arithmetic is checked against stdnum's here)."""
+    from bus.core.models import _checked_container_number, _container_number
+
+    assert _outcome(_container_number, value) == _outcome(_checked_container_number, value)
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=st.one_of(st.text(alphabet="0123456789", min_size=6, max_size=8),
+                       st.text(alphabet="IMO 0123456789a-\u0663", max_size=10), st.integers(-10, 10**8)))
+def test_imo_fast_path_agrees_with_stdnum(value: str | int) -> None:
+    from bus.core.models import _checked_imo_number, _imo_number
+
+    assert _outcome(_imo_number, value) == _outcome(_checked_imo_number, value)
+
+
 # -- code lists ---------------------------------------------------------------------------------
 
 
