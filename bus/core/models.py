@@ -342,6 +342,8 @@ def _operation_id(value: str) -> str:
 
 def _utc_millis(value: datetime) -> datetime:
     """Aware only (naive times are ambiguous across the EU), UTC, Avro millisecond precision."""
+    if type(value) is datetime and value.tzinfo is UTC and value.microsecond % 1000 == 0:
+        return value  # what every decoded Avro time is already: nothing to convert or truncate
     if value.tzinfo is None or value.utcoffset() is None:
         raise _fail(
             "timezone",
@@ -364,7 +366,7 @@ def _text(*, multiline: bool) -> Callable[[str], str]:
     control = _CONTROL_BUT_WHITESPACE if multiline else _CONTROL
 
     def check(value: str) -> str:
-        if not value.strip():
+        if not value or value.isspace():  # `not value.strip()` without copying the text
             raise _fail("blank", "must not be blank")
         if control.search(value):
             raise _fail("control_characters", "must not contain control characters")
@@ -374,6 +376,8 @@ def _text(*, multiline: bool) -> Callable[[str], str]:
 
 
 def _unique(items: list[Any]) -> list[Any]:
+    if len(items) < 2:
+        return items
     seen: set[Hashable] = set()
     for item in items:
         if item in seen:
@@ -392,7 +396,8 @@ def _message_id(value: uuid.UUID) -> uuid.UUID:
             "uuid_version",
             f"message_id must be a UUIDv7 (time-ordered, RFC 9562), got version {value.version}",
         )
-    return uuid.UUID(int=value.int)  # plain stdlib UUID, whatever subclass came in
+    # a plain stdlib UUID, whatever subclass came in (a decoded alert's already is one)
+    return value if type(value) is uuid.UUID else uuid.UUID(int=value.int)
 
 
 def new_message_id() -> uuid.UUID:

@@ -12,7 +12,7 @@ import io
 import json
 import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -548,6 +548,31 @@ def test_imo_fast_path_agrees_with_stdnum(value: str | int) -> None:
     from bus.core.models import _checked_imo_number, _imo_number
 
     assert _outcome(_imo_number, value) == _outcome(_checked_imo_number, value)
+
+
+@given(value=st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 1, 1),
+                          timezones=st.sampled_from([UTC, timezone(timedelta(hours=2))])))
+def test_utc_millis_shortcut_gives_the_converted_truncated_time(value: datetime) -> None:
+    from bus.core.models import _utc_millis
+
+    expected = value.astimezone(UTC)
+    expected = expected.replace(microsecond=expected.microsecond // 1000 * 1000)
+    result = _utc_millis(value)
+    assert result == expected and result.tzinfo is UTC and result.microsecond % 1000 == 0
+
+
+@given(value=st.text(alphabet=st.sampled_from(" \t\n\x0b\x1c\x85\xa0\u2028\u3000a\x00"), max_size=6))
+def test_blank_text_is_exactly_what_strip_empties(value: str) -> None:
+    from pydantic_core import PydanticCustomError
+
+    from bus.core.models import _text
+
+    try:
+        _text(multiline=True)(value)
+    except PydanticCustomError as exc:
+        assert (exc.type == "blank") == (not value.strip())
+    else:
+        assert value.strip()
 
 
 # -- code lists ---------------------------------------------------------------------------------
