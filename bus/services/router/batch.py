@@ -36,9 +36,10 @@ from bus.core.audit import (
     SegmentEntry,
     canonical,
     canonical_text,
-    compose,
+    compose_sorted,
     format_time,
     make_checkpoint,
+    member_prefixes,
 )
 from bus.core.audit_proofs import proof_parts, public_checkpoint
 from bus.core.bounded import bounded, capped
@@ -313,7 +314,7 @@ class Builder:
         ctx = self.ctx
         sealed, sealed_text = audited
         assert result.authenticated_producer is not None
-        value = {
+        value: dict[str, Any] = {
             "message_id": result.message_id,
             "record": result.kind,
             "outcome": "routed" if result.accepted else "rejected",
@@ -327,13 +328,16 @@ class Builder:
             "routed_at": self._routed_at,
         }
         # The receipt embeds the sealed audit entry, whose canonical text _audit has just made:
-        # compose the receipt's JSON around it (the same bytes as encoding the whole receipt).
-        members = {name: canonical_text(v) for name, v in value.items()}
-        members["audit"] = compose({"chain": canonical_text(sealed["chain"]), "seq": canonical_text(sealed["seq"]),
-                                    "hash": canonical_text(sealed["hash"]), "entry": sealed_text})
+        # compose the receipt's JSON around it (the same bytes as encoding the whole receipt),
+        # its members in the key order fixed once (`_RECEIPT_KEYS`).
+        value["audit"] = compose_sorted(_AUDIT_PREFIXES, (
+            canonical_text(sealed["chain"]), sealed_text, canonical_text(sealed["hash"]),
+            canonical_text(sealed["seq"])))
+        text = compose_sorted(_RECEIPT_PREFIXES, [value[k] if k == "audit" else canonical_text(value[k])
+                                                  for k in _RECEIPT_KEYS])
         key = result.message_id.encode("ascii") if result.message_id else None
         data, headers = sign_router_json(ctx.identity.signer, ctx.identity.router_id, RECEIPT_TYPE,
-                                         compose(members).encode(), ctx.now, key=key)
+                                         text.encode(), ctx.now, key=key)
         self._emit(Out(receipts_topic(result.authenticated_producer), data, key,
                        tuple((n.encode(), v) for n, v in headers), source=index))
 
@@ -371,6 +375,14 @@ class Builder:
         work.segment = []
         work.segment_since = None
         work.checkpoints += 1
+
+
+_RECEIPT_KEYS = tuple(sorted(("message_id", "record", "outcome", "recipients", "recipient_count", "policy_version",
+                              "directory_version", "reason", "detail", "source", "routed_at", "audit")))
+"""A receipt's members, in canonical order (`Builder._receipt` writes every one)."""
+_RECEIPT_PREFIXES = member_prefixes(_RECEIPT_KEYS)
+_AUDIT_PREFIXES = member_prefixes(("chain", "entry", "hash", "seq"))
+"""The receipt's `audit` member: chain, the sealed entry, its hash and seq (in this, sorted, order)."""
 
 
 def _json(value: dict[str, Any]) -> bytes:
