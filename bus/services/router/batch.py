@@ -42,7 +42,7 @@ from bus.core.audit import (
     member_prefixes,
 )
 from bus.core.audit_proofs import proof_parts, public_checkpoint
-from bus.core.bounded import bounded, capped
+from bus.core.bounded import Bounded, bounded, capped
 from bus.core.codec import SchemaSet
 from bus.core.codelists import EmpactCodeList
 from bus.core.confidential import EncryptionKeyOwners
@@ -162,6 +162,7 @@ class Builder:
         self.plan = Plan()
         self._routed_at = format_time(ctx.now)
         """Every entry and receipt of the chunk says when it was routed: formatted once."""
+        self._topics: dict[str, str] = {}
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -296,7 +297,8 @@ class Builder:
         ctx, work = self.ctx, self._work(polled.partition)
         entry = {
             **result.audit_entry(),
-            "source": {"topic": bounded(polled.topic), "partition": polled.partition, "offset": polled.offset},
+            "source": {"topic": self._bounded_topic(polled.topic), "partition": polled.partition,
+                       "offset": polled.offset},
             "routed_at": self._routed_at,
             "router_id": ctx.identity.router_id,
             "directory_version": ctx.directory_version,
@@ -309,6 +311,16 @@ class Builder:
         self._emit(Out(AUDIT_TOPIC, text.encode(), mid.encode("ascii") if isinstance(mid, str) else None,
                        partition=polled.partition, source=index))
         return sealed, text
+
+    def _bounded_topic(self, topic: str) -> Bounded:
+        """`bounded(topic)`, once per topic of the chunk (a chunk reads a handful of topics)."""
+        known = self._topics.get(topic)
+        if known is not None:
+            return known
+        found = bounded(topic)
+        if isinstance(found, str):  # text only: a {"len", "sha256"} description is never shared
+            self._topics[topic] = found
+        return found
 
     def _receipt(self, index: int, record: Record, result: RoutingResult, audited: tuple[dict[str, Any], str]) -> None:
         ctx = self.ctx
