@@ -410,11 +410,24 @@ def utc_now() -> datetime:
     return _utc_millis(datetime.now(UTC))
 
 
-MemberId = Annotated[str, AfterValidator(_member_id)]
+def _remembered(check: Callable[[str], str], longest: int) -> Callable[[str], str]:
+    """`check`, its result for each short value kept once it passed: alert after alert names
+    the same few members, countries and ports, and every reader and the router re-validate
+    each one. A refused value raises and is never kept; a value over `longest` characters
+    (it can only be refused, or padded with spaces) is checked every time and never kept."""
+    cached = functools.lru_cache(maxsize=1024)(check)
+
+    def remembered(value: str) -> str:
+        return cached(value) if len(value) <= longest else check(value)
+
+    return remembered
+
+
+MemberId = Annotated[str, AfterValidator(_remembered(_member_id, 64))]
 ContainerNumber = Annotated[str, AfterValidator(_container_number)]
 ImoNumber = Annotated[str, BeforeValidator(_int_to_str), AfterValidator(_imo_number)]
-CountryCode = Annotated[str, AfterValidator(_country)]
-UnLocode = Annotated[str, AfterValidator(_locode)]
+CountryCode = Annotated[str, AfterValidator(_remembered(_country, 8))]
+UnLocode = Annotated[str, AfterValidator(_remembered(_locode, 12))]
 HsCode = Annotated[str, BeforeValidator(_int_to_str), AfterValidator(_hs_code)]
 SubjectReference = Annotated[str, AfterValidator(_subject_reference)]
 OperationId = Annotated[str, AfterValidator(_operation_id)]

@@ -575,6 +575,18 @@ def test_blank_text_is_exactly_what_strip_empties(value: str) -> None:
         assert value.strip()
 
 
+@settings(max_examples=300, deadline=None)
+@given(value=st.one_of(st.text(alphabet="NLBEGRTM-x ", max_size=10), st.sampled_from(["NLRTM", "NL", "NL-CUSTOMS"]),
+                       st.just("N" + " " * 70 + "L")))
+def test_remembered_checks_give_the_outcome_of_the_plain_ones_every_time(value: str) -> None:
+    from bus.core.models import _country, _locode, _member_id, _remembered
+
+    for check, longest in ((_member_id, 64), (_country, 8), (_locode, 12)):
+        remembered = _remembered(check, longest)
+        assert _outcome(remembered, value) == _outcome(check, value)
+        assert _outcome(remembered, value) == _outcome(check, value)  # a second time: from the cache
+
+
 # -- code lists ---------------------------------------------------------------------------------
 
 
