@@ -195,7 +195,8 @@ class Builder:
     def add(self, index: int, polled: Polled, *, force_bounded: tuple[RejectReason, str] | None = None) -> None:
         """Route one input record (index: its place in the chunk) into the plan."""
         p = polled.partition
-        self.plan.offsets[polled.tp] = max(self.plan.offsets.get(polled.tp, 0), polled.offset + 1)
+        tp = polled.tp
+        self.plan.offsets[tp] = max(self.plan.offsets.get(tp, 0), polled.offset + 1)
         if isinstance(polled, UndecodableRecord):
             self._bounded(index, polled, RejectReason.UNDECODABLE,
                           f"the Kafka client could not decode this record: {polled.problem}")
