@@ -95,9 +95,12 @@ def compose_sorted(prefixes: Sequence[str], texts: Sequence[str]) -> str:
     return "{" + ",".join([p + t for p, t in zip(prefixes, texts, strict=True)]) + "}"
 
 
-def member_prefixes(keys: Iterable[str]) -> tuple[str, ...]:
-    """The `"key":` texts of an object's keys, in the canonical (sorted) order."""
-    return tuple(f"{_encode_text(k)}:" for k in sorted(keys))
+def member_prefixes(keys: Sequence[str]) -> tuple[str, ...]:
+    """The `"key":` texts of an object's keys, which must be given in the canonical (sorted) order:
+    the caller writes the members' texts in that order too, so any other order is refused."""
+    if list(keys) != sorted(keys) or len(set(keys)) != len(keys):
+        raise ValueError(f"keys must be distinct and sorted: {list(keys)}")
+    return tuple(f"{_encode_text(k)}:" for k in keys)
 
 
 def _join_objects(*texts: str) -> str:

@@ -327,27 +327,26 @@ class Builder:
         ctx = self.ctx
         sealed, sealed_text = audited
         assert result.authenticated_producer is not None
-        value: dict[str, Any] = {
-            "message_id": result.message_id,
-            "record": result.kind,
-            "outcome": "routed" if result.accepted else "rejected",
-            "recipients": list(result.recipients),
-            "recipient_count": len(result.recipients),
-            "policy_version": result.decision.policy_version if result.decision else None,
-            "directory_version": ctx.directory_version,
-            "reason": str(result.reason) if result.reason else None,
-            "detail": capped(result.detail) if result.reason else None,
-            "source": {"topic": record.topic, "partition": record.partition, "offset": record.offset},
-            "routed_at": self._routed_at,
-        }
         # The receipt embeds the sealed audit entry, whose canonical text _audit has just made:
-        # compose the receipt's JSON around it (the same bytes as encoding the whole receipt),
-        # its members in the key order fixed once (`_RECEIPT_KEYS`).
-        value["audit"] = compose_sorted(_AUDIT_PREFIXES, (
-            canonical_text(sealed["chain"]), sealed_text, canonical_text(sealed["hash"]),
-            canonical_text(sealed["seq"])))
-        text = compose_sorted(_RECEIPT_PREFIXES, [value[k] if k == "audit" else canonical_text(value[k])
-                                                  for k in _RECEIPT_KEYS])
+        # its JSON is composed around that text, member by member in the canonical key order
+        # (`_RECEIPT_KEYS`): the same bytes as encoding the whole receipt.
+        audit = compose_sorted(_AUDIT_PREFIXES, (canonical_text(sealed["chain"]), sealed_text,
+                                                 canonical_text(sealed["hash"]), canonical_text(sealed["seq"])))
+        text = compose_sorted(_RECEIPT_PREFIXES, (
+            audit,                                                                      # audit
+            canonical_text(capped(result.detail) if result.reason else None),           # detail
+            canonical_text(ctx.directory_version),                                      # directory_version
+            canonical_text(result.message_id),                                          # message_id
+            '"routed"' if result.accepted else '"rejected"',                            # outcome
+            canonical_text(result.decision.policy_version if result.decision else None),  # policy_version
+            canonical_text(str(result.reason) if result.reason else None),              # reason
+            int.__repr__(len(result.recipients)),                                       # recipient_count
+            canonical_text(list(result.recipients)),                                    # recipients
+            canonical_text(result.kind),                                                # record
+            canonical_text(self._routed_at),                                            # routed_at
+            canonical_text({"topic": record.topic, "partition": record.partition,       # source
+                            "offset": record.offset}),
+        ))
         key = result.message_id.encode("ascii") if result.message_id else None
         data, headers = sign_router_json(ctx.identity.signer, ctx.identity.router_id, RECEIPT_TYPE,
                                          text.encode(), ctx.now, key=key)
@@ -390,9 +389,9 @@ class Builder:
         work.checkpoints += 1
 
 
-_RECEIPT_KEYS = tuple(sorted(("message_id", "record", "outcome", "recipients", "recipient_count", "policy_version",
-                              "directory_version", "reason", "detail", "source", "routed_at", "audit")))
-"""A receipt's members, in canonical order (`Builder._receipt` writes every one)."""
+_RECEIPT_KEYS = ("audit", "detail", "directory_version", "message_id", "outcome", "policy_version", "reason",
+                 "recipient_count", "recipients", "record", "routed_at", "source")
+"""A receipt's members, in canonical (sorted) order: `Builder._receipt` writes their texts in this order."""
 _RECEIPT_PREFIXES = member_prefixes(_RECEIPT_KEYS)
 _AUDIT_PREFIXES = member_prefixes(("chain", "entry", "hash", "seq"))
 """The receipt's `audit` member: chain, the sealed entry, its hash and seq (in this, sorted, order)."""
