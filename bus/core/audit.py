@@ -72,7 +72,35 @@ def canonical_text(value: Any) -> str:
         return "null"
     if kind is int:
         return int.__repr__(value)
+    if kind is list and all(type(item) is str for item in value):  # recipients, partner lists
+        return "[" + ",".join(map(_encode_text, value)) + "]"
+    if kind is dict and all(type(k) is str and type(v) in _FLAT for k, v in value.items()):  # a record's source
+        return "{" + ",".join(f"{_encode_text(k)}:{_flat_text(value[k])}" for k in sorted(value)) + "}"
     return _CANONICAL.encode(value)
+
+
+_FLAT = frozenset({str, int, type(None)})
+"""Member types of an object `canonical_text` writes itself (exact types: no bool, no float)."""
+
+
+def _flat_text(value: str | int | None) -> str:
+    if value is None:
+        return "null"
+    return _encode_text(value) if type(value) is str else int.__repr__(value)
+
+
+def compose_sorted(prefixes: Sequence[str], texts: Sequence[str]) -> str:
+    """`compose` of members whose keys are fixed and known in order: `prefixes` are their
+    `"key":` texts (sorted by key, made once by `member_prefixes`), `texts` their values'."""
+    return "{" + ",".join([p + t for p, t in zip(prefixes, texts, strict=True)]) + "}"
+
+
+def member_prefixes(keys: Sequence[str]) -> tuple[str, ...]:
+    """The `"key":` texts of an object's keys, which must be given in the canonical (sorted) order:
+    the caller writes the members' texts in that order too, so any other order is refused."""
+    if list(keys) != sorted(keys) or len(set(keys)) != len(keys):
+        raise ValueError(f"keys must be distinct and sorted: {list(keys)}")
+    return tuple(f"{_encode_text(k)}:" for k in keys)
 
 
 def _join_objects(*texts: str) -> str:

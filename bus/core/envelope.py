@@ -124,6 +124,28 @@ def _text(name: str, raw: bytes) -> str:
         raise SchemaError(f"header {name} is not ASCII: {quote(raw)}") from None
 
 
+_UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+"""What `str(uuid.UUID(...))` writes: the only `ce_id` spelling accepted."""
+_CACHED_ORIGIN_CHARS = 200
+"""Longer `ce_source` + `ce_type` values (unverified input) are checked each time, never kept."""
+
+
+def _check_origin(source: str, type_: str) -> tuple[str, str]:
+    """The producer and alert type that `ce_source` and `ce_type` claim, or the first one's error."""
+    producer = source.removeprefix(SOURCE_PREFIX)
+    if not source.startswith(SOURCE_PREFIX) or not MEMBER_ID_RE.fullmatch(producer):
+        raise SchemaError(f"ce_source {quote(source)} is not {SOURCE_PREFIX}<MEMBER-ID>")
+    alert_type = claimed_alert_type(type_)
+    if alert_type is None:
+        raise SchemaError(f"ce_type {quote(type_)} is not {TYPE_PREFIX}<alert-type>{TYPE_SUFFIX}")
+    return producer, alert_type
+
+
+_claimed_origin = functools.lru_cache(maxsize=256)(_check_origin)
+"""`_check_origin`, once per combination: a router reads many alerts from few producers and
+types (a failed check raises and is not cached), as `_constant_values` does when building."""
+
+
 def parse_headers(headers: Headers) -> CloudEventMeta:
     """Validate the envelope headers and return what they claim."""
     return parse_covered(covered_values(headers))
@@ -139,22 +161,14 @@ def parse_covered(raw: dict[str, bytes]) -> CloudEventMeta:
         raise SchemaError(f"unsupported content-type {quote(values['content-type'])}")
 
     ce_id = values["ce_id"]
-    try:
-        canonical = str(uuid.UUID(ce_id))
-    except ValueError:
-        canonical = None
-    if canonical != ce_id:
+    if not _UUID_RE.fullmatch(ce_id):
         raise SchemaError(f"ce_id {quote(ce_id)} is not a lowercase hyphenated UUID")
 
-    source = values["ce_source"]
-    producer = source.removeprefix(SOURCE_PREFIX)
-    if not source.startswith(SOURCE_PREFIX) or not MEMBER_ID_RE.fullmatch(producer):
-        raise SchemaError(f"ce_source {quote(source)} is not {SOURCE_PREFIX}<MEMBER-ID>")
-
-    type_ = values["ce_type"]
-    alert_type = claimed_alert_type(type_)
-    if alert_type is None:
-        raise SchemaError(f"ce_type {quote(type_)} is not {TYPE_PREFIX}<alert-type>{TYPE_SUFFIX}")
+    source, type_ = values["ce_source"], values["ce_type"]
+    if len(source) + len(type_) <= _CACHED_ORIGIN_CHARS:
+        producer, alert_type = _claimed_origin(source, type_)
+    else:
+        producer, alert_type = _check_origin(source, type_)
 
     text = values["ce_time"]
     try:

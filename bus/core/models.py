@@ -184,9 +184,29 @@ def _member_id(value: str) -> str:
     return value
 
 
+_CANONICAL_CONTAINER = re.compile(r"[A-Z]{3}[UJZR][0-9]{7}")
+"""A container number already in its compact form (ASCII only: `\\d` would take any digit)."""
+_ISO6346_VALUES = {c: i for i, c in enumerate("0123456789A BCDEFGHIJK LMNOPQRSTU VWXYZ") if c != " "}
+"""ISO 6346 letter values (multiples of 11 skipped), as stdnum's `calc_check_digit` counts them."""
+
+
+def _iso6346_digit(number: str) -> str:
+    """The check digit of a compact number's first 10 characters (owner code and serial)."""
+    return str(sum(_ISO6346_VALUES[c] << i for i, c in enumerate(number[:10])) % 11 % 10)
+
+
 def _container_number(value: str) -> str:
-    # stdnum's `validate` compacts the value itself: the valid case (every alert a router
-    # re-validates) compacts once. A failure is explained as before: the shape, then the digit.
+    # Every alert a router or reader re-validates names its container in the compact form
+    # stdnum would return: accept that with its check digit directly (no compaction, which
+    # stdnum does twice). Anything else, and any failure, goes through stdnum and is
+    # explained as before (`_checked_container_number`).
+    if _CANONICAL_CONTAINER.fullmatch(value) and _iso6346_digit(value) == value[10]:
+        return value
+    return _checked_container_number(value)
+
+
+def _checked_container_number(value: str) -> str:
+    """The reference rule: stdnum compacts and validates; a failure names the shape, then the digit."""
     try:
         number = iso6346.validate(value)
     except StdnumError as exc:
@@ -212,7 +232,21 @@ def _container_shape(value: str, number: str) -> None:
 
 
 def _imo_number(value: str | int) -> str:
-    # As `_container_number`: one compaction when valid, the same explanations when not.
+    # As `_container_number`: seven ASCII digits with their check digit are what stdnum
+    # would return; anything else goes through stdnum (`_checked_imo_number`).
+    if type(value) is str and len(value) == 7 and value.isascii() and value.isdigit() \
+            and _imo_digit(value) == value[6]:
+        return value
+    return _checked_imo_number(value)
+
+
+def _imo_digit(number: str) -> str:
+    """The IMO check digit of the first six digits (weights 7 down to 2)."""
+    return str(sum(int(n) * (7 - i) for i, n in enumerate(number[:6])) % 10)
+
+
+def _checked_imo_number(value: str | int) -> str:
+    """The reference rule: stdnum compacts and validates; a failure names the shape, then the digit."""
     try:
         number = imo.validate(str(value))
     except StdnumError as exc:
@@ -308,6 +342,8 @@ def _operation_id(value: str) -> str:
 
 def _utc_millis(value: datetime) -> datetime:
     """Aware only (naive times are ambiguous across the EU), UTC, Avro millisecond precision."""
+    if type(value) is datetime and value.tzinfo is UTC and value.microsecond % 1000 == 0:
+        return value  # what every decoded Avro time is already: nothing to convert or truncate
     if value.tzinfo is None or value.utcoffset() is None:
         raise _fail(
             "timezone",
@@ -330,7 +366,7 @@ def _text(*, multiline: bool) -> Callable[[str], str]:
     control = _CONTROL_BUT_WHITESPACE if multiline else _CONTROL
 
     def check(value: str) -> str:
-        if not value.strip():
+        if not value or value.isspace():  # `not value.strip()` without copying the text
             raise _fail("blank", "must not be blank")
         if control.search(value):
             raise _fail("control_characters", "must not contain control characters")
@@ -340,6 +376,8 @@ def _text(*, multiline: bool) -> Callable[[str], str]:
 
 
 def _unique(items: list[Any]) -> list[Any]:
+    if len(items) < 2:
+        return items
     seen: set[Hashable] = set()
     for item in items:
         if item in seen:
@@ -358,7 +396,8 @@ def _message_id(value: uuid.UUID) -> uuid.UUID:
             "uuid_version",
             f"message_id must be a UUIDv7 (time-ordered, RFC 9562), got version {value.version}",
         )
-    return uuid.UUID(int=value.int)  # plain stdlib UUID, whatever subclass came in
+    # a plain stdlib UUID, whatever subclass came in (a decoded alert's already is one)
+    return value if type(value) is uuid.UUID else uuid.UUID(int=value.int)
 
 
 def new_message_id() -> uuid.UUID:
@@ -371,11 +410,24 @@ def utc_now() -> datetime:
     return _utc_millis(datetime.now(UTC))
 
 
-MemberId = Annotated[str, AfterValidator(_member_id)]
+def _remembered(check: Callable[[str], str], longest: int) -> Callable[[str], str]:
+    """`check`, its result for each short value kept once it passed: alert after alert names
+    the same few members, countries and ports, and every reader and the router re-validate
+    each one. A refused value raises and is never kept; a value over `longest` characters
+    (it can only be refused, or padded with spaces) is checked every time and never kept."""
+    cached = functools.lru_cache(maxsize=1024)(check)
+
+    def remembered(value: str) -> str:
+        return cached(value) if len(value) <= longest else check(value)
+
+    return remembered
+
+
+MemberId = Annotated[str, AfterValidator(_remembered(_member_id, 64))]
 ContainerNumber = Annotated[str, AfterValidator(_container_number)]
 ImoNumber = Annotated[str, BeforeValidator(_int_to_str), AfterValidator(_imo_number)]
-CountryCode = Annotated[str, AfterValidator(_country)]
-UnLocode = Annotated[str, AfterValidator(_locode)]
+CountryCode = Annotated[str, AfterValidator(_remembered(_country, 8))]
+UnLocode = Annotated[str, AfterValidator(_remembered(_locode, 12))]
 HsCode = Annotated[str, BeforeValidator(_int_to_str), AfterValidator(_hs_code)]
 SubjectReference = Annotated[str, AfterValidator(_subject_reference)]
 OperationId = Annotated[str, AfterValidator(_operation_id)]

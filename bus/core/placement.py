@@ -9,18 +9,37 @@ replay window. Java clients, kafka-python and confluent-kafka's
 
 from __future__ import annotations
 
+import functools
+import struct
+
 _SEED = 0x9747B28C
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
 
 
+_CACHED_KEY_BYTES = 256
+"""Longer keys (a hostile record's key may be a megabyte) are hashed each time, never kept."""
+
+
 def murmur2(data: bytes) -> int:
     """MurmurHash2 as Kafka's `Utils.murmur2` computes it, as a signed 32-bit int."""
+    data = bytes(data)
+    return _murmur2_cached(data) if len(data) <= _CACHED_KEY_BYTES else _murmur2(data)
+
+
+@functools.lru_cache(maxsize=4096)
+def _murmur2_cached(data: bytes) -> int:
+    """Memoised: one record's key is hashed for the placement check and again by every
+    in-process producer that writes under it (a feed copy, a changelog entry), and a
+    partner's feed key or a container number repeats across records."""
+    return _murmur2(data)
+
+
+def _murmur2(data: bytes) -> int:
     length = len(data)
     h = (_SEED ^ length) & _MASK
     full = length - length % 4
-    for i in range(0, full, 4):
-        k = int.from_bytes(data[i:i + 4], "little")
+    for k in struct.unpack_from(f"<{full // 4}I", data):
         k = (k * _M) & _MASK
         k ^= k >> 24
         k = (k * _M) & _MASK

@@ -67,16 +67,24 @@ def _ce_time(time: datetime) -> str:
 
 
 def _headers(ce_id: str, source: str, ce_type: str, time: datetime, key_id: str) -> list[tuple[str, bytes]]:
-    values = {
-        "ce_specversion": "1.0",
-        "ce_id": ce_id,
-        "ce_source": source,
-        "ce_type": ce_type,
-        "ce_time": _ce_time(time),
-        "content-type": JSON_CONTENT_TYPE,
-        "bus_keyid": key_id,
-    }
-    return [(name, value.encode("ascii")) for name, value in values.items()]
+    specversion, source_value, type_value, content_type, key_id_value = _constant_values(source, ce_type, key_id)
+    return [
+        ("ce_specversion", specversion),
+        ("ce_id", ce_id.encode("ascii")),
+        ("ce_source", source_value),
+        ("ce_type", type_value),
+        ("ce_time", _ce_time(time).encode("ascii")),
+        ("content-type", content_type),
+        ("bus_keyid", key_id_value),
+    ]
+
+
+@functools.lru_cache(maxsize=64)
+def _constant_values(source: str, ce_type: str, key_id: str) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+    """The header values a signer repeats on every record (one router or member, a few types),
+    encoded once; a value that is not ASCII raises and is not kept."""
+    return (b"1.0", source.encode("ascii"), ce_type.encode("ascii"), JSON_CONTENT_TYPE.encode("ascii"),
+            key_id.encode("ascii"))
 
 
 # -- router-signed records (receipts, audit proofs) -------------------------------------------------

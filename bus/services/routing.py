@@ -220,7 +220,7 @@ def _route(
         problem = placement_problem(topic, partition, key, partitions, alert_topic(verified.alert_type.value))
         if problem is not None:
             return RoutingResult(False, reason=RejectReason.MISPLACED, detail=problem, **base)
-    if seen(str(verified.message_id)):
+    if seen(base["message_id"]):
         return RoutingResult(False, reason=RejectReason.REPLAY,
                              detail=f"message id {verified.message_id} was already routed", **base)
     if isinstance(verified, VerifiedEnvelope):

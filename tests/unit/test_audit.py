@@ -21,9 +21,11 @@ from bus.core.audit import (
     canonical,
     canonical_text,
     compose,
+    compose_sorted,
     entry_hash,
     fit,
     make_checkpoint,
+    member_prefixes,
     recomputed_hash,
     verify_chains,
 )
@@ -254,3 +256,24 @@ def test_link_fitted_is_link_of_fit_and_its_canonical_bytes(extra: dict[str, Any
     sealed, new_head, text = head.link_fitted(entry)
     assert (sealed, new_head) == (expected, expected_head)
     assert text.encode() == canonical(expected)
+
+
+@given(st.dictionaries(st.text(), _JSON, max_size=8))
+def test_composing_members_in_fixed_key_order_is_the_canonical_encoding(value: dict[str, Any]) -> None:
+    """How the router writes a receipt: the keys' prefixes made once, the members' texts in sorted key order."""
+    prefixes = member_prefixes(sorted(value))
+    texts = [canonical_text(value[k]) for k in sorted(value)]
+    assert compose_sorted(prefixes, texts).encode() == canonical(value)
+
+
+@given(st.lists(st.text(), max_size=5) | st.dictionaries(st.text(), st.none() | st.integers() | st.text(), max_size=5))
+def test_flat_lists_and_objects_are_written_as_the_encoder_writes_them(value: list[str] | dict[str, Any]) -> None:
+    assert canonical_text(value) == json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def test_member_prefixes_refuse_keys_out_of_order() -> None:
+    """The texts are written in the order the prefixes were made in: an unsorted key list would
+    put members out of canonical order, so it is refused where it is declared."""
+    assert member_prefixes(["a", "b"]) == ('"a":', '"b":')
+    with pytest.raises(ValueError, match="sorted"):
+        member_prefixes(["b", "a"])

@@ -12,7 +12,7 @@ import io
 import json
 import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -515,6 +515,77 @@ def test_imo_number_outcome_follows_the_rule(value: str | int) -> None:
             assert message == f"'IMO {number}' fails the IMO check digit (expected {imo.calc_check_digit(number[:6])})"
     else:
         assert shaped and imo.is_valid(str(value)) and result == number
+
+
+def _outcome(check: Callable[[Any], str], value: Any) -> tuple[str, str]:
+    from pydantic_core import PydanticCustomError
+
+    try:
+        return "ok", check(value)
+    except PydanticCustomError as exc:
+        return exc.type, str(exc)
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=st.one_of(
+    st.builds(lambda owner, category, digits: owner + category + digits,
+              st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=3, max_size=3),
+              st.sampled_from("UJZRX"), st.text(alphabet="0123456789", min_size=6, max_size=8)),
+    st.text(alphabet="ABCJRUZabu0123456789 -.\u0660", max_size=14),
+))
+def test_container_fast_path_agrees_with_stdnum(value: str) -> None:
+    """The compact-form shortcut accepts and refuses exactly what the stdnum path does, with
+    the same message (its own check digit arithmetic is checked against stdnum's here)."""
+    from bus.core.models import _checked_container_number, _container_number
+
+    assert _outcome(_container_number, value) == _outcome(_checked_container_number, value)
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=st.one_of(st.text(alphabet="0123456789", min_size=6, max_size=8),
+                       st.text(alphabet="IMO 0123456789a-\u0663", max_size=10), st.integers(-10, 10**8)))
+def test_imo_fast_path_agrees_with_stdnum(value: str | int) -> None:
+    from bus.core.models import _checked_imo_number, _imo_number
+
+    assert _outcome(_imo_number, value) == _outcome(_checked_imo_number, value)
+
+
+@given(value=st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 1, 1),
+                          timezones=st.sampled_from([UTC, timezone(timedelta(hours=2))])))
+def test_utc_millis_shortcut_gives_the_converted_truncated_time(value: datetime) -> None:
+    from bus.core.models import _utc_millis
+
+    expected = value.astimezone(UTC)
+    expected = expected.replace(microsecond=expected.microsecond // 1000 * 1000)
+    result = _utc_millis(value)
+    assert result == expected and result.tzinfo is UTC and result.microsecond % 1000 == 0
+
+
+@given(value=st.text(alphabet=st.sampled_from(" \t\n\x0b\x1c\x85\xa0\u2028\u3000a\x00"), max_size=6))
+def test_blank_text_is_exactly_what_strip_empties(value: str) -> None:
+    from pydantic_core import PydanticCustomError
+
+    from bus.core.models import _text
+
+    try:
+        _text(multiline=True)(value)
+    except PydanticCustomError as exc:
+        assert (exc.type == "blank") == (not value.strip())
+    else:
+        assert value.strip()
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.one_of(st.text(alphabet="NLBEGRTM-x ", max_size=10), st.sampled_from(["NLRTM", "NL", "NL-CUSTOMS"]),
+                       st.just("N" + " " * 70 + "L")))
+def test_remembered_checks_give_the_outcome_of_the_plain_ones_every_time(value: str) -> None:
+    from bus.core.models import _country, _locode, _member_id, _remembered
+
+    for check, longest in ((_member_id, 64), (_country, 8), (_locode, 12)):
+        remembered = _remembered(check, longest)
+        assert _outcome(remembered, value) == _outcome(check, value)
+        assert _outcome(remembered, value) == _outcome(check, value)  # a second time: from the cache
+
 
 # -- code lists ---------------------------------------------------------------------------------
 

@@ -36,12 +36,13 @@ from bus.core.audit import (
     SegmentEntry,
     canonical,
     canonical_text,
-    compose,
+    compose_sorted,
     format_time,
     make_checkpoint,
+    member_prefixes,
 )
 from bus.core.audit_proofs import proof_parts, public_checkpoint
-from bus.core.bounded import bounded, capped
+from bus.core.bounded import Bounded, bounded, capped
 from bus.core.codec import SchemaSet
 from bus.core.codelists import EmpactCodeList
 from bus.core.confidential import EncryptionKeyOwners
@@ -161,6 +162,7 @@ class Builder:
         self.plan = Plan()
         self._routed_at = format_time(ctx.now)
         """Every entry and receipt of the chunk says when it was routed: formatted once."""
+        self._topics: dict[str, str] = {}
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -193,7 +195,8 @@ class Builder:
     def add(self, index: int, polled: Polled, *, force_bounded: tuple[RejectReason, str] | None = None) -> None:
         """Route one input record (index: its place in the chunk) into the plan."""
         p = polled.partition
-        self.plan.offsets[polled.tp] = max(self.plan.offsets.get(polled.tp, 0), polled.offset + 1)
+        tp = polled.tp
+        self.plan.offsets[tp] = max(self.plan.offsets.get(tp, 0), polled.offset + 1)
         if isinstance(polled, UndecodableRecord):
             self._bounded(index, polled, RejectReason.UNDECODABLE,
                           f"the Kafka client could not decode this record: {polled.problem}")
@@ -295,7 +298,8 @@ class Builder:
         ctx, work = self.ctx, self._work(polled.partition)
         entry = {
             **result.audit_entry(),
-            "source": {"topic": bounded(polled.topic), "partition": polled.partition, "offset": polled.offset},
+            "source": {"topic": self._bounded_topic(polled.topic), "partition": polled.partition,
+                       "offset": polled.offset},
             "routed_at": self._routed_at,
             "router_id": ctx.identity.router_id,
             "directory_version": ctx.directory_version,
@@ -309,31 +313,43 @@ class Builder:
                        partition=polled.partition, source=index))
         return sealed, text
 
+    def _bounded_topic(self, topic: str) -> Bounded:
+        """`bounded(topic)`, once per topic of the chunk (a chunk reads a handful of topics)."""
+        known = self._topics.get(topic)
+        if known is not None:
+            return known
+        found = bounded(topic)
+        if isinstance(found, str):  # text only: a {"len", "sha256"} description is never shared
+            self._topics[topic] = found
+        return found
+
     def _receipt(self, index: int, record: Record, result: RoutingResult, audited: tuple[dict[str, Any], str]) -> None:
         ctx = self.ctx
         sealed, sealed_text = audited
         assert result.authenticated_producer is not None
-        value = {
-            "message_id": result.message_id,
-            "record": result.kind,
-            "outcome": "routed" if result.accepted else "rejected",
-            "recipients": list(result.recipients),
-            "recipient_count": len(result.recipients),
-            "policy_version": result.decision.policy_version if result.decision else None,
-            "directory_version": ctx.directory_version,
-            "reason": str(result.reason) if result.reason else None,
-            "detail": capped(result.detail) if result.reason else None,
-            "source": {"topic": record.topic, "partition": record.partition, "offset": record.offset},
-            "routed_at": self._routed_at,
-        }
         # The receipt embeds the sealed audit entry, whose canonical text _audit has just made:
-        # compose the receipt's JSON around it (the same bytes as encoding the whole receipt).
-        members = {name: canonical_text(v) for name, v in value.items()}
-        members["audit"] = compose({"chain": canonical_text(sealed["chain"]), "seq": canonical_text(sealed["seq"]),
-                                    "hash": canonical_text(sealed["hash"]), "entry": sealed_text})
+        # its JSON is composed around that text, member by member in the canonical key order
+        # (`_RECEIPT_KEYS`): the same bytes as encoding the whole receipt.
+        audit = compose_sorted(_AUDIT_PREFIXES, (canonical_text(sealed["chain"]), sealed_text,
+                                                 canonical_text(sealed["hash"]), canonical_text(sealed["seq"])))
+        text = compose_sorted(_RECEIPT_PREFIXES, (
+            audit,                                                                      # audit
+            canonical_text(capped(result.detail) if result.reason else None),           # detail
+            canonical_text(ctx.directory_version),                                      # directory_version
+            canonical_text(result.message_id),                                          # message_id
+            '"routed"' if result.accepted else '"rejected"',                            # outcome
+            canonical_text(result.decision.policy_version if result.decision else None),  # policy_version
+            canonical_text(str(result.reason) if result.reason else None),              # reason
+            int.__repr__(len(result.recipients)),                                       # recipient_count
+            canonical_text(list(result.recipients)),                                    # recipients
+            canonical_text(result.kind),                                                # record
+            canonical_text(self._routed_at),                                            # routed_at
+            canonical_text({"topic": record.topic, "partition": record.partition,       # source
+                            "offset": record.offset}),
+        ))
         key = result.message_id.encode("ascii") if result.message_id else None
         data, headers = sign_router_json(ctx.identity.signer, ctx.identity.router_id, RECEIPT_TYPE,
-                                         compose(members).encode(), ctx.now, key=key)
+                                         text.encode(), ctx.now, key=key)
         self._emit(Out(receipts_topic(result.authenticated_producer), data, key,
                        tuple((n.encode(), v) for n, v in headers), source=index))
 
@@ -371,6 +387,14 @@ class Builder:
         work.segment = []
         work.segment_since = None
         work.checkpoints += 1
+
+
+_RECEIPT_KEYS = ("audit", "detail", "directory_version", "message_id", "outcome", "policy_version", "reason",
+                 "recipient_count", "recipients", "record", "routed_at", "source")
+"""A receipt's members, in canonical (sorted) order: `Builder._receipt` writes their texts in this order."""
+_RECEIPT_PREFIXES = member_prefixes(_RECEIPT_KEYS)
+_AUDIT_PREFIXES = member_prefixes(("chain", "entry", "hash", "seq"))
+"""The receipt's `audit` member: chain, the sealed entry, its hash and seq (in this, sorted, order)."""
 
 
 def _json(value: dict[str, Any]) -> bytes:
