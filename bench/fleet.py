@@ -270,6 +270,9 @@ def _route_backlog(b: RouterProcess, settings: KafkaSettings, records: list[Seal
     return rss, (listening_small, restart_small, restore_small, second / (t1 - t0), b.cpu() - cpu0, b.rejected())
 
 
+WARMUP_ALERTS, WARMUP_RATE = 600, 200
+
+
 def latency_rows(bus: Bus, settings: KafkaSettings, files: Files, signer: SigningKey, factory: AlertFactory,
                  rates: tuple[int, ...], seconds: float, log: Any = print) -> list[dict[str, Any]]:
     """End-to-end latency at fixed offered rates, one router (its own group, started at the end)."""
@@ -279,6 +282,10 @@ def latency_rows(bus: Bus, settings: KafkaSettings, files: Files, signer: Signin
     rows = []
     try:
         router.wait_ready(6)
+        # Unmeasured warm-up: a new router's first transactions (and, on a fresh broker, the JVM's
+        # first produce/marker paths) take ~1 s, which would be the p99 of a 12 s row.
+        log("  warm-up (not measured)")
+        offered_load(settings.bootstrap, seal_all(factory.make(WARMUP_ALERTS), signer), WARMUP_RATE, router)
         for rate in rates:
             log(f"  latency at {rate}/s")
             batch = seal_all(factory.make(int(rate * seconds)), signer)
