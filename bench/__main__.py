@@ -86,7 +86,10 @@ def _run_latency(args: argparse.Namespace, results: dict[str, Any], started: flo
                                          seconds=args.seconds, rates=args.rates, log=lambda m: print(m, flush=True))
     finally:
         broker.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            print(f"kept {work} (router logs in fleet/logs)", flush=True)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     results["load_after"] = load_average()
     results["minutes"] = round((time.monotonic() - started) / 60, 1)
     return results
@@ -168,6 +171,7 @@ def main() -> None:
     parser.add_argument("--rates", type=lambda v: tuple(int(x) for x in v.split(",")), default=(100, 500, 1000),
                         help="offered alerts per second of the latency rows, comma-separated")
     parser.add_argument("--seconds", type=float, default=12.0, help="seconds of load per latency row (--only)")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (broker, router logs) (--only)")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON results (default bench/results/latest.json, with --only bench/results/<only>.json)")
     args = parser.parse_args()
