@@ -259,6 +259,9 @@ class _DeliveryFuture:
 class ConfluentProducer:
     """Idempotent, acks=all, murmur2 placement."""
 
+    _serve_each_send = True
+    """Serve delivery reports after every send, so a caller that never waits still gets them."""
+
     def __init__(self, settings: KafkaSettings, extra: Mapping[str, Any]) -> None:
         self._watch = _Watch(settings)
         self._producer = CProducer({
@@ -293,7 +296,8 @@ class ConfluentProducer:
                 self._serve(_SLICE)
             except KafkaException as exc:
                 raise from_exception(exc, Context(f"sending to {topic}", topic=topic)) from None
-        self._producer.poll(0)
+        if self._serve_each_send:
+            self._producer.poll(0)
         return future
 
     def flush(self, timeout: float) -> None:
@@ -359,6 +363,10 @@ class _Watchdog:
 
 class ConfluentTransactionalProducer(ConfluentProducer):
     """Each step has librdkafka's own timeout; a step that runs out raises `OutcomeUnknown`."""
+
+    _serve_each_send = False
+    """A transaction awaits its deliveries before it commits: serving them once then is
+    enough, and a poll per record cost a call into librdkafka for each of a batch's outputs."""
 
     def __init__(self, settings: KafkaSettings, transactional_id: str, extra: Mapping[str, Any]) -> None:
         self.transactional_id = transactional_id
