@@ -270,6 +270,41 @@ def _route_backlog(b: RouterProcess, settings: KafkaSettings, records: list[Seal
     return rss, (listening_small, restart_small, restore_small, second / (t1 - t0), b.cpu() - cpu0, b.rejected())
 
 
+WARMUP_ALERTS, WARMUP_RATE = 600, 200
+
+
+def latency_rows(bus: Bus, settings: KafkaSettings, files: Files, signer: SigningKey, factory: AlertFactory,
+                 rates: tuple[int, ...], seconds: float, log: Any = print) -> list[dict[str, Any]]:
+    """End-to-end latency at fixed offered rates, one router (its own group, started at the end)."""
+    group = f"bench-latency-{tag()}"
+    start_at_end(bus.engine, group)
+    router = RouterProcess(settings, files, group, "latency")
+    rows = []
+    try:
+        router.wait_ready(6)
+        # Unmeasured warm-up: a new router's first transactions (and, on a fresh broker, the JVM's
+        # first produce/marker paths) take ~1 s, which would be the p99 of a 12 s row.
+        log("  warm-up (not measured)")
+        offered_load(settings.bootstrap, seal_all(factory.make(WARMUP_ALERTS), signer), WARMUP_RATE, router)
+        for rate in rates:
+            log(f"  latency at {rate}/s")
+            batch = seal_all(factory.make(int(rate * seconds)), signer)
+            rows.append(offered_load(settings.bootstrap, batch, rate, router))
+    finally:
+        router.stop()
+    return rows
+
+
+def bench_latency(settings: KafkaSettings, work: Path, *, seconds: float = 12.0,
+                  rates: tuple[int, ...] = (100, 500, 1000), log: Any = print) -> dict[str, Any]:
+    """Only the latency rows (`python -m bench --only latency`): a minute or two to iterate on."""
+    bus = Bus(settings.model_copy(update={"engine": "confluent"}))
+    ensure_router_topics(bus.engine)
+    signer = new_signer()
+    files = prepare(work, signer)
+    return {"latency": latency_rows(bus, settings, files, signer, AlertFactory(), rates, seconds, log)}
+
+
 # -- the fleet run ---------------------------------------------------------------------------------
 
 
@@ -320,19 +355,7 @@ def bench_fleet(settings: KafkaSettings, work: Path, *, history: tuple[int, int]
                       "listening_s": [listening_small, listening_large],
                       "restore_s": [restore_small, restore_large]}
 
-    # latency at fixed offered rates, one router
-    group = f"bench-latency-{tag()}"
-    start_at_end(bus.engine, group)
-    router = RouterProcess(settings, files, group, "latency")
-    out["latency"] = []
-    try:
-        router.wait_ready(6)
-        for rate in rates:
-            log(f"  latency at {rate}/s")
-            batch = seal_all(factory.make(int(rate * latency_seconds)), signer)
-            out["latency"].append(offered_load(settings.bootstrap, batch, rate, router))
-    finally:
-        router.stop()
+    out["latency"] = latency_rows(bus, settings, files, signer, factory, rates, latency_seconds, log)
 
     # scaling: the same burst to one router, then to two
     out["scaling"] = []

@@ -28,6 +28,7 @@ When a transaction fails:
 
 from __future__ import annotations
 
+import gc
 import signal
 import threading
 import time
@@ -138,6 +139,24 @@ class _Rebalances:
         with self._lock:
             events, self._events = self._events, []
             return events
+
+
+def _settle_heap() -> None:
+    """Exempt what start-up made (modules, schemas, policy, keys, clients) from the cyclic GC.
+
+    It lives as long as the process, yet every older-generation collection walked all of it
+    again, in the middle of a batch: with py-spy on a router at 100 alerts/s, 14 % of the
+    loop's samples were in the collector (2.6 % after). Objects made later are collected as
+    before. Once per process: tests run many routers in one.
+    """
+    global _heap_settled
+    if not _heap_settled:
+        _heap_settled = True
+        gc.collect()
+        gc.freeze()
+
+
+_heap_settled = False
 
 
 def _utcnow() -> datetime:
@@ -355,6 +374,7 @@ class Router:
         entries are covered by a signature when it hands its tasks over.
         """
         self.start()
+        _settle_heap()
         last_work = time.monotonic()
         fenced = False
         try:
