@@ -4,6 +4,8 @@ member still on OpenSSL) would stop verifying."""
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -59,3 +61,20 @@ def test_the_libsodium_key_is_built_once_per_key() -> None:
     signer.public.verify(signer.sign(b"a"), b"a")
     assert signer._signer is signer._signer
     assert signer.public._verifier is signer.public._verifier
+
+
+def test_a_signature_with_a_small_order_r_is_refused_though_openssl_accepts_it() -> None:
+    """docs/wire-format.md section 6: the one place libsodium is stricter than OpenSSL. The key
+    holder can make `R` the identity point with `S = k·a`; OpenSSL's cofactorless check accepts
+    it, the bus refuses it (an honest signer never writes one)."""
+    order = 2**252 + 27742317777372353535851937790883648493
+    seed = bytes(range(32))
+    signer = SigningKey("NL-CUSTOMS", Ed25519PrivateKey.from_private_bytes(seed))
+    expanded = hashlib.sha512(seed).digest()
+    scalar = (int.from_bytes(expanded[:32], "little") & ((1 << 254) - 8)) | (1 << 254)
+    identity, message = b"\x01" + bytes(31), b"a crafted signature"
+    public = signer.key.public_key().public_bytes_raw()
+    k = int.from_bytes(hashlib.sha512(identity + public + message).digest(), "little") % order
+    crafted = identity + (k * scalar % order).to_bytes(32, "little")
+    signer.key.public_key().verify(crafted, message)  # OpenSSL: valid
+    assert signer.public.verify(crafted, message) is False
