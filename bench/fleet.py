@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from bench.common import (
     seal_all,
     tag,
 )
+from bench.raw_relay import RelayTopics, read_stats
 from bench.route import ensure_router_topics, start_at_end, write_policy
 from bus.adapters.broker import free_port
 from bus.adapters.keystore import generate_keypair
@@ -46,6 +48,7 @@ from bus.composition import Bus
 from bus.config import KafkaSettings
 from bus.core.keys import SigningKey
 from bus.core.sealing import SealedRecord
+from bus.core.topology import Replication
 
 
 @dataclass
@@ -172,7 +175,7 @@ def wait_handled(routers: list[RouterProcess], n: int, timeout: float = 900.0,
 # -- latency ---------------------------------------------------------------------------------------
 
 
-def _feed_reader(bootstrap: str, arrivals: dict[bytes, float], stop: threading.Event,
+def _feed_reader(bootstrap: str, feed: str, arrivals: dict[bytes, float], stop: threading.Event,
                  ready: threading.Event) -> None:
     from confluent_kafka import OFFSET_END, Consumer
     from confluent_kafka import TopicPartition as CTP
@@ -180,8 +183,8 @@ def _feed_reader(bootstrap: str, arrivals: dict[bytes, float], stop: threading.E
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-latency-{tag()}",
                          "isolation.level": "read_committed", "enable.auto.commit": False,
                          "fetch.wait.max.ms": 10})
-    meta = consumer.list_topics(FEED, timeout=10)
-    consumer.assign([CTP(FEED, p, OFFSET_END) for p in meta.topics[FEED].partitions])
+    meta = consumer.list_topics(feed, timeout=10)
+    consumer.assign([CTP(feed, p, OFFSET_END) for p in meta.topics[feed].partitions])
     consumer.consume(1, 1.0)  # positions resolved before the load starts
     ready.set()
     while not stop.is_set():
@@ -203,17 +206,81 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def offered_load(bootstrap: str, records: list[SealedRecord], rate: int, router: RouterProcess) -> dict[str, Any]:
+class RelayProcess:
+    """`python -m bench.raw_relay` in a child process: the latency rows' raw baseline."""
+
+    def __init__(self, settings: KafkaSettings, files: Files, topics: RelayTopics, name: str) -> None:
+        self.topics = topics
+        self.stats_path = files.logs / f"{name}.stats.json"
+        self.log = (files.logs / f"{name}.log").open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.raw_relay", "--bootstrap", settings.bootstrap, "--topics",
+             topics.input.rsplit(".", 1)[1], "--group", f"bench-raw-relay-{tag()}", "--stats",
+             str(self.stats_path), "--until-stopped"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+
+    def stats(self) -> dict[str, Any]:
+        return read_stats(self.stats_path) or {"transactions": 0, "records": 0, "seconds": 0.0}
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"raw relay exited with {self.proc.returncode}; see {self.log.name}")
+            if read_stats(self.stats_path):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"raw relay not ready within {timeout:g} s; see {self.log.name}")
+
+    def cpu(self) -> float:
+        return child_cpu(self.proc.pid)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+@dataclass
+class Target:
+    """Where offered_load sends and reads, and how to read the process's CPU and batches."""
+
+    input: str | None  # None: each record's own topic (the router reads the alert topics)
+    feed: str
+    cpu: Callable[[], float]
+    batches: Callable[[], tuple[float, float, float]]  # seconds in batches, batches, records
+
+
+def router_target(router: RouterProcess) -> Target:
+    return Target(None, FEED, router.cpu,
+                  lambda: (router.metric("bus_router_batch_seconds_sum"),
+                           router.metric("bus_router_batch_seconds_count"),
+                           router.metric("bus_router_batch_records_total")))
+
+
+def relay_target(relay: RelayProcess) -> Target:
+    def batches() -> tuple[float, float, float]:
+        doc = relay.stats()
+        return float(doc["seconds"]), float(doc["transactions"]), float(doc["records"])
+
+    return Target(relay.topics.input, relay.topics.feed, relay.cpu, batches)
+
+
+def offered_load(bootstrap: str, records: list[SealedRecord], rate: int, target: Target) -> dict[str, Any]:
     arrivals: dict[bytes, float] = {}
     stop, ready = threading.Event(), threading.Event()
-    reader = threading.Thread(target=_feed_reader, args=(bootstrap, arrivals, stop, ready), daemon=True)
+    reader = threading.Thread(target=_feed_reader, args=(bootstrap, target.feed, arrivals, stop, ready), daemon=True)
     reader.start()
     ready.wait(30)
     producer = raw_confluent_producer(bootstrap)
     sent: dict[bytes, float] = {}
-    cpu0 = router.cpu()
-    batches0 = (router.metric("bus_router_batch_seconds_sum"), router.metric("bus_router_batch_seconds_count"),
-                router.metric("bus_router_batch_records_total"))
+    cpu0 = target.cpu()
+    batches0 = target.batches()
     start = time.perf_counter()
     for i, r in enumerate(records):
         due = start + i / rate
@@ -221,17 +288,18 @@ def offered_load(bootstrap: str, records: list[SealedRecord], rate: int, router:
             producer.poll(min(0.002, due - now))
         ce_id = dict(r.headers)["ce_id"]
         sent[ce_id] = time.perf_counter()
-        producer.produce(r.topic, r.value, r.key, headers=r.headers)
+        producer.produce(target.input or r.topic, r.value, r.key, headers=r.headers)
         producer.poll(0)
     producer.flush(60)
     offered_s = time.perf_counter() - start
     deadline = time.monotonic() + 60
     while len(arrivals) < len(sent) and time.monotonic() < deadline:
         time.sleep(0.1)
-    cpu = router.cpu() - cpu0
-    seconds, count, inputs = (router.metric("bus_router_batch_seconds_sum") - batches0[0],
-                              router.metric("bus_router_batch_seconds_count") - batches0[1],
-                              router.metric("bus_router_batch_records_total") - batches0[2])
+    cpu = target.cpu() - cpu0
+    deadline = time.monotonic() + 5  # the relay writes its counters once idle
+    while (batches1 := target.batches())[2] - batches0[2] < len(arrivals) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    seconds, count, inputs = (b1 - b0 for b1, b0 in zip(batches1, batches0, strict=True))
     stop.set()
     reader.join(10)
     latencies = [(arrivals[k] - t) * 1000 for k, t in sent.items() if k in arrivals]
@@ -275,23 +343,35 @@ WARMUP_ALERTS, WARMUP_RATE = 600, 200
 
 def latency_rows(bus: Bus, settings: KafkaSettings, files: Files, signer: SigningKey, factory: AlertFactory,
                  rates: tuple[int, ...], seconds: float, log: Any = print) -> list[dict[str, Any]]:
-    """End-to-end latency at fixed offered rates, one router (its own group, started at the end)."""
+    """End-to-end latency at fixed offered rates: the raw relay, then one router (its own group,
+    started at the end), with the same pre-sealed records at each rate. Each row is the router's,
+    with the relay's figures under "raw"."""
+    relay_topics = RelayTopics.for_tag(tag())
+    bus.ensure_topics(relay_topics.specs(Replication.for_cluster(1)))
     group = f"bench-latency-{tag()}"
     start_at_end(bus.engine, group)
+    relay = RelayProcess(settings, files, relay_topics, "raw-relay")
     router = RouterProcess(settings, files, group, "latency")
     rows = []
     try:
+        relay.wait_ready()
         router.wait_ready(6)
+        raw, bus_target = relay_target(relay), router_target(router)
         # Unmeasured warm-up: a new router's first transactions (and, on a fresh broker, the JVM's
         # first produce/marker paths) take ~1 s, which would be the p99 of a 12 s row.
         log("  warm-up (not measured)")
-        offered_load(settings.bootstrap, seal_all(factory.make(WARMUP_ALERTS), signer), WARMUP_RATE, router)
+        warmup = seal_all(factory.make(WARMUP_ALERTS), signer)
+        offered_load(settings.bootstrap, warmup, WARMUP_RATE, raw)
+        offered_load(settings.bootstrap, warmup, WARMUP_RATE, bus_target)
         for rate in rates:
-            log(f"  latency at {rate}/s")
             batch = seal_all(factory.make(int(rate * seconds)), signer)
-            rows.append(offered_load(settings.bootstrap, batch, rate, router))
+            log(f"  latency at {rate}/s: raw relay")
+            raw_row = offered_load(settings.bootstrap, batch, rate, raw)
+            log(f"  latency at {rate}/s: router")
+            rows.append({**offered_load(settings.bootstrap, batch, rate, bus_target), "raw": raw_row})
     finally:
         router.stop()
+        relay.stop()
     return rows
 
 
