@@ -11,11 +11,11 @@ to the receipts topic keyed by the producer; then the consumer positions in the
 transaction; commit. The loop takes batches like the router: wait for the first record,
 then take what is already fetched (500 at most).
 
-Its topics are bench-private (`relay_topics`), with the router's partition counts and
+Its topics are bench-private (`RelayTopics`), with the router's partition counts and
 configs, so the router and the relay can run side by side on one broker without reading
 each other's records. It runs until SIGTERM (the router is stopped the same way), and
-writes its counters (transactions, records, seconds inside transactions) to `--stats`
-whenever it falls idle, so a reader sees them current between offered loads.
+writes its counters (transactions, records, seconds inside transactions, of which
+sending offsets and committing) to `--stats` whenever it falls idle, so a reader sees them current between offered loads.
 """
 
 from __future__ import annotations
@@ -87,7 +87,8 @@ def read_stats(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def relay(bootstrap: str, topics: RelayTopics, group: str, stats_path: Path) -> None:
+def relay(bootstrap: str, topics: RelayTopics, group: str, stats_path: Path,
+          retry_backoff_ms: int | None = None) -> None:
     from confluent_kafka import Consumer, Producer
     from confluent_kafka import TopicPartition as CTP
 
@@ -96,7 +97,8 @@ def relay(bootstrap: str, topics: RelayTopics, group: str, stats_path: Path) -> 
     # As the router's transactional producer is configured (the port's confluent engine, linger 2 ms).
     producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": group, "enable.idempotence": True,
                          "acks": "all", "partitioner": "murmur2_random", "linger.ms": 2,
-                         "transaction.timeout.ms": 60_000})
+                         "transaction.timeout.ms": 60_000,
+                         **({"retry.backoff.ms": retry_backoff_ms} if retry_backoff_ms is not None else {})})
     producer.init_transactions(30)
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "isolation.level": "read_committed",
                          "enable.auto.commit": False, "enable.auto.offset.store": False,
@@ -106,7 +108,8 @@ def relay(bootstrap: str, topics: RelayTopics, group: str, stats_path: Path) -> 
     consumer.assign([CTP(topics.input, p, consumer.get_watermark_offsets(CTP(topics.input, p), 10)[1])
                      for p in partitions])
     entry, receipt, producer_key = b"a" * ENTRY_SIZE, b"r" * ENTRY_SIZE, PRODUCER.encode()
-    stats: dict[str, Any] = {"ready": True, "transactions": 0, "records": 0, "seconds": 0.0}
+    stats: dict[str, Any] = {"ready": True, "transactions": 0, "records": 0, "seconds": 0.0,
+                             "offsets_seconds": 0.0, "commit_seconds": 0.0}
     write_stats(stats_path, stats)
     dirty = False
     while not stopping[0]:
@@ -130,12 +133,18 @@ def relay(bootstrap: str, topics: RelayTopics, group: str, stats_path: Path) -> 
             producer.produce(topics.changelog, entry, m.key(), partition=p)
             producer.produce(topics.receipts, receipt, producer_key)
             positions[p] = offset + 1
+        t1 = time.perf_counter()
         producer.send_offsets_to_transaction([CTP(topics.input, p, o) for p, o in positions.items()],
                                              consumer.consumer_group_metadata(), 30)
+        t2 = time.perf_counter()
         producer.commit_transaction(30)
+        t3 = time.perf_counter()
+        producer.poll(0)  # serve the delivery reports, as the port does
+        stats["offsets_seconds"] += t2 - t1
+        stats["commit_seconds"] += t3 - t2
         stats["transactions"] += 1
         stats["records"] += len(msgs)
-        stats["seconds"] += time.perf_counter() - t0
+        stats["seconds"] += t3 - t0
         dirty = True
     write_stats(stats_path, stats)
     consumer.close()
@@ -148,8 +157,10 @@ def main() -> None:
     parser.add_argument("--group", required=True, help="consumer group and transactional id")
     parser.add_argument("--stats", type=Path, required=True, help="JSON counters, rewritten when idle")
     parser.add_argument("--until-stopped", action="store_true", help="run until SIGTERM (the only mode)")
+    parser.add_argument("--retry-backoff-ms", type=int, default=None,
+                        help="librdkafka retry.backoff.ms (default: librdkafka's, as the port leaves it)")
     args = parser.parse_args()
-    relay(args.bootstrap, RelayTopics.for_tag(args.topics), args.group, args.stats)
+    relay(args.bootstrap, RelayTopics.for_tag(args.topics), args.group, args.stats, args.retry_backoff_ms)
 
 
 if __name__ == "__main__":
