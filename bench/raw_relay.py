@@ -15,7 +15,8 @@ Its topics are bench-private (`RelayTopics`), with the router's partition counts
 configs, so the router and the relay can run side by side on one broker without reading
 each other's records. It runs until SIGTERM (the router is stopped the same way), and
 writes its counters (transactions, records, seconds inside transactions, of which
-sending offsets and committing) to `--stats` whenever it falls idle, so a reader sees them current between offered loads.
+sending offsets and committing) to `--stats` whenever it falls idle, so a reader sees
+them current between offered loads.
 """
 
 from __future__ import annotations
