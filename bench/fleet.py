@@ -286,6 +286,8 @@ def offered_load(bootstrap: str, records: list[SealedRecord], rate: int, target:
     reader.start()
     ready.wait(30)
     producer = raw_confluent_producer(bootstrap)
+    for topic in {target.input or r.topic for r in records[:1]}:
+        producer.list_topics(topic, timeout=10)  # metadata and connection before the clock starts
     sent: dict[bytes, float] = {}
     cpu0 = target.cpu()
     batches0 = target.batches()
