@@ -279,13 +279,17 @@ def relay_target(relay: RelayProcess) -> Target:
     return Target(relay.topics.input, relay.topics.feed, relay.cpu, batches)
 
 
-def offered_load(bootstrap: str, records: list[SealedRecord], rate: int, target: Target) -> dict[str, Any]:
+def offered_load(bootstrap: str, records: list[SealedRecord], rate: int, target: Target,
+                 producer: Any = None) -> dict[str, Any]:
+    """Offer `records` at `rate` per second to `target` and time each to its feed. Pass one
+    `producer` for every row: a new one's first sends wait for its producer id and metadata."""
     arrivals: dict[bytes, float] = {}
     stop, ready = threading.Event(), threading.Event()
     reader = threading.Thread(target=_feed_reader, args=(bootstrap, target.feed, arrivals, stop, ready), daemon=True)
     reader.start()
     ready.wait(30)
-    producer = raw_confluent_producer(bootstrap)
+    if producer is None:
+        producer = raw_confluent_producer(bootstrap)
     for topic in {target.input or r.topic for r in records[:1]}:
         producer.list_topics(topic, timeout=10)  # metadata and connection before the clock starts
     sent: dict[bytes, float] = {}
@@ -371,18 +375,19 @@ def latency_rows(bus: Bus, settings: KafkaSettings, files: Files, signer: Signin
         # first produce/marker paths) take ~1 s, which would be the p99 of a 12 s row.
         log("  warm-up (not measured)")
         warmup = seal_all(factory.make(WARMUP_ALERTS), signer)
-        offered_load(settings.bootstrap, warmup, WARMUP_RATE, raw)
-        offered_load(settings.bootstrap, warmup, WARMUP_RATE, bus_target)
+        load = raw_confluent_producer(settings.bootstrap)
+        offered_load(settings.bootstrap, warmup, WARMUP_RATE, raw, load)
+        offered_load(settings.bootstrap, warmup, WARMUP_RATE, bus_target, load)
         for rate in rates:
             batch = seal_all(factory.make(int(rate * seconds)), signer)
             log(f"  latency at {rate}/s: raw relay")
             steps0 = relay.stats()
-            raw_row = offered_load(settings.bootstrap, batch, rate, raw)
+            raw_row = offered_load(settings.bootstrap, batch, rate, raw, load)
             steps1, txns = relay.stats(), max(1, raw_row["batches"])
             raw_row.update({f"mean_{step}_ms": (steps1.get(f"{step}_seconds", 0.0) - steps0.get(f"{step}_seconds", 0.0))
                             / txns * 1000 for step in ("offsets", "commit")})
             log(f"  latency at {rate}/s: router")
-            rows.append({**offered_load(settings.bootstrap, batch, rate, bus_target),
+            rows.append({**offered_load(settings.bootstrap, batch, rate, bus_target, load),
                          "raw": {**raw_row, "retry_backoff_ms": RELAY_RETRY_BACKOFF_MS}})
     finally:
         router.stop()
