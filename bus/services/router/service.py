@@ -95,6 +95,50 @@ log = structlog.get_logger("bus.router")
 
 Loader = Callable[[], tuple[Policy, KeyResolver]]
 LAG_INTERVAL = 15.0
+SLOW_TURN = 0.06
+"""A turn longer than this is logged (info) with its wall time by phase: at 500 alerts/s one
+such stall is enough to set the p99 of end-to-end latency."""
+
+
+class _Phases:
+    """Wall time of one turn by phase; `mark(name)` charges the time since the last mark to `name`."""
+
+    __slots__ = ("_gc", "_last", "_started", "spent")
+
+    def __init__(self) -> None:
+        self._started = self._last = time.monotonic()
+        self._gc = _gc_clock.seconds
+        self.spent: dict[str, float] = {}
+
+    def mark(self, phase: str) -> None:
+        now = time.monotonic()
+        self.spent[phase] = self.spent.get(phase, 0.0) + now - self._last
+        self._last = now
+
+    def total(self) -> float:
+        return self._last - self._started
+
+    def report(self) -> dict[str, float]:
+        """Milliseconds by phase; `gc` is the cyclic collector's share, inside whichever phase it hit."""
+        spent = {**self.spent, "gc": _gc_clock.seconds - self._gc}
+        return {k: round(v * 1000, 1) for k, v in spent.items() if v >= 0.0005}
+
+
+class _GcClock:
+    """Seconds the cyclic garbage collector ran in this process (a `gc.callbacks` hook)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._since = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._since = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._since
+
+
+_gc_clock = _GcClock()
 
 
 @dataclass
@@ -154,6 +198,7 @@ def _settle_heap() -> None:
         _heap_settled = True
         gc.collect()
         gc.freeze()
+        gc.callbacks.append(_gc_clock)
 
 
 _heap_settled = False
@@ -215,6 +260,7 @@ class Router:
         self._next_reload = time.monotonic() + self.options.reload_interval
         self._next_eviction = time.monotonic() + self.options.eviction_interval
         self._next_lag = time.monotonic()
+        self._phases = _Phases()
 
     # -- identity and topics ---------------------------------------------------------------------
 
@@ -424,13 +470,17 @@ class Router:
     def turn(self) -> bool:
         """One round: poll, rebalance, route, checkpoint, evict. True if it wrote anything."""
         self._last_turn = time.monotonic()
+        phases = self._phases = _Phases()
         self._maybe_reload()
+        phases.mark("reload")
         if self._consumer is None or self._producer is None:
             self._recover(KafkaUnavailable("no clients"))
             return False
         try:
             polled = self._consumer.poll(self.options.poll_timeout, self.options.batch_size)
+            phases.mark("poll")
             restored = self._apply_rebalances()
+            phases.mark("rebalance")
         except (Fenced, NotAuthorized):
             raise
         except KafkaError as exc:  # no broker, no answer, a client gone wrong: start over
@@ -441,8 +491,16 @@ class Router:
             worked = self._process(polled) or worked
         if self._consumer is not None and self.tasks and not polled:
             worked = self._checkpoint_idle() or worked
+            phases.mark("idle_checkpoint")
         self._housekeeping()
+        self._log_if_slow(phases, len(polled))
         return worked
+
+    def _log_if_slow(self, phases: _Phases, polled: int) -> None:
+        """Where a slow turn's time went (poll excluded: waiting for records is not a stall)."""
+        busy = phases.total() - phases.spent.get("poll", 0.0)
+        if busy >= SLOW_TURN:
+            log.info("slow turn", busy_ms=round(busy * 1000, 1), polled=polled, **phases.report())
 
     def _apply_rebalances(self) -> bool:
         """Act on what the group did during `poll`; True if tasks were restored."""
@@ -541,6 +599,7 @@ class Router:
             return False
         if not records:
             return False
+        self._phases.mark("select")
         started = time.monotonic()
         chunks: deque[tuple[list[Polled], dict[int, tuple[RejectReason, str]]]] = deque([(records, {})])
         while chunks:
@@ -593,6 +652,7 @@ class Router:
         except Exception as exc:  # a bug while building outputs: isolate the record, never loop
             log.exception("building the outputs of a batch failed")
             raise BatchNotCommitted("record", exc) from exc
+        self._phases.mark("build")
         return plan, self._commit(plan)
 
     def _commit(self, plan: Plan) -> list[Delivery]:
@@ -600,12 +660,14 @@ class Router:
         producer, consumer = self._producer, self._consumer
         assert producer is not None and consumer is not None
         deadline = Deadline(self.options.commit_timeout)
+        phases = self._phases
         try:
             producer.begin()
         except Fenced:
             raise
         except KafkaError as exc:
             raise BatchNotCommitted("unknown", exc) from exc
+        phases.mark("begin")
         try:
             futures = []
             for out in plan.outputs:
@@ -616,6 +678,7 @@ class Router:
                     raise
                 except KafkaError as exc:
                     raise BatchNotCommitted("record", exc, out.source) from exc
+            phases.mark("send")
             deliveries = []
             for out, future in zip(plan.outputs, futures, strict=True):
                 try:
@@ -624,13 +687,16 @@ class Router:
                     raise
                 except KafkaError as exc:
                     raise BatchNotCommitted("record", exc, out.source) from exc
+            phases.mark("deliveries")
             try:
                 producer.send_offsets(plan.offsets, consumer.group_metadata(), max(0.01, deadline.remaining()))
             except (OutcomeUnknown, KafkaUnavailable, Fenced):
                 raise
             except KafkaError as exc:
                 raise BatchNotCommitted("group", exc) from exc
+            phases.mark("offsets")
             producer.commit(max(0.01, deadline.remaining()))
+            phases.mark("commit")
             return deliveries
         except Fenced:
             raise
@@ -668,6 +734,7 @@ class Router:
             if update.changelog:
                 next_offset = max(deliveries[i].offset for i in update.changelog) + 1
                 task.store.apply(update.routed.values(), next_offset)
+        self._phases.mark("apply")
 
     def _account(self, plan: Plan, records: int, elapsed: float) -> None:
         stats, metrics = self.stats, self.metrics
@@ -711,6 +778,7 @@ class Router:
         metrics.batch_seconds.observe(elapsed)
         log.info("batch", records=records, routed=routed, rejected=rejected, delivered=delivered,
                  checkpoints=plan.checkpoints, elapsed_ms=round(elapsed * 1000, 1))
+        self._phases.mark("account")
 
     def _rewind(self, chunks: Sequence[Sequence[Polled]]) -> None:
         """Read these records again: each partition back to its first unprocessed offset."""
@@ -778,14 +846,17 @@ class Router:
             evicted = sum(task.store.evict(horizon) for task in self.tasks.values())
             if evicted:
                 log.info("replay window evicted", ids=evicted)
+            self._phases.mark("evict")
         if now >= self._next_topics and self._consumer is not None:
             try:
                 self._refresh_topics()
             except KafkaError as exc:
                 log.debug("topics not listed", error=str(exc))
+            self._phases.mark("topics")
         if now >= self._next_lag and self._consumer is not None:
             self._next_lag = now + LAG_INTERVAL
             self._measure_lag()
+            self._phases.mark("lag")
 
     def _unassigned(self) -> Consumer:
         """The router's consumer that is never assigned (`_probe`), made on first use."""
