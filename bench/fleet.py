@@ -85,7 +85,7 @@ class RouterProcess:
             [sys.executable, "-m", "bus", "router", "run", "--policy", str(files.policy), "--keys", str(files.keys),
              "--router-key", str(files.router_key), "--router-id", ROUTER_ID, "--state-dir", str(files.state),
              "--group", group, "--transactional-prefix", group, "--health-port", str(self.port),
-             "--log-level", "WARNING"],
+             "--log-level", os.environ.get("BENCH_ROUTER_LOG_LEVEL", "WARNING")],
             env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
     def _get(self, path: str) -> tuple[int, str]:
