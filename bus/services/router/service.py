@@ -260,6 +260,9 @@ class Router:
         self._next_reload = time.monotonic() + self.options.reload_interval
         self._next_eviction = time.monotonic() + self.options.eviction_interval
         self._next_lag = time.monotonic()
+        self._lag_pending: list[TopicPartition] = []
+        """Partitions whose lag this round has yet to measure, one a turn (last first)."""
+        self._lag_round: dict[TopicPartition, int] = {}
         self._phases = _Phases()
 
     # -- identity and topics ---------------------------------------------------------------------
@@ -539,8 +542,10 @@ class Router:
         return bool(new)
 
     def _refresh_topics(self) -> None:
+        """Asked of the probe, not the group consumer: there the metadata request waits behind its
+        long-polled fetch, a stall of the loop every minute."""
         if self._consumer is not None:
-            self._topics = frozenset(self._consumer.topics())
+            self._topics = frozenset(self._unassigned().topics())
             self._next_topics = time.monotonic() + 60.0
 
     def _check_outputs(self, policy: Policy) -> None:
@@ -853,9 +858,8 @@ class Router:
             except KafkaError as exc:
                 log.debug("topics not listed", error=str(exc))
             self._phases.mark("topics")
-        if now >= self._next_lag and self._consumer is not None:
-            self._next_lag = now + LAG_INTERVAL
-            self._measure_lag()
+        if self._consumer is not None and (self._lag_pending or now >= self._next_lag):
+            self._measure_lag(now)
             self._phases.mark("lag")
 
     def _unassigned(self) -> Consumer:
@@ -864,20 +868,32 @@ class Router:
             self._probe = self.engine.consumer(read_committed=True, client_id=f"bus-router-{self.instance}-probe")
         return self._probe
 
-    def _measure_lag(self) -> None:
-        """Records not yet routed: end of each assigned partition minus where this router is."""
+    def _measure_lag(self, now: float) -> None:
+        """Records not yet routed: end of each assigned partition minus where this router is.
+
+        One partition a turn: a watermark is a round trip to the broker, and all of them in one
+        turn (~20 ms for the alert and ack partitions) held back every alert waiting for that turn.
+        The gauges are set when the round is complete, every `LAG_INTERVAL` s.
+        """
         assert self._consumer is not None
-        lag: dict[TopicPartition, int] = {}
-        try:
-            probe = self._unassigned()
-            for tp in self._consumer.assignment():
-                position = self._positions.get(tp)
-                if position is not None:
-                    lag[tp] = max(0, probe.watermarks(tp, timeout=2.0)[1] - position)
-        except KafkaError as exc:
-            log.debug("lag not measured", error=str(exc))
-            return
-        self.metrics.set_lag(lag)
+        if not self._lag_pending:
+            self._next_lag = now + LAG_INTERVAL
+            self._lag_pending = sorted(self._consumer.assignment(), reverse=True)
+            self._lag_round = {}
+            if not self._lag_pending:
+                self.metrics.set_lag({})
+                return
+        tp = self._lag_pending.pop()
+        position = self._positions.get(tp)
+        if position is not None and tp in self._consumer.assignment():
+            try:
+                self._lag_round[tp] = max(0, self._unassigned().watermarks(tp, timeout=2.0)[1] - position)
+            except KafkaError as exc:
+                log.debug("lag not measured", error=str(exc))
+                self._lag_pending = []
+                return
+        if not self._lag_pending:
+            self.metrics.set_lag(self._lag_round)
 
     def _maybe_reload(self) -> None:
         now = time.monotonic()
