@@ -631,3 +631,15 @@ def test_a_router_stops_when_a_topic_it_writes_does_not_exist(fed, tmp_path):
                 r.turn()
     finally:
         r.close()
+
+
+def test_the_lag_of_every_partition_routed_from_is_reported_once_its_round_is_done(world, router):
+    world.alerts(12)
+    run_until_idle(router)
+    for _ in range(len(router._consumer.assignment())):  # type: ignore[union-attr]
+        router.turn()  # one partition's watermark a turn: a round takes as many turns as partitions
+    text = router.metrics.render().decode()
+    reported = {line for line in text.splitlines() if line.startswith("bus_router_consumer_lag{")}
+    routed_from = {tp for tp in router._positions}
+    assert len(reported) == len(routed_from) > 0
+    assert all(line.endswith(" 0.0") for line in reported)
