@@ -73,7 +73,28 @@ def prepare(work: Path, signer: SigningKey) -> Files:
     return Files(write_policy(work / "policy.yaml"), keys, router_key, work / "router-state", logs)
 
 
-class RouterProcess:
+class ChildProcess:
+    """A benchmark child process (its output in `log`): CPU read from /proc, stopped as SIGTERM
+    does, killed if it lingers."""
+
+    proc: subprocess.Popen[bytes]
+    log: Any
+
+    def cpu(self) -> float:
+        return child_cpu(self.proc.pid)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+class RouterProcess(ChildProcess):
     """`bus router run` in a child process, watched through its health server."""
 
     def __init__(self, settings: KafkaSettings, files: Files, group: str, name: str) -> None:
@@ -142,21 +163,8 @@ class RouterProcess:
             time.sleep(0.05)
         raise RuntimeError(f"router not ready within {timeout:g} s; see {self.log.name}")
 
-    def cpu(self) -> float:
-        return child_cpu(self.proc.pid)
-
     def rss(self) -> float:
         return child_rss_mib(self.proc.pid)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
 
 
 def wait_handled(routers: list[RouterProcess], n: int, timeout: float = 900.0,
@@ -214,7 +222,7 @@ relay (the router, with milliseconds of CPU between commit and send_offsets, mos
 The baseline is the floor, so it does not pay that wait."""
 
 
-class RelayProcess:
+class RelayProcess(ChildProcess):
     """`python -m bench.raw_relay` in a child process: the latency rows' raw baseline."""
 
     def __init__(self, settings: KafkaSettings, files: Files, topics: RelayTopics, name: str) -> None:
@@ -239,20 +247,6 @@ class RelayProcess:
                 return
             time.sleep(0.05)
         raise RuntimeError(f"raw relay not ready within {timeout:g} s; see {self.log.name}")
-
-    def cpu(self) -> float:
-        return child_cpu(self.proc.pid)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-
 
 @dataclass
 class Target:
