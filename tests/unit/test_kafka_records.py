@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -13,20 +15,32 @@ _capabilities = st.builds(Capabilities, st.booleans(), st.booleans(), st.boolean
                           st.integers(min_value=0, max_value=200))
 
 
+def _utf8(name: bytes) -> bool:
+    try:
+        name.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+_HEADER_RULES: list[tuple[str, Callable[[bytes, bytes | None], bool], str]] = [
+    ("null_header_values", lambda name, value: value is None, "a null header value"),
+    ("nul_in_header_names", lambda name, value: b"\x00" in name, "a header name holding a NUL byte"),
+    ("non_utf8_header_names", lambda name, value: not _utf8(name), "a header name that is not UTF-8"),
+]
+"""The documented rule as a table: (capability, what breaks it, the message), checked in this order
+for each header in turn."""
+
+
 def _reference(caps: Capabilities, key: bytes | None, value: bytes | None, headers: Headers) -> str | None:
     """The rule as documented: the first problem in header order, then the size."""
     if key is None and value is None and not caps.keyless_valueless_records:
         return "a record with neither key nor value"
-    for name, header_value in headers:
-        if header_value is None and not caps.null_header_values:
-            return "a null header value"
-        if b"\x00" in name and not caps.nul_in_header_names:
-            return "a header name holding a NUL byte"
-        if not caps.non_utf8_header_names:
-            try:
-                name.decode("utf-8")
-            except UnicodeDecodeError:
-                return "a header name that is not UTF-8"
+    problems = (message for name, header_value in headers for capability, breaks, message in _HEADER_RULES
+                if not getattr(caps, capability) and breaks(name, header_value))
+    first = next(problems, None)
+    if first is not None:
+        return first
     size = len(key or b"") + len(value or b"") + sum(len(n) + len(v or b"") for n, v in headers)
     return f"{size} bytes, over the producer's limit of {caps.max_record_bytes}" if size > caps.max_record_bytes \
         else None
